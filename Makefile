@@ -1,0 +1,150 @@
+# mom: one non-recursive Makefile for the broker, its tests and tools.
+# `make` builds build/momd; `make test` / `make asan` run every test;
+# `make deps` installs the Debian packages the build and tests need.
+# SPDX-License-Identifier: MIT
+
+BUILD     ?= build
+CC        ?= cc
+SANITIZER ?=
+OPT       ?= -O2
+PYTHON    := /usr/bin/python3
+
+WARN   := -Wall -Wextra -Wshadow -Wvla -Wstrict-prototypes -Wmissing-prototypes \
+          -Wformat=2 -Werror
+STRICT := -Wconversion -Wsign-conversion
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -DPB_ENABLE_MALLOC $(OPT) -g $(WARN) \
+          -I. -I$(BUILD) -isystem /usr/include/evhtp -pthread $(EXTRA_CFLAGS)
+ifneq ($(SANITIZER),)
+CFLAGS_ALL += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDSAN      := -fsanitize=$(SANITIZER)
+endif
+LDLIBS := -levhtp -levent -levent_pthreads -ljwt -lcjson -lnghttp2 -lssl -lcrypto \
+          -l:libprotobuf-nanopb.a -pthread -lm
+
+# Debian packages: build, unit tests, integration tests, benchmarks, fuzzing.
+DEB_PKGS := make gcc pkg-config libevent-dev libevhtp-dev libssl-dev libonig-dev \
+            nanopb libnanopb-dev protobuf-compiler libjwt-dev libcjson-dev \
+            libnghttp2-dev libcmocka-dev python3-pytest python3-requests \
+            python3-grpcio python3-jwt python3-protobuf python3-cryptography \
+            wrk clang libclang-rt-14-dev curl procps
+
+PROTO_SRC := proto/mom.proto
+PROTO_C   := $(BUILD)/proto/mom.pb.c
+PROTO_H   := $(BUILD)/proto/mom.pb.h
+
+COMMON_SRC := $(wildcard common/*.c)
+REPL_SRC   := $(wildcard replication/*.c)
+BROKER_SRC := $(filter-out broker/main.c,$(wildcard broker/*.c))
+LIB_OBJ    := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(REPL_SRC:%.c=$(BUILD)/%.o) \
+              $(BROKER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/proto/mom.pb.o
+LIBMOM     := $(BUILD)/libmom.a
+
+UNIT_SRC   := $(wildcard test/unit/test_*.c)
+UNIT_BIN   := $(UNIT_SRC:test/unit/%.c=$(BUILD)/test/%)
+SIM_SRC    := $(wildcard test/sim/*.c)
+SIM_BIN    := $(if $(SIM_SRC),$(BUILD)/test/sim_raft)
+BENCH_SRC  := $(wildcard test/bench/*.c)
+BENCH_BIN  := $(BENCH_SRC:test/bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all run test unit sim integration asan fuzz bench cluster deps deps-check fmt clean
+all: $(BUILD)/momd
+
+$(PROTO_C) $(PROTO_H): $(PROTO_SRC) proto/mom.options
+	@mkdir -p $(BUILD)/proto
+	protoc --plugin=protoc-gen-nanopb=/usr/bin/protoc-gen-nanopb -Iproto \
+	  --nanopb_opt=-Iproto --nanopb_out=$(BUILD)/proto $(PROTO_SRC)
+
+$(BUILD)/proto/mom.pb.o: $(PROTO_C)
+	$(CC) $(CFLAGS_ALL) $(STRICT) -c $< -o $@
+
+$(BUILD)/common/%.o: common/%.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(STRICT) -MMD -MP -c $< -o $@
+$(BUILD)/replication/%.o: replication/%.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(STRICT) -MMD -MP -c $< -o $@
+$(BUILD)/broker/%.o: broker/%.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+$(BUILD)/test/%.o: test/%.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -MMD -MP -c $< -o $@
+
+$(LIBMOM): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/momd: $(BUILD)/broker/main.o $(LIBMOM)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test/test_%: $(BUILD)/test/unit/test_%.o $(LIBMOM)
+	$(CC) $(LDSAN) -o $@ $^ -lcmocka $(LDLIBS)
+
+$(BUILD)/test/sim_raft: $(SIM_SRC:test/%.c=$(BUILD)/test/%.o) $(LIBMOM)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/%: test/bench/%.c $(LIBMOM)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -o $@ $^ $(LDLIBS)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- running ----
+run: deps $(BUILD)/momd
+	exec $(BUILD)/momd
+
+# ---- tests ----
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+sim: $(SIM_BIN)
+	@set -e; if [ -n "$(SIM_BIN)" ]; then $(SIM_BIN) --seeds $${SIM_SEEDS:-10000}; fi
+
+integration: $(BUILD)/momd
+	MOMD=$(abspath $(BUILD)/momd) $(PYTHON) -m pytest -q -p no:cacheprovider test/integration
+
+test: deps
+	@$(MAKE) --no-print-directory all unit sim integration
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 SANITIZER=address,undefined \
+	  all unit sim integration SIM_SEEDS=$${SIM_SEEDS:-2000}
+
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@$(MAKE) --no-print-directory -f test/fuzz/fuzz.mk BUILD=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz-run
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	$(PYTHON) test/bench/run_bench.py --momd $(abspath $(BUILD)/momd) --bench-dir $(abspath $(BUILD)/bench)
+
+cluster: deps $(BUILD)/momd
+	deploy/local-cluster.sh start $${CLUSTER_DIR:-$(abspath $(BUILD)/cluster)}
+
+# ---- setup ----
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "missing packages; run: sudo apt-get update && sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+# The dependency arrows of DESIGN.md: common -> nothing of ours,
+# replication -> common + proto, only broker/ may include broker/.
+deps-check:
+	@! grep -n '#include "\(replication\|broker\)/' common/*.[ch] || { echo "common/ must not include replication/ or broker/"; exit 1; }
+	@! grep -n '#include "broker/' replication/*.[ch] || { echo "replication/ must not include broker/"; exit 1; }
+	@! grep -rn '#include "test/\|#include ".*main.c"' common replication broker || { echo "nothing includes test/ or main.c"; exit 1; }
+	@echo "deps-check: ok"
+
+fmt:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,41 @@
+/* Commands: every state change of mom as a mom.v1.Command (DESIGN §2).
+ * The HTTP layer fills a struct command and encodes it; the log stores the
+ * bytes; apply decodes them back. Publish item bodies are nanopb callbacks
+ * (bodies can exceed nanopb's 64 KiB static limit).
+ * SPDX-License-Identifier: MIT */
+#ifndef MOM_BROKER_COMMAND_H
+#define MOM_BROKER_COMMAND_H
+
+#include "proto/mom.pb.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define COMMAND_MAX_BATCH 1000
+
+struct command_item {
+    const uint8_t *body;     /* not owned: the request body, or the decode buffer */
+    size_t body_len;
+    char content_type[256];  /* "" = application/octet-stream */
+    uint64_t delay_ms;
+};
+
+struct command {
+    mom_v1_Command pb;            /* stamp, identity and the oneof (pb.which_kind) */
+    struct command_item *items;   /* Publish only; owned by the command (malloc'd array) */
+    size_t item_count;
+};
+
+/* Encodes cmd into a malloc'd buffer (*out, *out_len), owned by the caller.
+ * Returns MOM_OK, MOM_ERR_NOMEM or MOM_ERR_INVALID. */
+int command_encode(const struct command *cmd, uint8_t **out, size_t *out_len);
+
+/* Decodes buf into out. Item bodies point into buf, which must outlive out.
+ * Returns MOM_OK, MOM_ERR_INVALID (undecodable; out is cleaned) or MOM_ERR_NOMEM.
+ * Pure over the bytes: safe on any input (fuzzable). */
+int command_decode(const uint8_t *buf, size_t len, struct command *out);
+
+/* Frees the items array; accepts a zeroed command. */
+void command_cleanup(struct command *cmd);
+
+#endif

@@ -1,0 +1,112 @@
+/* The broker's state machine: queues, topics, subscriptions, users and
+ * idempotency keys, changed only by applying committed Commands in log
+ * order. Apply is deterministic: it reads no clock (time comes from
+ * Command.time_ms) and derives ids, receipts and offsets from the log index,
+ * so every replica reaches the same state. Reads render JSON answers from
+ * the current state without changing it. The store owns every message body.
+ * SPDX-License-Identifier: MIT */
+#ifndef MOM_BROKER_STORE_H
+#define MOM_BROKER_STORE_H
+
+#include "broker/command.h"
+#include "broker/reply.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct store;
+
+/* Who asks: the authenticated caller of a read. */
+struct store_caller {
+    const char *user;
+    bool admin;
+};
+
+enum store_change {
+    STORE_QUEUE_READY,    /* a queue may have visible messages now */
+    STORE_QUEUE_DELETED,  /* a queue was deleted */
+    STORE_TOPIC_APPENDED, /* a topic got new messages */
+    STORE_TOPIC_DELETED,  /* a topic (and its subscriptions) was deleted */
+};
+
+/* Called during apply when something long-poll waiters care about changed.
+ * Must not call back into store_apply. */
+typedef void (*store_observer_fn)(void *arg, enum store_change change, const char *name);
+
+struct store *store_new(void);
+/* Frees everything, message bodies included. Accepts NULL. */
+void store_free(struct store *s);
+void store_set_observer(struct store *s, store_observer_fn fn, void *arg);
+
+/* Applies the committed command at log index `index` (indexes strictly
+ * increase). When out is non-NULL, fills the HTTP answer for the client
+ * that proposed it (status and JSON body exactly as API.md shows). A command
+ * that fails its checks (unknown queue, forbidden, receipt expired...) changes
+ * nothing and answers with the error. Returns MOM_OK, or MOM_ERR_NOMEM. */
+int store_apply(struct store *s, uint64_t index, const struct command *cmd, struct reply *out);
+
+uint64_t store_applied_index(const struct store *s);
+/* Highest Command.time_ms applied so far (0 at start): the leader stamps new
+ * commands no lower than this. */
+uint64_t store_last_time(const struct store *s);
+/* Earliest command-clock time at which a Tick would change something (lease
+ * end, delayed message becoming visible, TTL, age retention); UINT64_MAX if none. */
+uint64_t store_next_deadline(const struct store *s);
+
+/* ---- reads: fill out with the JSON answer (200 or an error) ---- */
+void store_list_queues(const struct store *s, const struct store_caller *who, struct reply *out);
+void store_get_queue(const struct store *s, const char *name, const struct store_caller *who,
+                     struct reply *out);
+void store_list_topics(const struct store *s, const struct store_caller *who, struct reply *out);
+void store_get_topic(const struct store *s, const char *name, const struct store_caller *who,
+                     struct reply *out);
+
+/* Topic read. from_earliest/from_latest or an explicit offset; max already
+ * clamped to 1..1000. Sets *empty when the answer holds no message (the
+ * caller may long-poll and read again). */
+enum store_from { STORE_FROM_EARLIEST, STORE_FROM_LATEST, STORE_FROM_OFFSET };
+void store_read_topic(const struct store *s, const char *topic, enum store_from from,
+                      uint64_t offset, uint32_t max, const struct store_caller *who,
+                      struct reply *out, bool *empty);
+void store_list_subscriptions(const struct store *s, const char *topic,
+                              const struct store_caller *who, struct reply *out);
+void store_get_subscription(const struct store *s, const char *topic, const char *name,
+                            const struct store_caller *who, struct reply *out);
+/* GET /v1/subscriptions: the caller's subscriptions across topics. */
+void store_list_user_subscriptions(const struct store *s, const struct store_caller *who,
+                                   struct reply *out);
+/* Messages from the subscription's cursor (stateless until acked). */
+void store_read_subscription(const struct store *s, const char *topic, const char *name,
+                             uint32_t max, const struct store_caller *who, struct reply *out,
+                             bool *empty);
+
+/* Whether a Receive at command-clock time now_ms could lease something
+ * (the queue exists and has a visible message). */
+bool store_queue_has_visible(const struct store *s, const char *queue, uint64_t now_ms);
+/* Whether the queue/topic exists (for long-poll bookkeeping). */
+bool store_queue_exists(const struct store *s, const char *queue);
+bool store_topic_exists(const struct store *s, const char *topic);
+
+/* The stored password hash of a registered user, or NULL. */
+const char *store_user_password_hash(const struct store *s, const char *username);
+
+/* Counters for /metrics and tests. */
+struct store_stats {
+    uint64_t queues, topics, subscriptions, users;
+    uint64_t messages;       /* stored queue messages + retained topic messages */
+    uint64_t bytes;          /* their body bytes */
+    uint64_t dropped_no_dlq; /* dead-letters dropped because the DLQ was missing */
+};
+void store_get_stats(const struct store *s, struct store_stats *out);
+
+/* ---- snapshots (DESIGN §4) ----
+ * Writes the whole state (applied index, last time, everything above) to f
+ * in the format documented in store_snapshot.c, ending with a CRC32C.
+ * Returns MOM_OK, MOM_ERR_IO or MOM_ERR_NOSPACE. */
+int store_snapshot_write(const struct store *s, FILE *f);
+/* Replaces the state of an empty store with the snapshot read from f.
+ * Returns MOM_OK, MOM_ERR_CORRUPT (bad CRC or structure) or MOM_ERR_IO. */
+int store_snapshot_read(struct store *s, FILE *f);
+
+#endif

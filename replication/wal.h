@@ -1,0 +1,78 @@
+/* The segmented write-ahead log: the Raft log on disk (DESIGN §4). Records
+ * are appended into an in-memory batch (wal_append), written with one
+ * write() per batch (wal_write) and made durable by fdatasync on the fd that
+ * wal_sync_fd returns (run on the I/O helper thread, see syncer.h). Recovery
+ * scans the segments, verifies every CRC32C and cuts a torn or corrupt tail
+ * of the last segment; damage in an earlier segment refuses to open.
+ * Owned and called by the loop thread only.
+ * SPDX-License-Identifier: MIT */
+#ifndef MOM_REPLICATION_WAL_H
+#define MOM_REPLICATION_WAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct wal;
+
+struct wal_options {
+    uint64_t segment_bytes;   /* rotate after this size (default 64 MiB when 0) */
+};
+
+struct wal_open_info {
+    uint64_t first_index;     /* first index present in the log (0 when empty) */
+    uint64_t last_index;      /* last index present (0 when empty) */
+    uint64_t last_term;
+    uint64_t truncated_bytes; /* bytes cut from a torn/corrupt tail (logged) */
+};
+
+/* Opens (creating if needed) the log in directory dir.
+ * Returns MOM_OK, MOM_ERR_IO, MOM_ERR_NOMEM, or MOM_ERR_CORRUPT when a
+ * segment other than the last is damaged (the node must not start). */
+int wal_open(const char *dir, const struct wal_options *opt, struct wal **out,
+             struct wal_open_info *info);
+/* Closes files and frees everything. Accepts NULL. Pending unwritten records are dropped. */
+void wal_close(struct wal *w);
+
+typedef int (*wal_record_fn)(void *arg, uint64_t term, uint64_t index, const uint8_t *data,
+                             size_t len);
+/* Calls fn for every record with index >= from_index, in order; stops and
+ * returns fn's value when it is non-zero. Returns MOM_OK or MOM_ERR_IO. */
+int wal_replay(struct wal *w, uint64_t from_index, wal_record_fn fn, void *arg);
+
+/* Buffers one record. index must be last_index + 1 (or any index when the
+ * log is empty, e.g. right after a snapshot). Returns MOM_OK,
+ * MOM_ERR_INVALID (index gap) or MOM_ERR_NOMEM. */
+int wal_append(struct wal *w, uint64_t term, uint64_t index, const uint8_t *data, size_t len);
+/* Writes every buffered record with one write() (rotating segments first if
+ * needed). On a short or failed write the segment is truncated back to its
+ * last good size and the buffered records are dropped (their indexes can be
+ * appended again). Returns MOM_OK, MOM_ERR_IO or MOM_ERR_NOSPACE. */
+int wal_write(struct wal *w);
+/* The fd to fdatasync so that everything written so far is durable. After a
+ * rotation, the previous segment was already synced by wal_write. */
+int wal_sync_fd(const struct wal *w);
+/* Bytes buffered by wal_append and not yet written. */
+size_t wal_pending_bytes(const struct wal *w);
+
+/* Removes every record with index > index (Raft conflict repair). The caller
+ * syncs afterwards. Returns MOM_OK or MOM_ERR_IO. */
+int wal_truncate_after(struct wal *w, uint64_t index);
+/* Deletes whole segments whose records are all <= index (after a snapshot at
+ * index). Returns MOM_OK or MOM_ERR_IO. */
+int wal_compact(struct wal *w, uint64_t index);
+/* Drops the whole log and restarts it empty so that the next append may be
+ * any index (after installing a snapshot beyond the log). */
+int wal_reset(struct wal *w);
+
+uint64_t wal_first_index(const struct wal *w);
+uint64_t wal_last_index(const struct wal *w);
+uint64_t wal_last_term(const struct wal *w);
+/* Term of the record at index, or 0 when it is not in the log. */
+uint64_t wal_term_at(const struct wal *w, uint64_t index);
+/* Reads one record (data malloc'd into *data, owned by caller).
+ * Returns MOM_OK, MOM_ERR_NOTFOUND or MOM_ERR_IO. */
+int wal_read(struct wal *w, uint64_t index, uint64_t *term, uint8_t **data, size_t *len);
+/* Total bytes of all segments on disk. */
+uint64_t wal_disk_bytes(const struct wal *w);
+
+#endif
