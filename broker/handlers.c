@@ -1,0 +1,611 @@
+/* REST route handlers: validate the request (names, query, body, headers),
+ * then either answer a read from the store or build the Command that the
+ * server proposes. Checks follow API.md's precedence: 401 was decided by the
+ * server, 400 here, then 404/403/409/410/429 by the store at apply.
+ * SPDX-License-Identifier: MIT */
+#include "broker/server_internal.h"
+#include "common/clock.h"
+#include "common/err.h"
+#include "replication/node.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RECEIVE_MAX 100
+#define READ_MAX 1000
+#define WAIT_MAX_MS 30000
+
+/* Bounded copy; names were validated to fit, longer text is cut. */
+static void set_str(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static void send_reply_and_free(struct request_ctx *rc, struct reply *r)
+{
+    server_send(rc, r);
+    reply_cleanup(r);
+}
+
+static bool check_names(struct request_ctx *rc, size_t count)
+{
+    static const char *const what[] = {"name", "name", "subscription name"};
+    for (size_t i = 0; i < count && i < rc->match.nparams; i++) {
+        if (rc->match.param_too_long || !router_valid_name(rc->match.params[i])) {
+            server_send_error(rc, 400, "invalid_name", "%s must match ^[A-Za-z0-9._-]{1,128}$",
+                              what[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void init_command(struct command *cmd, pb_size_t kind)
+{
+    memset(cmd, 0, sizeof *cmd);
+    cmd->pb.which_kind = kind;
+}
+
+/* Query integer: absent -> def; clamp above max when clamp. */
+static bool query_uint(struct request_ctx *rc, const char *key, uint64_t def, uint64_t max,
+                       bool clamp, uint64_t *out, bool *present)
+{
+    char text[64];
+    bool found = http_query_get(rc->query, key, text, sizeof text);
+    if (present)
+        *present = found;
+    if (!found) {
+        *out = def;
+        return true;
+    }
+    struct parse_error err;
+    if (http_parse_uint(text, max, clamp, key, out, &err) != 0) {
+        server_send_parse_error(rc, &err);
+        return false;
+    }
+    return true;
+}
+
+/* ---- health ---- */
+
+static void handle_health(struct request_ctx *rc, bool ready)
+{
+    struct reply r = {0};
+    if (ready && !node_writable(rc->srv->node))
+        reply_set_json(&r, 503, "{\"status\":\"storage unavailable\"}");
+    else
+        reply_set_json(&r, 200, "{\"status\":\"ok\"}");
+    send_reply_and_free(rc, &r);
+}
+
+/* ---- auth ---- */
+
+static void handle_register(struct request_ctx *rc)
+{
+    struct server *s = rc->srv;
+    if (!s->cfg->allow_registration) {
+        server_send_error(rc, 403, "forbidden", "registration is disabled");
+        return;
+    }
+    struct parse_error err;
+    char username[129];
+    char *password;
+    size_t plen;
+    if (http_parse_credentials(rc->body, rc->body_len, username, &password, &plen, &err)) {
+        server_send_parse_error(rc, &err);
+        return;
+    }
+    struct command cmd;
+    init_command(&cmd, mom_v1_Command_register_user_tag);
+    int hrc = auth_password_hash(password, plen, cmd.pb.kind.register_user.password_hash,
+                                 sizeof cmd.pb.kind.register_user.password_hash);
+    free(password);
+    if (hrc != MOM_OK) {
+        server_send_error(rc, 503, "unavailable", "cannot hash the password");
+        return;
+    }
+    set_str(cmd.pb.kind.register_user.username, sizeof cmd.pb.kind.register_user.username, username);
+    set_str(cmd.pb.user, sizeof cmd.pb.user, username);
+    server_propose(rc, &cmd);
+}
+
+static void handle_token(struct request_ctx *rc)
+{
+    struct server *s = rc->srv;
+    struct parse_error err;
+    char username[129];
+    char *password;
+    size_t plen;
+    if (http_parse_credentials(rc->body, rc->body_len, username, &password, &plen, &err)) {
+        server_send_parse_error(rc, &err);
+        return;
+    }
+    const char *stored = store_user_password_hash(s->store, username);
+    /* Hash even for unknown users so that timing does not tell them apart. */
+    bool ok = auth_password_verify(password, plen, stored ? stored : s->dummy_hash) && stored;
+    free(password);
+    if (!ok) {
+        server_send_error(rc, 401, "invalid_credentials", "unknown user or wrong password");
+        return;
+    }
+    char *token;
+    uint64_t expires_in;
+    if (auth_issue(s->auth, username, auth_is_admin_user(s->auth, username),
+                   clock_wall_ms() / 1000, &token, &expires_in) != MOM_OK) {
+        server_send_error(rc, 503, "unavailable", "cannot issue a token");
+        return;
+    }
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "access_token", token);
+    cJSON_AddStringToObject(root, "token_type", "Bearer");
+    cJSON_AddNumberToObject(root, "expires_in", (double)expires_in);
+    free(token);
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    struct reply r = {0};
+    reply_set(&r, 200, text, text ? strlen(text) : 0);
+    send_reply_and_free(rc, &r);
+}
+
+/* ---- queues and topics: settings ---- */
+
+static void handle_queue_put(struct request_ctx *rc)
+{
+    struct command cmd;
+    init_command(&cmd, mom_v1_Command_create_queue_tag);
+    struct parse_error err;
+    mom_v1_CreateQueue *cq = &cmd.pb.kind.create_queue;
+    if (http_parse_queue_settings(rc->match.params[0], rc->body, rc->body_len, &cq->settings,
+                                  &err)) {
+        server_send_parse_error(rc, &err);
+        return;
+    }
+    cq->has_settings = true;
+    set_str(cq->name, sizeof cq->name, rc->match.params[0]);
+    server_propose(rc, &cmd);
+}
+
+static void handle_topic_put(struct request_ctx *rc)
+{
+    struct command cmd;
+    init_command(&cmd, mom_v1_Command_create_topic_tag);
+    struct parse_error err;
+    mom_v1_CreateTopic *ct = &cmd.pb.kind.create_topic;
+    if (http_parse_topic_settings(rc->body, rc->body_len, &ct->settings, &err)) {
+        server_send_parse_error(rc, &err);
+        return;
+    }
+    ct->has_settings = true;
+    set_str(ct->name, sizeof ct->name, rc->match.params[0]);
+    server_propose(rc, &cmd);
+}
+
+static void handle_delete(struct request_ctx *rc, bool queue)
+{
+    struct command cmd;
+    if (queue) {
+        init_command(&cmd, mom_v1_Command_delete_queue_tag);
+        set_str(cmd.pb.kind.delete_queue.name, sizeof cmd.pb.kind.delete_queue.name, rc->match.params[0]);
+    } else {
+        init_command(&cmd, mom_v1_Command_delete_topic_tag);
+        set_str(cmd.pb.kind.delete_topic.name, sizeof cmd.pb.kind.delete_topic.name, rc->match.params[0]);
+    }
+    server_propose(rc, &cmd);
+}
+
+/* ---- publish ---- */
+
+static bool publish_headers(struct request_ctx *rc, bool queue, mom_v1_Publish *pub,
+                            uint64_t *delay_ms)
+{
+    const char *key = evhtp_header_find(rc->req->headers_in, "Idempotency-Key");
+    if (key) {
+        size_t n = strlen(key);
+        bool printable = n >= 1 && n <= 256;
+        for (size_t i = 0; printable && i < n; i++)
+            printable = key[i] >= 0x20 && key[i] < 0x7f;
+        if (!printable) {
+            server_send_error(rc, 400, "bad_request",
+                              "Idempotency-Key must be 1 to 256 printable ASCII characters");
+            return false;
+        }
+        memcpy(pub->idempotency_key, key, n + 1);
+    }
+    *delay_ms = 0;
+    const char *delay = evhtp_header_find(rc->req->headers_in, "Mom-Delay-Ms");
+    if (delay) {
+        if (!queue) {
+            server_send_error(rc, 400, "bad_request", "topics do not take Mom-Delay-Ms");
+            return false;
+        }
+        struct parse_error err;
+        if (http_parse_uint(delay, HTTP_MAX_DELAY_MS, false, "Mom-Delay-Ms", delay_ms, &err)) {
+            server_send_parse_error(rc, &err);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void handle_publish(struct request_ctx *rc, bool queue)
+{
+    struct command cmd;
+    init_command(&cmd, mom_v1_Command_publish_tag);
+    mom_v1_Publish *pub = &cmd.pb.kind.publish;
+    pub->kind = queue ? mom_v1_ResourceKind_QUEUE : mom_v1_ResourceKind_TOPIC;
+    set_str(pub->name, sizeof pub->name, rc->match.params[0]);
+    struct command_item item;
+    memset(&item, 0, sizeof item);
+    if (!publish_headers(rc, queue, pub, &item.delay_ms))
+        return;
+    const char *ct = evhtp_header_find(rc->req->headers_in, "Content-Type");
+    if (ct) {
+        if (strlen(ct) >= sizeof item.content_type) {
+            server_send_error(rc, 400, "bad_request", "Content-Type is longer than 255 bytes");
+            return;
+        }
+        strcpy(item.content_type, ct);
+    }
+    item.body = (const uint8_t *)rc->body;
+    item.body_len = rc->body_len;
+    cmd.items = &item;
+    cmd.item_count = 1;
+    server_propose(rc, &cmd);
+}
+
+static void handle_batch(struct request_ctx *rc, bool queue)
+{
+    struct command cmd;
+    init_command(&cmd, mom_v1_Command_publish_tag);
+    mom_v1_Publish *pub = &cmd.pb.kind.publish;
+    pub->kind = queue ? mom_v1_ResourceKind_QUEUE : mom_v1_ResourceKind_TOPIC;
+    pub->batch = true;
+    set_str(pub->name, sizeof pub->name, rc->match.params[0]);
+    uint64_t unused_delay;
+    if (!publish_headers(rc, queue, pub, &unused_delay))
+        return;
+    struct parse_error err;
+    uint8_t **owned;
+    if (http_parse_batch(rc->body, rc->body_len, queue, &cmd.items, &cmd.item_count, &owned, &err)) {
+        server_send_parse_error(rc, &err);
+        return;
+    }
+    server_propose(rc, &cmd);
+    http_free_batch(cmd.items, owned, cmd.item_count);
+}
+
+/* ---- receive, ack, nack, extend ---- */
+
+static void propose_receive(struct request_ctx *rc)
+{
+    struct command cmd;
+    init_command(&cmd, mom_v1_Command_receive_tag);
+    mom_v1_Receive *r = &cmd.pb.kind.receive;
+    set_str(r->queue, sizeof r->queue, rc->match.params[0]);
+    r->max = rc->max;
+    r->has_visibility_timeout = rc->has_vt;
+    r->visibility_timeout_ms = rc->vt_ms;
+    r->auto_ack = rc->auto_ack;
+    server_propose(rc, &cmd);
+}
+
+static void send_empty_messages(struct request_ctx *rc)
+{
+    struct reply r = {0};
+    reply_set_json(&r, 200, "{\"messages\":[]}");
+    send_reply_and_free(rc, &r);
+}
+
+/* A receive leases only through a Command; an empty queue is answered (or
+ * waited on) from local state after the access check. */
+static void try_receive(struct request_ctx *rc, bool final)
+{
+    struct server *s = rc->srv;
+    const char *q = rc->match.params[0];
+    uint64_t now = clock_wall_ms();
+    if (now < s->last_stamp)
+        now = s->last_stamp;
+    if (store_queue_has_visible(s->store, q, now)) {
+        propose_receive(rc);
+        return;
+    }
+    struct store_caller who = server_caller(rc);
+    struct reply r = {0};
+    store_get_queue(s->store, q, &who, &r);
+    if (r.status != 200) {
+        send_reply_and_free(rc, &r);
+        return;
+    }
+    reply_cleanup(&r);
+    if (final || clock_mono_ms() >= rc->deadline_ms)
+        send_empty_messages(rc);
+    else
+        server_wait(rc, WAIT_RECEIVE, rc->deadline_ms - clock_mono_ms());
+}
+
+static void handle_receive(struct request_ctx *rc)
+{
+    uint64_t max, wait_ms, vt;
+    bool has_vt;
+    if (!query_uint(rc, "max", 1, RECEIVE_MAX, true, &max, NULL) ||
+        !query_uint(rc, "wait_ms", 0, WAIT_MAX_MS, true, &wait_ms, NULL) ||
+        !query_uint(rc, "visibility_timeout_ms", 0, HTTP_MAX_VISIBILITY_MS, false, &vt, &has_vt))
+        return;
+    if (max == 0) {
+        server_send_error(rc, 400, "bad_request", "max must be at least 1");
+        return;
+    }
+    char ack[16];
+    bool auto_ack = false;
+    if (http_query_get(rc->query, "ack", ack, sizeof ack)) {
+        if (!strcmp(ack, "auto"))
+            auto_ack = true;
+        else if (strcmp(ack, "manual") != 0) {
+            server_send_error(rc, 400, "bad_request", "ack must be \"manual\" or \"auto\"");
+            return;
+        }
+    }
+    rc->max = (uint32_t)max;
+    rc->has_vt = has_vt;
+    rc->vt_ms = vt;
+    rc->auto_ack = auto_ack;
+    rc->deadline_ms = clock_mono_ms() + wait_ms;
+    if (wait_ms)
+        rc->wait = WAIT_RECEIVE;
+    try_receive(rc, wait_ms == 0);
+}
+
+static bool receipt_fits(struct request_ctx *rc)
+{
+    if (strlen(rc->match.params[1]) < sizeof ((mom_v1_Ack *)0)->receipt)
+        return true;
+    /* Too long to be one of ours: 404 if the queue is unknown, else 410. */
+    struct store_caller who = server_caller(rc);
+    struct reply r = {0};
+    store_get_queue(rc->srv->store, rc->match.params[0], &who, &r);
+    if (r.status != 200)
+        send_reply_and_free(rc, &r);
+    else {
+        reply_cleanup(&r);
+        server_send_error(rc, 410, "receipt_expired", "the receipt is not a live lease");
+    }
+    return false;
+}
+
+static void handle_ack(struct request_ctx *rc)
+{
+    if (!receipt_fits(rc))
+        return;
+    struct command cmd;
+    init_command(&cmd, mom_v1_Command_ack_tag);
+    set_str(cmd.pb.kind.ack.queue, sizeof cmd.pb.kind.ack.queue, rc->match.params[0]);
+    set_str(cmd.pb.kind.ack.receipt, sizeof cmd.pb.kind.ack.receipt, rc->match.params[1]);
+    server_propose(rc, &cmd);
+}
+
+static void handle_nack(struct request_ctx *rc)
+{
+    struct parse_error err;
+    uint64_t delay;
+    if (http_parse_nack(rc->body, rc->body_len, &delay, &err)) {
+        server_send_parse_error(rc, &err);
+        return;
+    }
+    if (!receipt_fits(rc))
+        return;
+    struct command cmd;
+    init_command(&cmd, mom_v1_Command_nack_tag);
+    set_str(cmd.pb.kind.nack.queue, sizeof cmd.pb.kind.nack.queue, rc->match.params[0]);
+    set_str(cmd.pb.kind.nack.receipt, sizeof cmd.pb.kind.nack.receipt, rc->match.params[1]);
+    cmd.pb.kind.nack.delay_ms = delay;
+    server_propose(rc, &cmd);
+}
+
+static void handle_extend(struct request_ctx *rc)
+{
+    struct parse_error err;
+    uint64_t vt;
+    if (http_parse_extend(rc->body, rc->body_len, &vt, &err)) {
+        server_send_parse_error(rc, &err);
+        return;
+    }
+    if (!receipt_fits(rc))
+        return;
+    struct command cmd;
+    init_command(&cmd, mom_v1_Command_extend_tag);
+    set_str(cmd.pb.kind.extend.queue, sizeof cmd.pb.kind.extend.queue, rc->match.params[0]);
+    set_str(cmd.pb.kind.extend.receipt, sizeof cmd.pb.kind.extend.receipt, rc->match.params[1]);
+    cmd.pb.kind.extend.visibility_timeout_ms = vt;
+    server_propose(rc, &cmd);
+}
+
+/* ---- topic reads and subscriptions ---- */
+
+static void try_read(struct request_ctx *rc, bool final)
+{
+    struct server *s = rc->srv;
+    struct store_caller who = server_caller(rc);
+    struct reply r = {0};
+    bool empty = false;
+    if (rc->wait == WAIT_SUB_READ || rc->match.route == ROUTE_SUBSCRIPTION_READ)
+        store_read_subscription(s->store, rc->match.params[0], rc->match.params[1], rc->max, &who,
+                                &r, &empty);
+    else
+        store_read_topic(s->store, rc->match.params[0], rc->from, rc->offset, rc->max, &who, &r,
+                         &empty);
+    if (r.status == 200 && empty && !final && clock_mono_ms() < rc->deadline_ms) {
+        reply_cleanup(&r);
+        /* "latest" means the offset it had when the read began. */
+        server_wait(rc, rc->match.route == ROUTE_SUBSCRIPTION_READ ? WAIT_SUB_READ : WAIT_TOPIC_READ,
+                    rc->deadline_ms - clock_mono_ms());
+        return;
+    }
+    send_reply_and_free(rc, &r);
+}
+
+static void handle_topic_read(struct request_ctx *rc, bool subscription)
+{
+    uint64_t max, wait_ms;
+    if (!query_uint(rc, "max", 100, READ_MAX, true, &max, NULL) ||
+        !query_uint(rc, "wait_ms", 0, WAIT_MAX_MS, true, &wait_ms, NULL))
+        return;
+    if (max == 0) {
+        server_send_error(rc, 400, "bad_request", "max must be at least 1");
+        return;
+    }
+    rc->max = (uint32_t)max;
+    rc->from = STORE_FROM_EARLIEST;
+    char from[32];
+    if (!subscription && http_query_get(rc->query, "from", from, sizeof from)) {
+        if (!strcmp(from, "earliest"))
+            rc->from = STORE_FROM_EARLIEST;
+        else if (!strcmp(from, "latest"))
+            rc->from = STORE_FROM_LATEST;
+        else {
+            struct parse_error err;
+            if (http_parse_uint(from, UINT64_MAX, false, "from", &rc->offset, &err)) {
+                server_send_error(rc, 400, "bad_request",
+                                  "from must be earliest, latest or an offset");
+                return;
+            }
+            rc->from = STORE_FROM_OFFSET;
+        }
+    }
+    if (rc->from == STORE_FROM_LATEST && wait_ms) {
+        /* Pin "latest" to the current end so a wake sees what arrived. */
+        struct store_caller who = server_caller(rc);
+        struct reply r = {0};
+        bool empty;
+        store_read_topic(rc->srv->store, rc->match.params[0], STORE_FROM_LATEST, 0, 1, &who, &r,
+                         &empty);
+        if (r.status == 200) {
+            cJSON *j = cJSON_ParseWithLength(r.body, r.body_len);
+            cJSON *next = j ? cJSON_GetObjectItemCaseSensitive(j, "next_offset") : NULL;
+            if (cJSON_IsNumber(next)) {
+                rc->from = STORE_FROM_OFFSET;
+                rc->offset = (uint64_t)next->valuedouble;
+            }
+            cJSON_Delete(j);
+        }
+        reply_cleanup(&r);
+    }
+    rc->deadline_ms = clock_mono_ms() + wait_ms;
+    try_read(rc, wait_ms == 0);
+}
+
+static void handle_subscription_put(struct request_ctx *rc)
+{
+    struct parse_error err;
+    bool earliest;
+    if (http_parse_subscription(rc->body, rc->body_len, &earliest, &err)) {
+        server_send_parse_error(rc, &err);
+        return;
+    }
+    struct command cmd;
+    init_command(&cmd, mom_v1_Command_create_subscription_tag);
+    mom_v1_CreateSubscription *cs = &cmd.pb.kind.create_subscription;
+    set_str(cs->topic, sizeof cs->topic, rc->match.params[0]);
+    set_str(cs->name, sizeof cs->name, rc->match.params[1]);
+    cs->start_earliest = earliest;
+    server_propose(rc, &cmd);
+}
+
+static void handle_subscription_delete(struct request_ctx *rc)
+{
+    struct command cmd;
+    init_command(&cmd, mom_v1_Command_delete_subscription_tag);
+    mom_v1_DeleteSubscription *ds = &cmd.pb.kind.delete_subscription;
+    set_str(ds->topic, sizeof ds->topic, rc->match.params[0]);
+    set_str(ds->name, sizeof ds->name, rc->match.params[1]);
+    server_propose(rc, &cmd);
+}
+
+static void handle_subscription_ack(struct request_ctx *rc)
+{
+    struct parse_error err;
+    uint64_t offset;
+    if (http_parse_sub_ack(rc->body, rc->body_len, &offset, &err)) {
+        server_send_parse_error(rc, &err);
+        return;
+    }
+    struct command cmd;
+    init_command(&cmd, mom_v1_Command_subscription_ack_tag);
+    mom_v1_SubscriptionAck *sa = &cmd.pb.kind.subscription_ack;
+    set_str(sa->topic, sizeof sa->topic, rc->match.params[0]);
+    set_str(sa->name, sizeof sa->name, rc->match.params[1]);
+    sa->offset = offset;
+    server_propose(rc, &cmd);
+}
+
+/* ---- dispatch ---- */
+
+void handlers_retry_wait(struct request_ctx *rc, bool final)
+{
+    if (rc->wait == WAIT_RECEIVE) {
+        if (final)
+            send_empty_messages(rc);
+        else
+            try_receive(rc, false);
+    } else {
+        try_read(rc, final);
+    }
+}
+
+void handlers_dispatch(struct request_ctx *rc)
+{
+    struct server *s = rc->srv;
+    struct store_caller who = server_caller(rc);
+    struct reply r = {0};
+    const char *p0 = rc->match.params[0], *p1 = rc->match.params[1];
+    size_t names = rc->match.nparams;
+    switch (rc->match.route) {
+    case ROUTE_QUEUE_ACK:
+    case ROUTE_QUEUE_NACK:
+    case ROUTE_QUEUE_EXTEND:
+        names = 1; /* the second parameter is a receipt */
+        break;
+    default:
+        break;
+    }
+    if (!check_names(rc, names))
+        return;
+    switch (rc->match.route) {
+    case ROUTE_HEALTHZ: handle_health(rc, false); return;
+    case ROUTE_READYZ: handle_health(rc, true); return;
+    case ROUTE_AUTH_USERS: handle_register(rc); return;
+    case ROUTE_AUTH_TOKEN: handle_token(rc); return;
+    case ROUTE_CLUSTER: /* PEER_GLUE_CLUSTER */
+        server_send_error(rc, 503, "unavailable", "cluster view not available yet");
+        return;
+    case ROUTE_QUEUES: store_list_queues(s->store, &who, &r); break;
+    case ROUTE_QUEUE_GET: store_get_queue(s->store, p0, &who, &r); break;
+    case ROUTE_QUEUE_PUT: handle_queue_put(rc); return;
+    case ROUTE_QUEUE_DELETE: handle_delete(rc, true); return;
+    case ROUTE_QUEUE_PUBLISH: handle_publish(rc, true); return;
+    case ROUTE_QUEUE_BATCH: handle_batch(rc, true); return;
+    case ROUTE_QUEUE_RECEIVE: handle_receive(rc); return;
+    case ROUTE_QUEUE_ACK: handle_ack(rc); return;
+    case ROUTE_QUEUE_NACK: handle_nack(rc); return;
+    case ROUTE_QUEUE_EXTEND: handle_extend(rc); return;
+    case ROUTE_TOPICS: store_list_topics(s->store, &who, &r); break;
+    case ROUTE_TOPIC_GET: store_get_topic(s->store, p0, &who, &r); break;
+    case ROUTE_TOPIC_PUT: handle_topic_put(rc); return;
+    case ROUTE_TOPIC_DELETE: handle_delete(rc, false); return;
+    case ROUTE_TOPIC_PUBLISH: handle_publish(rc, false); return;
+    case ROUTE_TOPIC_BATCH: handle_batch(rc, false); return;
+    case ROUTE_TOPIC_READ: handle_topic_read(rc, false); return;
+    case ROUTE_SUBSCRIPTIONS_OF_TOPIC: store_list_subscriptions(s->store, p0, &who, &r); break;
+    case ROUTE_SUBSCRIPTION_GET: store_get_subscription(s->store, p0, p1, &who, &r); break;
+    case ROUTE_SUBSCRIPTION_PUT: handle_subscription_put(rc); return;
+    case ROUTE_SUBSCRIPTION_DELETE: handle_subscription_delete(rc); return;
+    case ROUTE_SUBSCRIPTION_READ: handle_topic_read(rc, true); return;
+    case ROUTE_SUBSCRIPTION_ACK: handle_subscription_ack(rc); return;
+    case ROUTE_USER_SUBSCRIPTIONS: store_list_user_subscriptions(s->store, &who, &r); break;
+    case ROUTE_NONE: server_send_error(rc, 404, "not_found", "no such route"); return;
+    }
+    send_reply_and_free(rc, &r);
+}

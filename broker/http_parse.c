@@ -1,0 +1,475 @@
+/* Request parsing for the REST layer: query values and JSON bodies, with a
+ * type for every field and 400 for wrong types and unknown fields.
+ * A cJSON tree never leaves the function that parsed it.
+ * SPDX-License-Identifier: MIT */
+#include "broker/http_parse.h"
+
+#include "broker/router.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(struct parse_error *err, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct parse_error *err, const char *code, const char *fmt, ...)
+{
+    err->status = 400;
+    err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool http_query_get(const char *query, const char *key, char *out, size_t outlen)
+{
+    if (!query)
+        return false;
+    size_t klen = strlen(key);
+    const char *p = query;
+    while (*p) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        size_t namelen = eq ? (size_t)(eq - p) : len;
+        if (namelen == klen && !memcmp(p, key, klen)) {
+            const char *v = eq ? eq + 1 : p + len;
+            const char *end = p + len;
+            size_t o = 0;
+            while (v < end && o + 1 < outlen) {
+                char c = *v++;
+                if (c == '+')
+                    c = ' ';
+                else if (c == '%' && end - v >= 2 && hexval(v[0]) >= 0 && hexval(v[1]) >= 0) {
+                    c = (char)(hexval(v[0]) * 16 + hexval(v[1]));
+                    v += 2;
+                }
+                out[o++] = c;
+            }
+            out[o] = '\0';
+            return true;
+        }
+        p += len + (amp ? 1 : 0);
+    }
+    return false;
+}
+
+int http_parse_uint(const char *text, uint64_t max, bool clamp, const char *what, uint64_t *out,
+                    struct parse_error *err)
+{
+    if (!*text)
+        return fail(err, "bad_request", "%s must be a non-negative integer", what);
+    uint64_t v = 0;
+    bool overflow = false;
+    for (const char *p = text; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return fail(err, "bad_request", "%s must be a non-negative integer", what);
+        if (v > (UINT64_MAX - 9) / 10)
+            overflow = true;
+        else
+            v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (overflow || v > max) {
+        if (!clamp)
+            return fail(err, "bad_request", "%s must be at most %llu", what,
+                        (unsigned long long)max);
+        v = max;
+    }
+    *out = v;
+    return 0;
+}
+
+/* ---- JSON helpers ---- */
+
+static bool body_is_blank(const char *body, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (body[i] != ' ' && body[i] != '\t' && body[i] != '\r' && body[i] != '\n')
+            return false;
+    return true;
+}
+
+/* Parses an object body. *root is NULL for an empty body when optional. */
+static int parse_object(const char *body, size_t len, bool optional, cJSON **root,
+                        struct parse_error *err)
+{
+    *root = NULL;
+    if (!body || body_is_blank(body, len)) {
+        if (optional)
+            return 0;
+        return fail(err, "bad_request", "a JSON object body is required");
+    }
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    if (!j)
+        return fail(err, "invalid_json", "the body is not valid JSON");
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return fail(err, "bad_request", "the body must be a JSON object");
+    }
+    *root = j;
+    return 0;
+}
+
+static int json_uint(const cJSON *item, uint64_t max, uint64_t *out, struct parse_error *err)
+{
+    if (!cJSON_IsNumber(item))
+        return fail(err, "bad_request", "field '%s' must be an integer", item->string);
+    double d = item->valuedouble;
+    if (d < 0 || d != floor(d) || d > 9007199254740992.0)
+        return fail(err, "bad_request", "field '%s' must be a non-negative integer", item->string);
+    if ((uint64_t)d > max)
+        return fail(err, "bad_request", "field '%s' must be at most %llu", item->string,
+                    (unsigned long long)max);
+    *out = (uint64_t)d;
+    return 0;
+}
+
+static int unknown_field(const cJSON *item, struct parse_error *err)
+{
+    return fail(err, "bad_request", "unknown field '%s'", item->string);
+}
+
+static int json_access(const cJSON *item, bool *private_access, struct parse_error *err)
+{
+    if (!cJSON_IsString(item))
+        return fail(err, "bad_request", "field 'access' must be \"public\" or \"private\"");
+    if (!strcmp(item->valuestring, "public"))
+        *private_access = false;
+    else if (!strcmp(item->valuestring, "private"))
+        *private_access = true;
+    else
+        return fail(err, "bad_request", "field 'access' must be \"public\" or \"private\"");
+    return 0;
+}
+
+int http_parse_queue_settings(const char *name, const char *body, size_t len,
+                              mom_v1_QueueSettings *out, struct parse_error *err)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *root;
+    if (parse_object(body, len, true, &root, err))
+        return -1;
+    int rc = 0;
+    for (const cJSON *it = root ? root->child : NULL; it && !rc; it = it->next) {
+        uint64_t v = 0;
+        if (!strcmp(it->string, "visibility_timeout_ms")) {
+            rc = json_uint(it, HTTP_MAX_VISIBILITY_MS, &v, err);
+            out->visibility_timeout_ms = v;
+            out->present |= 1u << 1;
+        } else if (!strcmp(it->string, "max_deliveries")) {
+            rc = json_uint(it, UINT32_MAX, &v, err);
+            out->max_deliveries = (uint32_t)v;
+            out->present |= 1u << 2;
+        } else if (!strcmp(it->string, "dead_letter_queue")) {
+            out->present |= 1u << 3;
+            if (cJSON_IsNull(it))
+                continue;
+            if (!cJSON_IsString(it))
+                rc = fail(err, "bad_request", "field 'dead_letter_queue' must be a string or null");
+            else if (!router_valid_name(it->valuestring))
+                rc = fail(err, "invalid_name", "dead_letter_queue '%.128s' is not a valid name",
+                          it->valuestring);
+            else if (!strcmp(it->valuestring, name))
+                rc = fail(err, "bad_request", "a queue cannot be its own dead-letter queue");
+            else
+                snprintf(out->dead_letter_queue, sizeof out->dead_letter_queue, "%s",
+                         it->valuestring);
+        } else if (!strcmp(it->string, "max_length")) {
+            rc = json_uint(it, UINT64_MAX, &v, err);
+            out->max_length = v;
+            out->present |= 1u << 4;
+        } else if (!strcmp(it->string, "message_ttl_ms")) {
+            rc = json_uint(it, UINT64_MAX, &v, err);
+            out->message_ttl_ms = v;
+            out->present |= 1u << 5;
+        } else if (!strcmp(it->string, "access")) {
+            rc = json_access(it, &out->private_access, err);
+            out->present |= 1u << 6;
+        } else {
+            rc = unknown_field(it, err);
+        }
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+int http_parse_topic_settings(const char *body, size_t len, mom_v1_TopicSettings *out,
+                              struct parse_error *err)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *root;
+    if (parse_object(body, len, true, &root, err))
+        return -1;
+    int rc = 0;
+    for (const cJSON *it = root ? root->child : NULL; it && !rc; it = it->next) {
+        uint64_t v = 0;
+        if (!strcmp(it->string, "retention_ms")) {
+            rc = json_uint(it, UINT64_MAX, &v, err);
+            out->retention_ms = v;
+            out->present |= 1u << 1;
+        } else if (!strcmp(it->string, "retention_messages")) {
+            rc = json_uint(it, UINT64_MAX, &v, err);
+            out->retention_messages = v;
+            out->present |= 1u << 2;
+        } else if (!strcmp(it->string, "retention_bytes")) {
+            rc = json_uint(it, UINT64_MAX, &v, err);
+            out->retention_bytes = v;
+            out->present |= 1u << 3;
+        } else if (!strcmp(it->string, "access")) {
+            rc = json_access(it, &out->private_access, err);
+            out->present |= 1u << 4;
+        } else {
+            rc = unknown_field(it, err);
+        }
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+void http_free_batch(struct command_item *items, uint8_t **owned, size_t count)
+{
+    if (owned)
+        for (size_t i = 0; i < count; i++)
+            free(owned[i]);
+    free(owned);
+    free(items);
+}
+
+static int decode_base64(const char *text, uint8_t **out, size_t *outlen)
+{
+    size_t len = strlen(text);
+    if (len % 4)
+        return -1;
+    uint8_t *buf = malloc(len / 4 * 3 + 1);
+    if (!buf)
+        return -1;
+    int n = len ? EVP_DecodeBlock(buf, (const unsigned char *)text, (int)len) : 0;
+    if (n < 0) {
+        free(buf);
+        return -1;
+    }
+    if (len >= 1 && text[len - 1] == '=')
+        n--;
+    if (len >= 2 && text[len - 2] == '=')
+        n--;
+    *out = buf;
+    *outlen = (size_t)n;
+    return 0;
+}
+
+static int parse_batch_item(const cJSON *obj, size_t i, bool allow_delay, struct command_item *item,
+                            uint8_t **owned, struct parse_error *err)
+{
+    if (!cJSON_IsObject(obj))
+        return fail(err, "bad_request", "messages[%zu] must be an object", i);
+    const cJSON *body = NULL;
+    bool base64 = false;
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        if (!strcmp(it->string, "body")) {
+            if (!cJSON_IsString(it))
+                return fail(err, "bad_request", "messages[%zu].body must be a string", i);
+            body = it;
+        } else if (!strcmp(it->string, "encoding")) {
+            if (!cJSON_IsString(it) ||
+                (strcmp(it->valuestring, "utf-8") && strcmp(it->valuestring, "base64")))
+                return fail(err, "bad_request",
+                            "messages[%zu].encoding must be \"utf-8\" or \"base64\"", i);
+            base64 = !strcmp(it->valuestring, "base64");
+        } else if (!strcmp(it->string, "content_type")) {
+            if (!cJSON_IsString(it) || strlen(it->valuestring) >= sizeof item->content_type)
+                return fail(err, "bad_request",
+                            "messages[%zu].content_type must be a string of at most 255 bytes", i);
+            strcpy(item->content_type, it->valuestring);
+        } else if (!strcmp(it->string, "delay_ms")) {
+            if (!allow_delay)
+                return fail(err, "bad_request", "topics do not take delay_ms");
+            if (json_uint(it, HTTP_MAX_DELAY_MS, &item->delay_ms, err))
+                return -1;
+        } else {
+            return fail(err, "bad_request", "unknown field 'messages[%zu].%s'", i, it->string);
+        }
+    }
+    if (!body)
+        return fail(err, "bad_request", "messages[%zu].body is required", i);
+    uint8_t *bytes;
+    size_t n;
+    if (base64) {
+        if (decode_base64(body->valuestring, &bytes, &n))
+            return fail(err, "bad_request", "messages[%zu].body is not valid base64", i);
+    } else {
+        n = strlen(body->valuestring);
+        bytes = malloc(n + 1);
+        if (!bytes)
+            return fail(err, "bad_request", "out of memory");
+        memcpy(bytes, body->valuestring, n);
+    }
+    *owned = bytes;
+    item->body = bytes;
+    item->body_len = n;
+    return 0;
+}
+
+int http_parse_batch(const char *body, size_t len, bool allow_delay, struct command_item **items,
+                     size_t *count, uint8_t ***owned, struct parse_error *err)
+{
+    *items = NULL;
+    *owned = NULL;
+    *count = 0;
+    cJSON *root;
+    if (parse_object(body, len, false, &root, err))
+        return -1;
+    int rc = 0;
+    const cJSON *messages = NULL;
+    for (const cJSON *it = root->child; it && !rc; it = it->next) {
+        if (!strcmp(it->string, "messages"))
+            messages = it;
+        else
+            rc = unknown_field(it, err);
+    }
+    if (!rc && (!messages || !cJSON_IsArray(messages)))
+        rc = fail(err, "bad_request", "field 'messages' must be an array");
+    int n = rc ? 0 : cJSON_GetArraySize(messages);
+    if (!rc && (n < 1 || n > COMMAND_MAX_BATCH))
+        rc = fail(err, "bad_request", "a batch holds 1 to %d messages, not %d", COMMAND_MAX_BATCH,
+                  n);
+    if (!rc) {
+        *items = calloc((size_t)n, sizeof **items);
+        *owned = calloc((size_t)n, sizeof **owned);
+        if (!*items || !*owned)
+            rc = fail(err, "bad_request", "out of memory");
+    }
+    size_t i = 0;
+    for (const cJSON *m = rc ? NULL : messages->child; m && !rc; m = m->next, i++) {
+        rc = parse_batch_item(m, i, allow_delay, &(*items)[i], &(*owned)[i], err);
+        *count = i + 1;
+    }
+    cJSON_Delete(root);
+    if (rc) {
+        http_free_batch(*items, *owned, *count);
+        *items = NULL;
+        *owned = NULL;
+        *count = 0;
+        return -1;
+    }
+    return 0;
+}
+
+/* Parses a body with exactly the one optional/required integer field `name`. */
+static int parse_single_uint(const char *body, size_t len, const char *name, bool required,
+                             uint64_t max, uint64_t *out, struct parse_error *err)
+{
+    cJSON *root;
+    if (parse_object(body, len, !required, &root, err))
+        return -1;
+    int rc = 0;
+    bool seen = false;
+    for (const cJSON *it = root ? root->child : NULL; it && !rc; it = it->next) {
+        if (!strcmp(it->string, name)) {
+            rc = json_uint(it, max, out, err);
+            seen = true;
+        } else {
+            rc = unknown_field(it, err);
+        }
+    }
+    cJSON_Delete(root);
+    if (!rc && required && !seen)
+        rc = fail(err, "bad_request", "field '%s' is required", name);
+    return rc;
+}
+
+int http_parse_nack(const char *body, size_t len, uint64_t *delay_ms, struct parse_error *err)
+{
+    *delay_ms = 0;
+    return parse_single_uint(body, len, "delay_ms", false, HTTP_MAX_DELAY_MS, delay_ms, err);
+}
+
+int http_parse_extend(const char *body, size_t len, uint64_t *vt_ms, struct parse_error *err)
+{
+    return parse_single_uint(body, len, "visibility_timeout_ms", true, HTTP_MAX_VISIBILITY_MS,
+                             vt_ms, err);
+}
+
+int http_parse_sub_ack(const char *body, size_t len, uint64_t *offset, struct parse_error *err)
+{
+    return parse_single_uint(body, len, "offset", true, UINT64_MAX, offset, err);
+}
+
+int http_parse_subscription(const char *body, size_t len, bool *start_earliest,
+                            struct parse_error *err)
+{
+    *start_earliest = false;
+    cJSON *root;
+    if (parse_object(body, len, true, &root, err))
+        return -1;
+    int rc = 0;
+    for (const cJSON *it = root ? root->child : NULL; it && !rc; it = it->next) {
+        if (!strcmp(it->string, "start")) {
+            if (cJSON_IsString(it) && !strcmp(it->valuestring, "earliest"))
+                *start_earliest = true;
+            else if (!cJSON_IsString(it) || strcmp(it->valuestring, "latest"))
+                rc = fail(err, "bad_request", "field 'start' must be \"latest\" or \"earliest\"");
+        } else {
+            rc = unknown_field(it, err);
+        }
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+int http_parse_credentials(const char *body, size_t len, char username[129], char **password,
+                           size_t *password_len, struct parse_error *err)
+{
+    *password = NULL;
+    cJSON *root;
+    if (parse_object(body, len, false, &root, err))
+        return -1;
+    int rc = 0;
+    const cJSON *user = NULL, *pass = NULL;
+    for (const cJSON *it = root->child; it && !rc; it = it->next) {
+        if (!strcmp(it->string, "username"))
+            user = it;
+        else if (!strcmp(it->string, "password"))
+            pass = it;
+        else
+            rc = unknown_field(it, err);
+    }
+    if (!rc && (!user || !cJSON_IsString(user)))
+        rc = fail(err, "bad_request", "field 'username' (string) is required");
+    if (!rc && (!pass || !cJSON_IsString(pass)))
+        rc = fail(err, "bad_request", "field 'password' (string) is required");
+    if (!rc && !router_valid_name(user->valuestring))
+        rc = fail(err, "invalid_name", "username must match ^[A-Za-z0-9._-]{1,128}$");
+    size_t plen = rc ? 0 : strlen(pass->valuestring);
+    if (!rc && (plen < 8 || plen > 1024))
+        rc = fail(err, "bad_request", "password must be 8 to 1024 bytes");
+    if (!rc) {
+        snprintf(username, 129, "%s", user->valuestring);
+        *password = malloc(plen + 1);
+        if (!*password)
+            rc = fail(err, "bad_request", "out of memory");
+        else {
+            memcpy(*password, pass->valuestring, plen + 1);
+            *password_len = plen;
+        }
+    }
+    cJSON_Delete(root);
+    return rc;
+}

@@ -1,0 +1,59 @@
+/* Pure parsers for the REST layer: query-string values, integers with the
+ * API's rules (digits only, clamped or bounded), and the JSON request bodies
+ * (queue/topic settings, batch, nack/extend/ack/subscription bodies, user
+ * credentials) into Command fields. They never see evhtp; every error comes
+ * back as a status, code and message for the client.
+ * SPDX-License-Identifier: MIT */
+#ifndef MOM_BROKER_HTTP_PARSE_H
+#define MOM_BROKER_HTTP_PARSE_H
+
+#include "broker/command.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct parse_error {
+    int status;         /* 400 */
+    const char *code;   /* "bad_request", "invalid_json", "invalid_name" */
+    char message[256];
+};
+
+/* Finds key in a raw query string ("a=1&b=2"), percent-decoding the value
+ * into out. Returns true when present. */
+bool http_query_get(const char *query, const char *key, char *out, size_t outlen);
+
+/* Unsigned decimal integer, digits only. Values above max are clamped when
+ * clamp, else an error. Returns 0 or -1 with err filled (naming `what`). */
+int http_parse_uint(const char *text, uint64_t max, bool clamp, const char *what, uint64_t *out,
+                    struct parse_error *err);
+
+/* Queue settings body (may be empty) for queue `name`. */
+int http_parse_queue_settings(const char *name, const char *body, size_t len,
+                              mom_v1_QueueSettings *out, struct parse_error *err);
+int http_parse_topic_settings(const char *body, size_t len, mom_v1_TopicSettings *out,
+                              struct parse_error *err);
+
+/* Batch body. Fills items (malloc'd array, *count entries) whose bodies are
+ * malloc'd copies listed in *owned (free each, then the arrays). */
+int http_parse_batch(const char *body, size_t len, bool allow_delay, struct command_item **items,
+                     size_t *count, uint8_t ***owned, struct parse_error *err);
+void http_free_batch(struct command_item *items, uint8_t **owned, size_t count);
+
+/* {"delay_ms": N} optional (empty body allowed). */
+int http_parse_nack(const char *body, size_t len, uint64_t *delay_ms, struct parse_error *err);
+/* {"visibility_timeout_ms": N} required, N <= 12 h. */
+int http_parse_extend(const char *body, size_t len, uint64_t *vt_ms, struct parse_error *err);
+/* {"offset": N} required. */
+int http_parse_sub_ack(const char *body, size_t len, uint64_t *offset, struct parse_error *err);
+/* {"start": "latest"|"earliest"} optional. */
+int http_parse_subscription(const char *body, size_t len, bool *start_earliest,
+                            struct parse_error *err);
+/* {"username","password"}: username matches the name rule, password 8..1024 bytes. */
+int http_parse_credentials(const char *body, size_t len, char username[129], char **password,
+                           size_t *password_len, struct parse_error *err);
+
+#define HTTP_MAX_DELAY_MS 86400000ull
+#define HTTP_MAX_VISIBILITY_MS 43200000ull
+
+#endif

@@ -1,0 +1,218 @@
+/* Route table of API.md. Paths are split on '/', each segment is
+ * percent-decoded, and matched against patterns where "{}" is a parameter.
+ * SPDX-License-Identifier: MIT */
+#include "broker/router.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct route_def {
+    const char *pattern; /* segments separated by '/', "{}" = parameter */
+    enum http_method method;
+    enum route route;
+};
+
+/* Order matters only for "batch": a POST to .../messages/batch is the batch
+ * route, any other method there treats "batch" as a receipt. */
+static const struct route_def routes[] = {
+    {"healthz", HTTP_GET, ROUTE_HEALTHZ},
+    {"readyz", HTTP_GET, ROUTE_READYZ},
+    {"v1/auth/users", HTTP_POST, ROUTE_AUTH_USERS},
+    {"v1/auth/token", HTTP_POST, ROUTE_AUTH_TOKEN},
+    {"v1/cluster", HTTP_GET, ROUTE_CLUSTER},
+    {"v1/queues", HTTP_GET, ROUTE_QUEUES},
+    {"v1/queues/{}", HTTP_GET, ROUTE_QUEUE_GET},
+    {"v1/queues/{}", HTTP_PUT, ROUTE_QUEUE_PUT},
+    {"v1/queues/{}", HTTP_DELETE, ROUTE_QUEUE_DELETE},
+    {"v1/queues/{}/messages", HTTP_POST, ROUTE_QUEUE_PUBLISH},
+    {"v1/queues/{}/messages/batch", HTTP_POST, ROUTE_QUEUE_BATCH},
+    {"v1/queues/{}/receive", HTTP_POST, ROUTE_QUEUE_RECEIVE},
+    {"v1/queues/{}/messages/{}", HTTP_DELETE, ROUTE_QUEUE_ACK},
+    {"v1/queues/{}/messages/{}/nack", HTTP_POST, ROUTE_QUEUE_NACK},
+    {"v1/queues/{}/messages/{}/extend", HTTP_POST, ROUTE_QUEUE_EXTEND},
+    {"v1/topics", HTTP_GET, ROUTE_TOPICS},
+    {"v1/topics/{}", HTTP_GET, ROUTE_TOPIC_GET},
+    {"v1/topics/{}", HTTP_PUT, ROUTE_TOPIC_PUT},
+    {"v1/topics/{}", HTTP_DELETE, ROUTE_TOPIC_DELETE},
+    {"v1/topics/{}/messages", HTTP_POST, ROUTE_TOPIC_PUBLISH},
+    {"v1/topics/{}/messages", HTTP_GET, ROUTE_TOPIC_READ},
+    {"v1/topics/{}/messages/batch", HTTP_POST, ROUTE_TOPIC_BATCH},
+    {"v1/topics/{}/subscriptions", HTTP_GET, ROUTE_SUBSCRIPTIONS_OF_TOPIC},
+    {"v1/topics/{}/subscriptions/{}", HTTP_GET, ROUTE_SUBSCRIPTION_GET},
+    {"v1/topics/{}/subscriptions/{}", HTTP_PUT, ROUTE_SUBSCRIPTION_PUT},
+    {"v1/topics/{}/subscriptions/{}", HTTP_DELETE, ROUTE_SUBSCRIPTION_DELETE},
+    {"v1/topics/{}/subscriptions/{}/messages", HTTP_GET, ROUTE_SUBSCRIPTION_READ},
+    {"v1/topics/{}/subscriptions/{}/ack", HTTP_POST, ROUTE_SUBSCRIPTION_ACK},
+    {"v1/subscriptions", HTTP_GET, ROUTE_USER_SUBSCRIPTIONS},
+};
+
+enum http_method router_method(const char *name)
+{
+    if (!strcmp(name, "GET"))
+        return HTTP_GET;
+    if (!strcmp(name, "PUT"))
+        return HTTP_PUT;
+    if (!strcmp(name, "POST"))
+        return HTTP_POST;
+    if (!strcmp(name, "DELETE"))
+        return HTTP_DELETE;
+    if (!strcmp(name, "HEAD"))
+        return HTTP_HEAD;
+    return HTTP_OTHER;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+#define MAX_SEGMENTS 8
+
+struct segments {
+    size_t n;
+    const char *start[MAX_SEGMENTS];
+    size_t len[MAX_SEGMENTS];
+};
+
+static bool split_path(const char *path, size_t len, struct segments *s)
+{
+    s->n = 0;
+    if (len == 0 || path[0] != '/')
+        return false;
+    size_t i = 1;
+    if (len > 1 && path[len - 1] == '/')
+        len--; /* tolerate one trailing slash */
+    while (i <= len) {
+        size_t j = i;
+        while (j < len && path[j] != '/')
+            j++;
+        if (j == i && len > 1)
+            return false; /* empty segment "//" */
+        if (s->n == MAX_SEGMENTS)
+            return false;
+        s->start[s->n] = path + i;
+        s->len[s->n] = j - i;
+        s->n++;
+        i = j + 1;
+    }
+    return true;
+}
+
+static bool segment_is(const struct segments *s, size_t k, const char *lit, size_t litlen)
+{
+    return s->len[k] == litlen && !memcmp(s->start[k], lit, litlen);
+}
+
+/* Matches one pattern; params are decoded into out only when it matches. */
+static bool pattern_matches(const char *pattern, const struct segments *s)
+{
+    size_t k = 0;
+    const char *p = pattern;
+    while (*p) {
+        const char *slash = strchr(p, '/');
+        size_t plen = slash ? (size_t)(slash - p) : strlen(p);
+        if (k >= s->n)
+            return false;
+        if (!(plen == 2 && p[0] == '{' && p[1] == '}') && !segment_is(s, k, p, plen))
+            return false;
+        k++;
+        p += plen + (slash ? 1 : 0);
+    }
+    return k == s->n;
+}
+
+static void decode_params(const char *pattern, const struct segments *s, struct route_match *out)
+{
+    size_t k = 0;
+    const char *p = pattern;
+    out->nparams = 0;
+    out->param_too_long = false;
+    while (*p) {
+        const char *slash = strchr(p, '/');
+        size_t plen = slash ? (size_t)(slash - p) : strlen(p);
+        if (plen == 2 && p[0] == '{' && out->nparams < 3) {
+            char *dst = out->params[out->nparams++];
+            size_t o = 0;
+            for (size_t i = 0; i < s->len[k]; i++) {
+                char c = s->start[k][i];
+                if (c == '%' && i + 2 < s->len[k] && hexval(s->start[k][i + 1]) >= 0 &&
+                    hexval(s->start[k][i + 2]) >= 0) {
+                    c = (char)(hexval(s->start[k][i + 1]) * 16 + hexval(s->start[k][i + 2]));
+                    i += 2;
+                }
+                if (o == ROUTER_MAX_PARAM) {
+                    out->param_too_long = true;
+                    break;
+                }
+                dst[o++] = c == '\0' ? '?' : c;
+            }
+            dst[o] = '\0';
+        }
+        k++;
+        p += plen + (slash ? 1 : 0);
+    }
+}
+
+enum router_result router_match(enum http_method method, const char *path, size_t path_len,
+                                struct route_match *out)
+{
+    memset(out, 0, sizeof *out);
+    struct segments s;
+    if (!split_path(path, path_len, &s))
+        return ROUTER_NOT_FOUND;
+    const struct route_def *hit = NULL;
+    unsigned allowed = 0;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (!pattern_matches(routes[i].pattern, &s))
+            continue;
+        allowed |= routes[i].method;
+        if (!hit && (routes[i].method == method ||
+                     (method == HTTP_HEAD && routes[i].method == HTTP_GET)))
+            hit = &routes[i];
+    }
+    out->allowed = allowed;
+    if (!hit) {
+        if (!allowed)
+            return ROUTER_NOT_FOUND;
+        return ROUTER_METHOD_NOT_ALLOWED;
+    }
+    out->route = hit->route;
+    decode_params(hit->pattern, &s, out);
+    return ROUTER_OK;
+}
+
+void router_allow_header(unsigned allowed, char *out, size_t outlen)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{HTTP_GET, "GET"}, {HTTP_PUT, "PUT"}, {HTTP_POST, "POST"}, {HTTP_DELETE, "DELETE"}};
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < 4; i++) {
+        if (!(allowed & names[i].bit))
+            continue;
+        int n = snprintf(out + o, outlen - o, "%s%s", o ? ", " : "", names[i].name);
+        if (n < 0 || (size_t)n >= outlen - o)
+            break;
+        o += (size_t)n;
+    }
+}
+
+bool router_valid_name(const char *name)
+{
+    size_t n = 0;
+    for (const char *p = name; *p; p++, n++) {
+        char c = *p;
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return n >= 1 && n <= 128;
+}

@@ -1,0 +1,74 @@
+/* The REST route table as a pure function: (method, path) -> route and its
+ * path parameters, or "no such route" / "wrong method" with the allowed
+ * methods for the Allow header. No I/O; fuzzable and unit-tested.
+ * SPDX-License-Identifier: MIT */
+#ifndef MOM_BROKER_ROUTER_H
+#define MOM_BROKER_ROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum http_method {
+    HTTP_GET = 1 << 0,
+    HTTP_PUT = 1 << 1,
+    HTTP_POST = 1 << 2,
+    HTTP_DELETE = 1 << 3,
+    HTTP_HEAD = 1 << 4,
+    HTTP_OTHER = 1 << 5,
+};
+
+enum route {
+    ROUTE_NONE = 0,
+    ROUTE_HEALTHZ,
+    ROUTE_READYZ,
+    ROUTE_AUTH_USERS,
+    ROUTE_AUTH_TOKEN,
+    ROUTE_CLUSTER,
+    ROUTE_QUEUES,
+    ROUTE_QUEUE_GET,
+    ROUTE_QUEUE_PUT,
+    ROUTE_QUEUE_DELETE,
+    ROUTE_QUEUE_PUBLISH,
+    ROUTE_QUEUE_BATCH,
+    ROUTE_QUEUE_RECEIVE,
+    ROUTE_QUEUE_ACK,
+    ROUTE_QUEUE_NACK,
+    ROUTE_QUEUE_EXTEND,
+    ROUTE_TOPICS,
+    ROUTE_TOPIC_GET,
+    ROUTE_TOPIC_PUT,
+    ROUTE_TOPIC_DELETE,
+    ROUTE_TOPIC_PUBLISH,
+    ROUTE_TOPIC_BATCH,
+    ROUTE_TOPIC_READ,
+    ROUTE_SUBSCRIPTIONS_OF_TOPIC,
+    ROUTE_SUBSCRIPTION_GET,
+    ROUTE_SUBSCRIPTION_PUT,
+    ROUTE_SUBSCRIPTION_DELETE,
+    ROUTE_SUBSCRIPTION_READ,
+    ROUTE_SUBSCRIPTION_ACK,
+    ROUTE_USER_SUBSCRIPTIONS,
+};
+
+#define ROUTER_MAX_PARAM 256
+
+struct route_match {
+    enum route route;
+    unsigned allowed;                      /* methods of the path (for 405 / Allow) */
+    size_t nparams;
+    char params[3][ROUTER_MAX_PARAM + 1];  /* percent-decoded path segments */
+    bool param_too_long;                   /* a segment exceeded ROUTER_MAX_PARAM */
+};
+
+enum router_result { ROUTER_OK, ROUTER_NOT_FOUND, ROUTER_METHOD_NOT_ALLOWED };
+
+enum http_method router_method(const char *name);
+/* path is the request path without the query string. */
+enum router_result router_match(enum http_method method, const char *path, size_t path_len,
+                                struct route_match *out);
+/* Writes "GET, PUT, DELETE" for a method mask. */
+void router_allow_header(unsigned allowed, char *out, size_t outlen);
+/* ^[A-Za-z0-9._-]{1,128}$ */
+bool router_valid_name(const char *name);
+
+#endif

@@ -1,0 +1,708 @@
+/* The server core on the loop: evhtp set-up and the request life cycle
+ * (413 before the body, routing, 404/405, authentication), the one place a
+ * reply is written (common headers, resume of paused requests), Commands
+ * proposed to the replication node and answered on apply, long-poll waiters
+ * woken by the store's change notices, and the cron that proposes Ticks.
+ * A request's context dies only in evhtp's on_request_fini hook; a proposal
+ * outlives it and is answered into the void if the client left.
+ * SPDX-License-Identifier: MIT */
+#include "broker/server.h"
+
+#include "broker/server_internal.h"
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "replication/node.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CRON_INTERVAL_MS 20
+
+/* ---- replies ---- */
+
+static void add_header(evhtp_request_t *req, const char *name, const char *value)
+{
+    evhtp_headers_add_header(req->headers_out, evhtp_header_new(name, value, 0, 1));
+}
+
+static void wait_unlink(struct request_ctx *rc)
+{
+    if (!rc->in_wait_list)
+        return;
+    struct server *s = rc->srv;
+    if (rc->wprev)
+        rc->wprev->wnext = rc->wnext;
+    else
+        s->waiters = rc->wnext;
+    if (rc->wnext)
+        rc->wnext->wprev = rc->wprev;
+    rc->wprev = rc->wnext = NULL;
+    rc->in_wait_list = false;
+}
+
+void server_send(struct request_ctx *rc, const struct reply *r)
+{
+    if (rc->done)
+        return;
+    rc->done = true;
+    wait_unlink(rc);
+    if (rc->timer)
+        evtimer_del(rc->timer);
+    evhtp_request_t *req = rc->req;
+    add_header(req, "X-Mom-Node", rc->srv->node_id_text);
+    if (r->status == 429 || r->status == 503)
+        add_header(req, "Retry-After", "1");
+    if (r->body && r->body_len) {
+        add_header(req, "Content-Type", "application/json");
+        evbuffer_add(req->buffer_out, r->body, r->body_len);
+    }
+    evhtp_send_reply(req, (evhtp_res)r->status);
+    if (rc->paused) {
+        rc->paused = false;
+        evhtp_request_resume(req);
+    }
+}
+
+void server_send_error(struct request_ctx *rc, int status, const char *code, const char *fmt, ...)
+{
+    char message[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    struct reply r = {0};
+    reply_error(&r, status, code, "%s", message);
+    server_send(rc, &r);
+    reply_cleanup(&r);
+}
+
+void server_send_parse_error(struct request_ctx *rc, const struct parse_error *err)
+{
+    server_send_error(rc, err->status, err->code, "%s", err->message);
+}
+
+static void pause_request(struct request_ctx *rc)
+{
+    if (!rc->paused) {
+        rc->paused = true;
+        evhtp_request_pause(rc->req);
+    }
+}
+
+struct store_caller server_caller(const struct request_ctx *rc)
+{
+    return (struct store_caller){.user = rc->id.user, .admin = rc->id.admin};
+}
+
+uint64_t server_now_stamp(struct server *s)
+{
+    uint64_t now = clock_wall_ms();
+    if (now < s->last_stamp)
+        now = s->last_stamp;
+    s->last_stamp = now;
+    return now;
+}
+
+/* ---- proposals ---- */
+
+static void send_storage_error(struct request_ctx *rc, int err)
+{
+    if (err == MOM_ERR_NOSPACE)
+        server_send_error(rc, 507, "storage_unavailable", "the log cannot be written: disk full");
+    else
+        server_send_error(rc, 503, "storage_unavailable", "the write could not be made durable: %s",
+                          mom_strerror(err));
+}
+
+void server_propose(struct request_ctx *rc, struct command *cmd)
+{
+    struct server *s = rc->srv;
+    cmd->pb.time_ms = server_now_stamp(s);
+    if (rc->id.user[0]) {
+        snprintf(cmd->pb.user, sizeof cmd->pb.user, "%s", rc->id.user);
+        cmd->pb.admin = rc->id.admin;
+    }
+    uint8_t *buf;
+    size_t len;
+    int err = command_encode(cmd, &buf, &len);
+    if (err != MOM_OK) {
+        server_send_error(rc, 400, "bad_request", "the request cannot be encoded: %s",
+                          mom_strerror(err));
+        return;
+    }
+    struct proposal *p = malloc(sizeof *p);
+    if (!p) {
+        free(buf);
+        server_send_error(rc, 503, "unavailable", "out of memory");
+        return;
+    }
+    p->rc = rc;
+    err = node_propose(s->node, buf, len, p);
+    if (err != MOM_OK) {
+        free(p);
+        send_storage_error(rc, err);
+        return;
+    }
+    rc->proposal = p;
+    pause_request(rc);
+}
+
+static bool reply_is_empty_receive(const struct reply *r)
+{
+    static const char empty[] = "{\"messages\":[]}";
+    return r->status == 200 && r->body_len == sizeof empty - 1 && !memcmp(r->body, empty, r->body_len);
+}
+
+/* The committed answer for a request: a receive that came back empty keeps
+ * waiting while its long poll lasts. */
+static void deliver(struct request_ctx *rc, const struct reply *r)
+{
+    if (rc->wait == WAIT_RECEIVE && reply_is_empty_receive(r) && clock_mono_ms() < rc->deadline_ms) {
+        server_wait(rc, WAIT_RECEIVE, 0);
+        return;
+    }
+    server_send(rc, r);
+}
+
+static void process_wakes(struct server *s);
+
+static void on_apply(void *arg, uint64_t index, const uint8_t *data, size_t len, void *ctx)
+{
+    struct server *s = arg;
+    struct proposal *p = ctx == &s->tick_marker ? NULL : ctx;
+    if (ctx == &s->tick_marker)
+        s->tick_in_flight = false;
+    struct request_ctx *rc = p ? p->rc : NULL;
+    struct command cmd;
+    if (command_decode(data, len, &cmd) != MOM_OK) {
+        /* Every replica skips the same undecodable entry. */
+        log_error("log entry %llu does not decode as a Command; skipped", (unsigned long long)index);
+        if (rc) {
+            rc->proposal = NULL;
+            server_send_error(rc, 500, "bad_request", "the command could not be applied");
+        }
+        free(p);
+        return;
+    }
+    struct reply r = {0};
+    store_apply(s->store, index, &cmd, rc ? &r : NULL);
+    if (cmd.pb.time_ms > s->last_stamp)
+        s->last_stamp = cmd.pb.time_ms;
+    command_cleanup(&cmd);
+    if (rc) {
+        rc->proposal = NULL;
+        deliver(rc, &r);
+    }
+    free(p);
+    reply_cleanup(&r);
+    process_wakes(s);
+}
+
+static void on_fail(void *arg, void *ctx, int err)
+{
+    struct server *s = arg;
+    if (ctx == &s->tick_marker) {
+        s->tick_in_flight = false;
+        return;
+    }
+    struct proposal *p = ctx;
+    if (p->rc) {
+        p->rc->proposal = NULL;
+        send_storage_error(p->rc, err);
+    }
+    free(p);
+}
+
+static int on_snapshot_write(void *arg, FILE *f)
+{
+    return store_snapshot_write(((struct server *)arg)->store, f);
+}
+
+static int on_snapshot_read(void *arg, FILE *f)
+{
+    return store_snapshot_read(((struct server *)arg)->store, f);
+}
+
+/* ---- long polls ---- */
+
+static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct request_ctx *rc = arg;
+    wait_unlink(rc);
+    if (rc->proposal)
+        return; /* its answer arrives on apply and is sent as it is */
+    handlers_retry_wait(rc, true);
+}
+
+void server_wait(struct request_ctx *rc, enum wait_kind wait, uint64_t wait_ms)
+{
+    struct server *s = rc->srv;
+    rc->wait = wait;
+    if (!rc->timer) {
+        rc->deadline_ms = clock_mono_ms() + wait_ms;
+        rc->timer = evtimer_new(s->base, on_wait_timeout, rc);
+        struct timeval tv = {(time_t)(wait_ms / 1000), (suseconds_t)(wait_ms % 1000) * 1000};
+        if (!rc->timer || evtimer_add(rc->timer, &tv) != 0) {
+            server_send_error(rc, 503, "unavailable", "cannot wait: out of memory");
+            return;
+        }
+    }
+    if (!rc->in_wait_list) {
+        rc->wprev = NULL;
+        rc->wnext = s->waiters;
+        if (s->waiters)
+            s->waiters->wprev = rc;
+        s->waiters = rc;
+        rc->in_wait_list = true;
+    }
+    pause_request(rc);
+}
+
+static void on_store_change(void *arg, enum store_change change, const char *name)
+{
+    struct server *s = arg;
+    if (!s->waiters)
+        return;
+    if (s->nwakes == s->wakes_cap) {
+        size_t cap = s->wakes_cap ? s->wakes_cap * 2 : 16;
+        struct wake *w = realloc(s->wakes, cap * sizeof *w);
+        if (!w)
+            return; /* waiters still end at their deadline */
+        s->wakes = w;
+        s->wakes_cap = cap;
+    }
+    s->wakes[s->nwakes].change = change;
+    snprintf(s->wakes[s->nwakes].name, sizeof s->wakes[s->nwakes].name, "%s", name);
+    s->nwakes++;
+}
+
+static bool wait_matches(const struct request_ctx *rc, enum store_change change, const char *name)
+{
+    if (strcmp(rc->match.params[0], name) != 0)
+        return false;
+    if (change == STORE_QUEUE_READY || change == STORE_QUEUE_DELETED)
+        return rc->wait == WAIT_RECEIVE;
+    return rc->wait == WAIT_TOPIC_READ || rc->wait == WAIT_SUB_READ;
+}
+
+static void process_wakes(struct server *s)
+{
+    for (size_t i = 0; i < s->nwakes; i++) {
+        const struct wake *w = &s->wakes[i];
+        struct request_ctx *next;
+        for (struct request_ctx *rc = s->waiters; rc; rc = next) {
+            next = rc->wnext;
+            if (!rc->in_wait_list || !wait_matches(rc, w->change, w->name))
+                continue;
+            wait_unlink(rc);
+            if (w->change == STORE_QUEUE_DELETED)
+                server_send_error(rc, 404, "queue_not_found", "queue '%s' was deleted", w->name);
+            else if (w->change == STORE_TOPIC_DELETED)
+                server_send_error(rc, 404, "topic_not_found", "topic '%s' was deleted", w->name);
+            else
+                handlers_retry_wait(rc, false);
+        }
+    }
+    s->nwakes = 0;
+}
+
+/* ---- cron: Ticks for lease ends, delays, TTL and retention ---- */
+
+static void on_cron(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct server *s = arg;
+    if (s->tick_in_flight || !node_writable(s->node))
+        return;
+    uint64_t deadline = store_next_deadline(s->store);
+    if (deadline == UINT64_MAX || deadline > clock_wall_ms())
+        return;
+    struct command cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.pb.which_kind = mom_v1_Command_tick_tag;
+    cmd.pb.time_ms = server_now_stamp(s);
+    uint8_t *buf;
+    size_t len;
+    if (command_encode(&cmd, &buf, &len) != MOM_OK)
+        return;
+    if (node_propose(s->node, buf, len, &s->tick_marker) == MOM_OK)
+        s->tick_in_flight = true;
+}
+
+/* ---- request life cycle ---- */
+
+static evhtp_res on_request_fini(evhtp_request_t *req, void *arg)
+{
+    (void)req;
+    struct request_ctx *rc = arg;
+    wait_unlink(rc);
+    if (rc->proposal)
+        rc->proposal->rc = NULL;
+    if (rc->timer)
+        event_free(rc->timer);
+    free(rc);
+    return EVHTP_RES_OK;
+}
+
+/* 413 is decided from Content-Length before the body is read (PITFALLS §3). */
+static evhtp_res on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *arg)
+{
+    struct server *s = arg;
+    const char *cl = evhtp_header_find(hdrs, "Content-Length");
+    const char *te = evhtp_header_find(hdrs, "Transfer-Encoding");
+    int status = 0;
+    const char *code = NULL;
+    char message[160];
+    if (te) {
+        status = 411;
+        code = "bad_request";
+        snprintf(message, sizeof message, "chunked request bodies are not accepted; send Content-Length");
+    } else if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno || *end || n > s->cfg->max_body) {
+            status = 413;
+            code = "payload_too_large";
+            snprintf(message, sizeof message, "the body is larger than %llu bytes",
+                     (unsigned long long)s->cfg->max_body);
+        }
+    }
+    if (!status)
+        return EVHTP_RES_OK;
+    req->flags &= ~EVHTP_REQ_FLAG_KEEPALIVE;
+    struct reply r = {0};
+    reply_error(&r, status, code, "%s", message);
+    add_header(req, "X-Mom-Node", s->node_id_text);
+    add_header(req, "Content-Type", "application/json");
+    add_header(req, "Connection", "close");
+    evbuffer_add(req->buffer_out, r.body, r.body_len);
+    reply_cleanup(&r);
+    evhtp_send_reply(req, (evhtp_res)status);
+    evhtp_request_pause(req);
+    evhtp_request_resume(req);
+    return EVHTP_RES_PAUSE;
+}
+
+static bool authenticate(struct request_ctx *rc)
+{
+    const char *h = evhtp_header_find(rc->req->headers_in, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+        add_header(rc->req, "WWW-Authenticate", "Bearer realm=\"mom\"");
+        server_send_error(rc, 401, "unauthorized", "a bearer token is required");
+        return false;
+    }
+    const char *token = h + 7;
+    while (*token == ' ')
+        token++;
+    if (auth_verify(rc->srv->auth, token, strlen(token), clock_wall_ms() / 1000, &rc->id) !=
+        MOM_OK) {
+        add_header(rc->req, "WWW-Authenticate", "Bearer realm=\"mom\", error=\"invalid_token\"");
+        server_send_error(rc, 401, "invalid_token", "the bearer token is invalid or expired");
+        return false;
+    }
+    return true;
+}
+
+static void on_request(evhtp_request_t *req, void *arg)
+{
+    struct server *s = arg;
+    struct request_ctx *rc = calloc(1, sizeof *rc);
+    if (!rc) {
+        evhtp_send_reply(req, 503);
+        return;
+    }
+    rc->srv = s;
+    rc->req = req;
+    evhtp_request_set_hook(req, evhtp_hook_on_request_fini, (evhtp_hook)on_request_fini, rc);
+    rc->method = router_method(htparser_get_methodstr_m(evhtp_request_get_method(req)));
+    const char *path = req->uri && req->uri->path && req->uri->path->full ? req->uri->path->full : "/";
+    rc->query = req->uri ? (const char *)req->uri->query_raw : NULL;
+    size_t blen = evbuffer_get_length(req->buffer_in);
+    rc->body = blen ? (const char *)evbuffer_pullup(req->buffer_in, -1) : "";
+    rc->body_len = blen;
+
+    enum router_result rr = router_match(rc->method, path, strlen(path), &rc->match);
+    if (rr == ROUTER_NOT_FOUND) {
+        server_send_error(rc, 404, "not_found", "no route for %s", path);
+        return;
+    }
+    if (rr == ROUTER_METHOD_NOT_ALLOWED) {
+        char allow[64];
+        router_allow_header(rc->match.allowed, allow, sizeof allow);
+        add_header(req, "Allow", allow);
+        server_send_error(rc, 405, "method_not_allowed", "%s is not allowed here; use %s",
+                          htparser_get_methodstr_m(evhtp_request_get_method(req)), allow);
+        return;
+    }
+    switch (rc->match.route) {
+    case ROUTE_HEALTHZ:
+    case ROUTE_READYZ:
+    case ROUTE_AUTH_USERS:
+    case ROUTE_AUTH_TOKEN:
+        break;
+    default:
+        if (!authenticate(rc))
+            return;
+    }
+    handlers_dispatch(rc);
+}
+
+/* ---- set-up ---- */
+
+static int split_host_port(const char *addr, char *host, size_t hostlen, uint16_t *port)
+{
+    const char *colon = strrchr(addr, ':');
+    if (!colon || (size_t)(colon - addr) >= hostlen)
+        return MOM_ERR_INVALID;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    char *end;
+    unsigned long p = strtoul(colon + 1, &end, 10);
+    if (*end || p > 65535)
+        return MOM_ERR_INVALID;
+    *port = (uint16_t)p;
+    return MOM_OK;
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return MOM_ERR_IO;
+        *p = '/';
+    }
+    return mkdir(buf, 0700) != 0 && errno != EEXIST ? MOM_ERR_IO : MOM_OK;
+}
+
+/* DATA/jwt-secret: created once with 32 random bytes (hex), mode 0600. */
+static int load_or_create_secret(const char *data_dir, char *out, size_t outlen, bool *created)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/jwt-secret", data_dir);
+    *created = false;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        size_t n = fread(out, 1, outlen - 1, f);
+        fclose(f);
+        out[n] = '\0';
+        while (n && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+            out[--n] = '\0';
+        return n >= 16 ? MOM_OK : MOM_ERR_CORRUPT;
+    }
+    unsigned char raw[32];
+    if (RAND_bytes(raw, sizeof raw) != 1)
+        return MOM_ERR_IO;
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return MOM_ERR_IO;
+    size_t len = strlen(out);
+    bool ok = write(fd, out, len) == (ssize_t)len && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+    close(fd);
+    if (!ok || rename(tmp, path) != 0)
+        return MOM_ERR_IO;
+    *created = true;
+    return MOM_OK;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = malloc(1 << 16);
+    size_t n = buf ? fread(buf, 1, (1 << 16) - 1, f) : 0;
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        *len = n;
+    }
+    return buf;
+}
+
+static int setup_auth(struct server *s, const struct config *cfg)
+{
+    static char generated[128];
+    (void)generated;
+    char secret[1024];
+    bool created = false, from_file = false;
+    if (cfg->jwt_secret[0]) {
+        snprintf(secret, sizeof secret, "%s", cfg->jwt_secret);
+    } else {
+        int rc = load_or_create_secret(cfg->data_dir, secret, sizeof secret, &created);
+        if (rc != MOM_OK) {
+            log_error("cannot read or create %s/jwt-secret: %s", cfg->data_dir, mom_strerror(rc));
+            return rc;
+        }
+        from_file = true;
+    }
+    char *pem = NULL;
+    size_t pem_len = 0;
+    if (cfg->jwt_public_key_file[0]) {
+        pem = read_file(cfg->jwt_public_key_file, &pem_len);
+        if (!pem) {
+            log_error("cannot read MOM_JWT_PUBLIC_KEY_FILE %s: %s", cfg->jwt_public_key_file,
+                      strerror(errno));
+            return MOM_ERR_IO;
+        }
+    }
+    struct auth_config ac = {
+        .hs256_secret = secret,
+        .hs256_secret_len = strlen(secret),
+        .public_key_pem = pem,
+        .public_key_pem_len = pem_len,
+        .issuer = cfg->jwt_issuer[0] ? cfg->jwt_issuer : NULL,
+        .audience = cfg->jwt_audience[0] ? cfg->jwt_audience : NULL,
+        .admin_claim = cfg->jwt_admin_claim,
+        .admin_users = cfg->admin_users[0] ? cfg->admin_users : NULL,
+        .token_ttl_s = cfg->token_ttl_s,
+    };
+    int rc = auth_new(&ac, &s->auth);
+    free(pem);
+    if (rc != MOM_OK) {
+        log_error("JWT configuration rejected: %s", mom_strerror(rc));
+        return rc;
+    }
+    if (from_file) {
+        char *token;
+        uint64_t expires;
+        if (auth_issue(s->auth, "admin", true, clock_wall_ms() / 1000, &token, &expires) == MOM_OK) {
+            log_info("%s JWT secret in %s/jwt-secret; admin token: %s", created ? "generated a" : "using the",
+                     cfg->data_dir, token);
+            free(token);
+        }
+    }
+    return auth_password_hash("dummy-password", 14, s->dummy_hash, sizeof s->dummy_hash);
+}
+
+static int setup_http(struct server *s, const struct config *cfg)
+{
+    char host[256];
+    uint16_t port;
+    if (split_host_port(cfg->http_addr, host, sizeof host, &port) != MOM_OK) {
+        log_error("MOM_HTTP_ADDR '%s' is not HOST:PORT", cfg->http_addr);
+        return MOM_ERR_INVALID;
+    }
+    s->htp = evhtp_new(s->base, NULL);
+    if (!s->htp)
+        return MOM_ERR_NOMEM;
+    /* Backstop only: 413 is answered from Content-Length in on_headers. */
+    evhtp_set_max_body_size(s->htp, cfg->max_body + 2);
+    evhtp_callback_t *cb = evhtp_set_cb(s->htp, "/", on_request, s);
+    if (!cb)
+        return MOM_ERR_NOMEM;
+    evhtp_callback_set_hook(cb, evhtp_hook_on_headers, (evhtp_hook)on_headers, s);
+    if (evhtp_bind_socket(s->htp, host, port, 1024) != 0) {
+        log_error("cannot listen on %s: %s", cfg->http_addr, strerror(errno));
+        return MOM_ERR_IO;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    evutil_socket_t fd = evconnlistener_get_fd(s->htp->server);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        s->http_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                      : ((struct sockaddr_in *)&ss)->sin_port);
+    return MOM_OK;
+}
+
+int server_new(struct event_base *base, const struct config *cfg, struct server **out)
+{
+    struct server *s = calloc(1, sizeof *s);
+    if (!s)
+        return MOM_ERR_NOMEM;
+    s->base = base;
+    s->cfg = cfg;
+    snprintf(s->node_id_text, sizeof s->node_id_text, "%u", cfg->node_id);
+    int rc = mkdir_p(cfg->data_dir);
+    if (rc != MOM_OK) {
+        log_error("cannot create data dir %s: %s", cfg->data_dir, strerror(errno));
+        goto fail;
+    }
+    s->store = store_new();
+    if (!s->store) {
+        rc = MOM_ERR_NOMEM;
+        goto fail;
+    }
+    store_set_observer(s->store, on_store_change, s);
+    rc = setup_auth(s, cfg);
+    if (rc != MOM_OK)
+        goto fail;
+    struct node_config nc = {
+        .data_dir = cfg->data_dir,
+        .group_id = 0,
+        .sync = cfg->fsync == FSYNC_ALWAYS     ? NODE_SYNC_ALWAYS
+                : cfg->fsync == FSYNC_EVERYSEC ? NODE_SYNC_EVERYSEC
+                                               : NODE_SYNC_NEVER,
+        .snapshot_entries = cfg->snapshot_entries,
+    };
+    struct node_callbacks cb = {
+        .apply = on_apply,
+        .fail = on_fail,
+        .snapshot_write = on_snapshot_write,
+        .snapshot_read = on_snapshot_read,
+    };
+    rc = node_open(base, &nc, &cb, s, &s->node);
+    if (rc != MOM_OK)
+        goto fail;
+    s->last_stamp = store_last_time(s->store);
+    rc = setup_http(s, cfg);
+    if (rc != MOM_OK)
+        goto fail;
+    /* PEER_GLUE_NEW */
+    s->cron_ev = event_new(base, -1, EV_PERSIST, on_cron, s);
+    struct timeval tv = {0, CRON_INTERVAL_MS * 1000};
+    if (!s->cron_ev || event_add(s->cron_ev, &tv) != 0) {
+        rc = MOM_ERR_NOMEM;
+        goto fail;
+    }
+    *out = s;
+    return MOM_OK;
+fail:
+    server_free(s);
+    return rc;
+}
+
+void server_free(struct server *s)
+{
+    if (!s)
+        return;
+    if (s->htp)
+        evhtp_unbind_socket(s->htp);
+    if (s->cron_ev)
+        event_free(s->cron_ev);
+    node_close(s->node);
+    /* PEER_GLUE_FREE */
+    if (s->htp)
+        evhtp_free(s->htp);
+    store_free(s->store);
+    auth_free(s->auth);
+    free(s->wakes);
+    free(s);
+}
+
+uint16_t server_http_port(const struct server *s) { return s->http_port; }
+uint16_t server_peer_port(const struct server *s) { (void)s; return 0; /* PEER_GLUE_PORT */ }

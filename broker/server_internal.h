@@ -1,0 +1,98 @@
+/* Shared between the server core (server.c) and the route handlers
+ * (handlers_*.c): the server object, the per-request context and the few
+ * calls a handler makes (reply, propose, wait). Not for other modules.
+ * SPDX-License-Identifier: MIT */
+#ifndef MOM_BROKER_SERVER_INTERNAL_H
+#define MOM_BROKER_SERVER_INTERNAL_H
+
+#include "broker/auth.h"
+#include "broker/command.h"
+#include "broker/config.h"
+#include "broker/http_parse.h"
+#include "broker/reply.h"
+#include "broker/router.h"
+#include "broker/store.h"
+
+#include <evhtp.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct node;
+struct peer_glue;
+
+enum wait_kind { WAIT_NONE, WAIT_RECEIVE, WAIT_TOPIC_READ, WAIT_SUB_READ };
+
+struct request_ctx;
+
+struct server {
+    struct event_base *base;
+    const struct config *cfg;
+    evhtp_t *htp;
+    struct store *store;
+    struct auth *auth;
+    struct node *node;
+    struct peer_glue *peer;
+    struct event *cron_ev;
+    uint16_t http_port;
+    char node_id_text[16];
+    uint64_t last_stamp;          /* highest time_ms given to a Command */
+    bool tick_in_flight;
+    int tick_marker;              /* its address is the ctx of Tick proposals */
+    struct request_ctx *waiters;  /* long polls, doubly linked */
+    /* Names changed by the apply in progress, woken after it returns. */
+    struct wake { enum store_change change; char name[129]; } *wakes;
+    size_t nwakes, wakes_cap;
+    char dummy_hash[192];         /* for constant-time failed logins */
+};
+
+/* One in-flight Command: outlives its request if the client leaves. */
+struct proposal {
+    struct request_ctx *rc;       /* NULL once the request is gone */
+};
+
+struct request_ctx {
+    struct server *srv;
+    evhtp_request_t *req;
+    enum http_method method;
+    struct route_match match;
+    struct auth_identity id;
+    const char *body;
+    size_t body_len;
+    const char *query;
+    bool paused;
+    bool done;
+    struct proposal *proposal;
+    /* long poll */
+    enum wait_kind wait;
+    uint64_t deadline_ms;         /* monotonic */
+    struct event *timer;
+    struct request_ctx *wprev, *wnext;
+    bool in_wait_list;
+    /* parameters kept to retry a receive or read after a wake */
+    uint32_t max;
+    bool has_vt;
+    uint64_t vt_ms;
+    bool auto_ack;
+    enum store_from from;
+    uint64_t offset;
+};
+
+/* Sends r (status and body) with the common headers and finishes the request. */
+void server_send(struct request_ctx *rc, const struct reply *r);
+void server_send_error(struct request_ctx *rc, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void server_send_parse_error(struct request_ctx *rc, const struct parse_error *err);
+/* Stamps, encodes and proposes cmd for this request (identity from rc); the
+ * answer is sent when it commits. cmd is not kept. */
+void server_propose(struct request_ctx *rc, struct command *cmd);
+/* Parks the request until `wait` can make progress or its deadline passes. */
+void server_wait(struct request_ctx *rc, enum wait_kind wait, uint64_t wait_ms);
+struct store_caller server_caller(const struct request_ctx *rc);
+uint64_t server_now_stamp(struct server *s);
+
+/* handlers.c */
+void handlers_dispatch(struct request_ctx *rc);
+/* Re-runs a parked read/receive (after a wake or at its deadline). */
+void handlers_retry_wait(struct request_ctx *rc, bool final);
+
+#endif
