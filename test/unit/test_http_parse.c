@@ -1,0 +1,142 @@
+/* Unit tests for request parsing: query values, integer rules, settings
+ * bodies (types, unknown fields, presence bits), batches, credentials.
+ * SPDX-License-Identifier: MIT */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "broker/http_parse.h"
+
+static void test_query(void **state)
+{
+    (void)state;
+    char v[32];
+    assert_true(http_query_get("max=5&wait_ms=100", "wait_ms", v, sizeof v));
+    assert_string_equal(v, "100");
+    assert_true(http_query_get("a=x%20y+z", "a", v, sizeof v));
+    assert_string_equal(v, "x y z");
+    assert_false(http_query_get("maxx=1", "max", v, sizeof v));
+    assert_false(http_query_get(NULL, "max", v, sizeof v));
+    assert_true(http_query_get("flag", "flag", v, sizeof v));
+    assert_string_equal(v, "");
+}
+
+static void test_uint(void **state)
+{
+    (void)state;
+    struct parse_error e;
+    uint64_t out;
+    assert_int_equal(http_parse_uint("42", 100, true, "max", &out, &e), 0);
+    assert_int_equal(out, 42);
+    assert_int_equal(http_parse_uint("500", 100, true, "max", &out, &e), 0);
+    assert_int_equal(out, 100);
+    assert_int_equal(http_parse_uint("99999999999999999999999", 100, true, "max", &out, &e), 0);
+    assert_int_equal(out, 100);
+    assert_int_equal(http_parse_uint("500", 100, false, "max", &out, &e), -1);
+    assert_int_equal(http_parse_uint("-1", 100, true, "max", &out, &e), -1);
+    assert_int_equal(e.status, 400);
+    assert_int_equal(http_parse_uint("1.5", 100, true, "max", &out, &e), -1);
+    assert_int_equal(http_parse_uint("", 100, true, "max", &out, &e), -1);
+}
+
+static void test_queue_settings(void **state)
+{
+    (void)state;
+    struct parse_error e;
+    mom_v1_QueueSettings s;
+    const char *ok = "{\"visibility_timeout_ms\":1000,\"dead_letter_queue\":\"dlq\",\"access\":\"private\"}";
+    assert_int_equal(http_parse_queue_settings("q", ok, strlen(ok), &s, &e), 0);
+    assert_int_equal(s.visibility_timeout_ms, 1000);
+    assert_string_equal(s.dead_letter_queue, "dlq");
+    assert_true(s.private_access);
+    assert_int_equal(s.present, (1u << 1) | (1u << 3) | (1u << 6));
+    assert_int_equal(http_parse_queue_settings("q", "", 0, &s, &e), 0);
+    assert_int_equal(s.present, 0);
+    const char *self = "{\"dead_letter_queue\":\"q\"}";
+    assert_int_equal(http_parse_queue_settings("q", self, strlen(self), &s, &e), -1);
+    const char *unknown = "{\"colour\":1}";
+    assert_int_equal(http_parse_queue_settings("q", unknown, strlen(unknown), &s, &e), -1);
+    assert_string_equal(e.code, "bad_request");
+    const char *wrong_type = "{\"max_length\":\"10\"}";
+    assert_int_equal(http_parse_queue_settings("q", wrong_type, strlen(wrong_type), &s, &e), -1);
+    const char *negative = "{\"max_length\":-1}";
+    assert_int_equal(http_parse_queue_settings("q", negative, strlen(negative), &s, &e), -1);
+    const char *broken = "{\"max_length\":";
+    assert_int_equal(http_parse_queue_settings("q", broken, strlen(broken), &s, &e), -1);
+    assert_string_equal(e.code, "invalid_json");
+    assert_int_equal(http_parse_queue_settings("q", "[1]", 3, &s, &e), -1);
+}
+
+static void test_batch(void **state)
+{
+    (void)state;
+    struct parse_error e;
+    struct command_item *items;
+    size_t n;
+    uint8_t **owned;
+    const char *b = "{\"messages\":[{\"body\":\"hi\"},{\"body\":\"AAE=\",\"encoding\":\"base64\","
+                    "\"content_type\":\"application/x\",\"delay_ms\":5}]}";
+    assert_int_equal(http_parse_batch(b, strlen(b), true, &items, &n, &owned, &e), 0);
+    assert_int_equal(n, 2);
+    assert_memory_equal(items[0].body, "hi", 2);
+    assert_int_equal(items[1].body_len, 2);
+    assert_int_equal(items[1].body[0], 0);
+    assert_int_equal(items[1].body[1], 1);
+    assert_string_equal(items[1].content_type, "application/x");
+    assert_int_equal(items[1].delay_ms, 5);
+    http_free_batch(items, owned, n);
+    assert_int_equal(http_parse_batch(b, strlen(b), false, &items, &n, &owned, &e), -1);
+    const char *empty = "{\"messages\":[]}";
+    assert_int_equal(http_parse_batch(empty, strlen(empty), true, &items, &n, &owned, &e), -1);
+    const char *bad64 = "{\"messages\":[{\"body\":\"***\",\"encoding\":\"base64\"}]}";
+    assert_int_equal(http_parse_batch(bad64, strlen(bad64), true, &items, &n, &owned, &e), -1);
+}
+
+static void test_bodies(void **state)
+{
+    (void)state;
+    struct parse_error e;
+    uint64_t v;
+    assert_int_equal(http_parse_nack("", 0, &v, &e), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(http_parse_nack("{\"delay_ms\":7}", 14, &v, &e), 0);
+    assert_int_equal(v, 7);
+    assert_int_equal(http_parse_extend("{}", 2, &v, &e), -1);
+    const char *big = "{\"visibility_timeout_ms\":43200001}";
+    assert_int_equal(http_parse_extend(big, strlen(big), &v, &e), -1);
+    bool earliest;
+    const char *sub = "{\"start\":\"earliest\"}";
+    assert_int_equal(http_parse_subscription(sub, strlen(sub), &earliest, &e), 0);
+    assert_true(earliest);
+    const char *badsub = "{\"start\":\"middle\"}";
+    assert_int_equal(http_parse_subscription(badsub, strlen(badsub), &earliest, &e), -1);
+    char user[129];
+    char *pw;
+    size_t pwlen;
+    const char *cred = "{\"username\":\"alice\",\"password\":\"longenough\"}";
+    assert_int_equal(http_parse_credentials(cred, strlen(cred), user, &pw, &pwlen, &e), 0);
+    assert_string_equal(user, "alice");
+    assert_int_equal(pwlen, 10);
+    free(pw);
+    const char *shortpw = "{\"username\":\"alice\",\"password\":\"short\"}";
+    assert_int_equal(http_parse_credentials(shortpw, strlen(shortpw), user, &pw, &pwlen, &e), -1);
+    const char *badname = "{\"username\":\"a b\",\"password\":\"longenough\"}";
+    assert_int_equal(http_parse_credentials(badname, strlen(badname), user, &pw, &pwlen, &e), -1);
+    assert_string_equal(e.code, "invalid_name");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_query),
+        cmocka_unit_test(test_uint),
+        cmocka_unit_test(test_queue_settings),
+        cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_bodies),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
