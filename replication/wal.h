@@ -9,6 +9,7 @@
 #ifndef MOM_REPLICATION_WAL_H
 #define MOM_REPLICATION_WAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,13 +17,15 @@ struct wal;
 
 struct wal_options {
     uint64_t segment_bytes;   /* rotate after this size (default 64 MiB when 0) */
+    bool no_prealloc;         /* don't fallocate new segments (default: preallocate) */
 };
 
 struct wal_open_info {
     uint64_t first_index;     /* first index present in the log (0 when empty) */
     uint64_t last_index;      /* last index present (0 when empty) */
     uint64_t last_term;
-    uint64_t truncated_bytes; /* bytes cut from a torn/corrupt tail (logged) */
+    uint64_t truncated_bytes; /* bytes cut from a torn/corrupt tail (logged), up to the
+                               * last non-zero byte: zeros after it are not counted */
 };
 
 /* Opens (creating if needed) the log in directory dir.
@@ -36,7 +39,8 @@ void wal_close(struct wal *w);
 typedef int (*wal_record_fn)(void *arg, uint64_t term, uint64_t index, const uint8_t *data,
                              size_t len);
 /* Calls fn for every record with index >= from_index, in order; stops and
- * returns fn's value when it is non-zero. Returns MOM_OK or MOM_ERR_IO. */
+ * returns fn's value when it is non-zero. Returns MOM_OK or MOM_ERR_IO.
+ * data is valid only during the call (it points into a mapping of the file). */
 int wal_replay(struct wal *w, uint64_t from_index, wal_record_fn fn, void *arg);
 
 /* Buffers one record. index must be last_index + 1 (or any index when the
@@ -72,7 +76,32 @@ uint64_t wal_term_at(const struct wal *w, uint64_t index);
 /* Reads one record (data malloc'd into *data, owned by caller).
  * Returns MOM_OK, MOM_ERR_NOTFOUND or MOM_ERR_IO. */
 int wal_read(struct wal *w, uint64_t index, uint64_t *term, uint8_t **data, size_t *len);
-/* Total bytes of all segments on disk. */
+/* Total bytes of all segments on disk (headers and records; space
+ * preallocated beyond the last record is not counted). */
 uint64_t wal_disk_bytes(const struct wal *w);
+
+/* ---- the record codec (pure functions over bytes; see the format banner
+ * in wal.c) and a self-check for tests ---- */
+
+#define WAL_RECORD_HDR 24u            /* u32 len, u32 crc32c, u64 term, u64 index */
+#define WAL_MAX_PAYLOAD (64u << 20)   /* larger appends are MOM_ERR_INVALID */
+
+struct wal_record {
+    uint64_t term;
+    uint64_t index;
+    const uint8_t *data; /* points into the decoded buffer */
+    size_t len;
+};
+/* Encodes one record into out, which must hold WAL_RECORD_HDR + len bytes
+ * (len <= WAL_MAX_PAYLOAD). Returns the bytes written. */
+size_t wal_record_encode(uint8_t *out, uint64_t term, uint64_t index, const uint8_t *data,
+                         size_t len);
+/* Decodes the record at the start of buf. Returns MOM_OK with *consumed set,
+ * MOM_ERR_NEED_MORE when buf holds only part of it, or MOM_ERR_CORRUPT when
+ * the length is impossible or the CRC does not match. */
+int wal_record_decode(const uint8_t *buf, size_t len, struct wal_record *out, size_t *consumed);
+/* Checks the in-memory index against itself (continuity, offsets, terms).
+ * Returns MOM_OK or MOM_ERR_CORRUPT. For tests. */
+int wal_check_invariants(const struct wal *w);
 
 #endif
