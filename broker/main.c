@@ -41,6 +41,7 @@ int main(int argc, char **argv)
     }
     log_set_level(level);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file-size limit is a write error, not a crash */
 
     struct event_config *ecfg = event_config_new();
     struct event_base *base = ecfg ? event_base_new_with_config(ecfg) : NULL;

@@ -1,0 +1,234 @@
+/* Internal layout of the store (broker/store.h), shared by its parts:
+ * store.c (lifecycle, dispatch, users, idempotency, access, deadlines),
+ * store_queue.c, store_topic.c and store_snapshot.c. Nothing outside
+ * broker/store*.c includes this header.
+ *
+ * Invariants:
+ * - A queue message is in exactly one place: the FIFO (ready, published in
+ *   order), the ready heap (ready, returned out of order; by seq), the delay
+ *   heap (by due = min(visible_at, expires_at), seq) or the lease heap (by
+ *   due = lease end, seq; also in the leases map by seq). Receive takes the
+ *   smaller seq of the FIFO head and the ready-heap top.
+ * - Within a queue, expires_at never decreases with seq (the TTL is fixed
+ *   per queue and counts from the time the message entered the queue), so
+ *   expired ready messages are always a prefix of the FIFO and of the ready
+ *   heap.
+ * - Every heap has a total order, so the order of pops never depends on the
+ *   heap's internal layout (which a snapshot does not preserve).
+ * - A resource whose next deadline is finite sits in the store's deadline
+ *   heap; Tick pops resources whose deadline passed, in (deadline, kind,
+ *   name) order.
+ * SPDX-License-Identifier: MIT */
+#ifndef MOM_BROKER_STORE_INTERNAL_H
+#define MOM_BROKER_STORE_INTERNAL_H
+
+#include "broker/render.h"
+#include "broker/store.h"
+#include "common/hashmap.h"
+#include "common/heap.h"
+#include "common/strtab.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_IDEM_WINDOW_MS 300000u        /* Idempotency-Key window */
+#define STORE_DEFAULT_VISIBILITY_MS 30000u
+#define STORE_MAX_VISIBILITY_MS 43200000u   /* 12 h: extend and queue settings */
+#define STORE_MAX_DELAY_MS 86400000u        /* Mom-Delay-Ms, nack delay_ms */
+#define STORE_NO_TIME UINT64_MAX
+#define STORE_NOT_IN_HEAP SIZE_MAX
+#define STORE_DEFAULT_CONTENT_TYPE "application/octet-stream"
+
+enum res_kind { RES_QUEUE = 0, RES_TOPIC = 1 };
+
+/* What queues and topics share. */
+struct resource {
+    char *name;  /* owned; also the key in the store's map */
+    char *owner; /* owned */
+    uint64_t created_at;
+    uint64_t incarnation;   /* log index of the creating command */
+    bool private_access;
+    uint8_t kind;           /* enum res_kind */
+    struct hashmap *idem;   /* key -> struct idem_entry; NULL until used */
+    uint64_t deadline;      /* STORE_NO_TIME when none */
+    size_t deadline_pos;    /* index in store.deadlines or STORE_NOT_IN_HEAP */
+};
+
+/* A remembered 2xx answer to a publish with an Idempotency-Key. */
+struct idem_entry {
+    struct idem_entry *prev, *next; /* the store's list, oldest first */
+    struct resource *res;
+    char *key; /* owned; key in res->idem */
+    uint64_t time;
+    struct reply answer;
+};
+
+enum qmsg_state { QMSG_READY = 0, QMSG_DELAYED = 1, QMSG_LEASED = 2 };
+
+/* One queue message: header and body in one allocation. */
+struct qmsg {
+    struct qmsg *next;     /* FIFO link */
+    uint64_t seq;          /* key in queue.leases while leased */
+    uint64_t id;           /* (log index << 10) | item number */
+    uint64_t published_at;
+    uint64_t expires_at;   /* TTL end or STORE_NO_TIME */
+    uint64_t due;          /* lease end (leased) or min(visible_at, expires_at) (delayed) */
+    uint32_t heap_pos;
+    uint32_t body_len;
+    uint32_t delivery_count;
+    uint32_t content_type; /* strtab id */
+    uint32_t publisher;    /* strtab id */
+    uint8_t state;         /* enum qmsg_state */
+    uint8_t body[];
+};
+
+struct queue {
+    struct resource res; /* first member */
+    uint64_t visibility_timeout_ms;
+    uint32_t max_deliveries;
+    char *dead_letter_queue; /* owned; NULL when none */
+    uint64_t max_length;
+    uint64_t message_ttl_ms;
+    uint64_t next_seq; /* starts at 1 */
+    struct qmsg *fifo_head, *fifo_tail;
+    size_t fifo_len;
+    struct heap ready;   /* returned messages by seq */
+    struct heap delayed; /* by (due, seq) */
+    struct heap leased;  /* by (due, seq) */
+    struct hashmap *leases; /* seq -> leased qmsg */
+};
+
+/* One retained topic message; its offset is implied by its ring position. */
+struct tmsg {
+    uint64_t id;
+    uint64_t published_at;
+    uint32_t body_len;
+    uint32_t content_type; /* strtab id */
+    uint32_t publisher;    /* strtab id */
+    uint8_t body[];
+};
+
+struct subscription {
+    char *name;  /* owned; key in topic.subs */
+    char *owner; /* owned */
+    uint64_t created_at;
+    uint64_t cursor; /* next offset to deliver (may lag below first_offset) */
+};
+
+struct topic {
+    struct resource res; /* first member */
+    uint64_t retention_ms, retention_messages, retention_bytes;
+    uint64_t first_offset; /* offset of the oldest retained message */
+    struct tmsg **ring;    /* ring[(head + i) & (cap - 1)] has offset first_offset + i */
+    size_t ring_cap, ring_head, count;
+    uint64_t bytes;
+    struct hashmap *subs; /* name -> struct subscription */
+};
+
+struct user {
+    char *name; /* owned; key in store.users */
+    char *password_hash;
+    uint64_t created_at;
+};
+
+struct store {
+    struct hashmap *queues; /* name -> struct queue */
+    struct queue **queue_list; /* sorted by name */
+    size_t nqueues, queue_cap;
+    struct hashmap *topics; /* name -> struct topic */
+    struct topic **topic_list; /* sorted by name */
+    size_t ntopics, topic_cap;
+    struct hashmap *users; /* name -> struct user */
+    struct strtab *strs;   /* content types and publishers */
+    struct heap deadlines; /* struct resource by (deadline, kind, name) */
+    struct idem_entry *idem_head, *idem_tail;
+    uint64_t applied_index, last_time;
+    uint64_t messages, bytes, dropped_no_dlq;
+    bool oom; /* an allocation failed inside this apply (state may be lossy) */
+    store_observer_fn observer;
+    void *observer_arg;
+};
+
+/* ---- store.c ---- */
+/* Fills r (when non-NULL) with the API's error JSON. */
+void store_fail(struct reply *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void store_notify(struct store *s, enum store_change change, const char *name);
+/* Publish/consume/read permission: public, or the owner, or an admin. */
+bool store_may_use(const struct resource *r, const struct store_caller *who);
+/* Delete permission: the owner or an admin. */
+bool store_may_admin(const struct resource *r, const struct store_caller *who);
+/* Sets (or clears, with STORE_NO_TIME) a resource's next deadline. */
+void store_set_deadline(struct store *s, struct resource *r, uint64_t when);
+/* Registers a new queue or topic (map, sorted list, deadline heap room). */
+int store_add_resource(struct store *s, struct resource *r);
+/* Unregisters it (map, list, deadline heap, idempotency keys); no free. */
+void store_remove_resource(struct store *s, struct resource *r);
+int store_resource_init(struct resource *r, uint8_t kind, const char *name, const char *owner,
+                        uint64_t created_at, uint64_t incarnation, bool private_access);
+void store_resource_cleanup(struct resource *r);
+/* Idempotency entries: a live (within the window) answer, or NULL. */
+const struct reply *store_idem_find(struct store *s, struct resource *r, const char *key,
+                                    uint64_t now);
+int store_idem_remember(struct store *s, struct resource *r, const char *key, uint64_t time,
+                        const struct reply *answer);
+/* Resets the store to empty (after a failed snapshot read). */
+void store_clear(struct store *s);
+/* Message ids: (log index << 10) | item number, rendered as 16 hex digits. */
+uint64_t store_message_id(uint64_t index, size_t item);
+void store_render_id(struct jbuf *b, uint64_t id);
+/* Interns a content type ("" means application/octet-stream). */
+int store_intern_content_type(struct store *s, const char *ct, uint32_t *id);
+/* Users for the snapshot: restore one, iterate (start with *iter = 0). */
+int store_restore_user(struct store *s, const char *name, const char *hash, uint64_t created_at);
+bool store_next_user(const struct store *s, size_t *iter, const struct user **u);
+
+/* ---- store_queue.c ---- */
+struct queue *queue_find(const struct store *s, const char *name);
+void queue_destroy(struct store *s, struct queue *q); /* frees messages and q */
+void queue_advance(struct store *s, struct queue *q, uint64_t now);
+void queue_refresh_deadline(struct store *s, struct queue *q);
+struct queue *queue_new(const char *name, const char *owner, uint64_t created_at,
+                        uint64_t incarnation, const mom_v1_QueueSettings *settings);
+/* Inserts a message at its seq position in the right structure for its
+ * state (snapshot restore). Returns MOM_OK or MOM_ERR_NOMEM. */
+int queue_restore_message(struct store *s, struct queue *q, struct qmsg *m);
+void queue_free_message(struct store *s, struct qmsg *m);
+int queue_apply_create(struct store *s, uint64_t index, uint64_t now, const struct command *cmd,
+                       struct reply *r);
+int queue_apply_delete(struct store *s, uint64_t now, const struct command *cmd, struct reply *r);
+int queue_apply_publish(struct store *s, struct queue *q, uint64_t index, uint64_t now,
+                        const struct command *cmd, struct reply *r);
+int queue_apply_receive(struct store *s, uint64_t now, const struct command *cmd,
+                        struct reply *r);
+int queue_apply_ack(struct store *s, uint64_t now, const struct command *cmd, struct reply *r);
+int queue_apply_nack(struct store *s, uint64_t now, const struct command *cmd, struct reply *r);
+int queue_apply_extend(struct store *s, uint64_t now, const struct command *cmd,
+                       struct reply *r);
+
+/* ---- store_topic.c ---- */
+struct topic *topic_find(const struct store *s, const char *name);
+void topic_destroy(struct store *s, struct topic *t);
+void topic_advance(struct store *s, struct topic *t, uint64_t now);
+struct topic *topic_new(const char *name, const char *owner, uint64_t created_at,
+                        uint64_t incarnation, const mom_v1_TopicSettings *settings);
+/* Appends a retained message (publish and snapshot restore). */
+int topic_append(struct store *s, struct topic *t, struct tmsg *m);
+struct tmsg *topic_at(const struct topic *t, uint64_t offset);
+void topic_refresh_deadline(struct store *s, struct topic *t);
+int topic_apply_create(struct store *s, uint64_t index, uint64_t now, const struct command *cmd,
+                       struct reply *r);
+int topic_apply_delete(struct store *s, uint64_t now, const struct command *cmd, struct reply *r);
+int topic_apply_publish(struct store *s, struct topic *t, uint64_t index, uint64_t now,
+                        const struct command *cmd, struct reply *r);
+int topic_apply_create_subscription(struct store *s, uint64_t now, const struct command *cmd,
+                                    struct reply *r);
+int topic_apply_delete_subscription(struct store *s, uint64_t now, const struct command *cmd,
+                                    struct reply *r);
+int topic_apply_subscription_ack(struct store *s, uint64_t now, const struct command *cmd,
+                                 struct reply *r);
+/* Adds a subscription to a topic (create and snapshot restore). */
+int topic_add_subscription(struct store *s, struct topic *t, struct subscription *sub);
+void subscription_free(struct subscription *sub);
+
+#endif

@@ -1,0 +1,473 @@
+/* Unit tests for broker/command: encode/decode round trips for every kind
+ * of Command (a 1 MiB body and a 1000-item batch included), zero-copy item
+ * bodies, the batch limit (also through protobuf's merge of repeated
+ * publish fields), and garbage/truncated input failing cleanly.
+ * SPDX-License-Identifier: MIT */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "broker/command.h"
+#include "common/err.h"
+
+static struct command base(pb_size_t kind)
+{
+    struct command c;
+    memset(&c, 0, sizeof c);
+    c.pb.time_ms = 1700000000123u;
+    strcpy(c.pb.user, "alice");
+    c.pb.admin = true;
+    c.pb.which_kind = kind;
+    return c;
+}
+
+/* Encodes c, decodes it into out and checks the common header. The
+ * encoded buffer is returned (item bodies point into it). */
+static uint8_t *round_trip(const struct command *c, struct command *out)
+{
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(command_encode(c, &buf, &len), MOM_OK);
+    assert_int_equal(command_decode(buf, len, out), MOM_OK);
+    assert_int_equal(out->pb.time_ms, c->pb.time_ms);
+    assert_string_equal(out->pb.user, c->pb.user);
+    assert_int_equal(out->pb.admin, c->pb.admin);
+    assert_int_equal(out->pb.which_kind, c->pb.which_kind);
+    assert_null(out->pb.cb_kind.funcs.decode);
+    return buf;
+}
+
+static void test_simple_kinds(void **state)
+{
+    (void)state;
+    struct command c, d;
+    uint8_t *buf;
+
+    c = base(mom_v1_Command_noop_tag);
+    buf = round_trip(&c, &d);
+    assert_int_equal(d.item_count, 0);
+    free(buf);
+
+    c = base(mom_v1_Command_tick_tag);
+    buf = round_trip(&c, &d);
+    free(buf);
+
+    c = base(mom_v1_Command_create_queue_tag);
+    strcpy(c.pb.kind.create_queue.name, "orders");
+    c.pb.kind.create_queue.has_settings = true;
+    c.pb.kind.create_queue.settings.visibility_timeout_ms = 45000;
+    c.pb.kind.create_queue.settings.max_deliveries = 5;
+    strcpy(c.pb.kind.create_queue.settings.dead_letter_queue, "orders.dlq");
+    c.pb.kind.create_queue.settings.max_length = 1000;
+    c.pb.kind.create_queue.settings.message_ttl_ms = 60000;
+    c.pb.kind.create_queue.settings.private_access = true;
+    c.pb.kind.create_queue.settings.present = 0x7e;
+    buf = round_trip(&c, &d);
+    assert_string_equal(d.pb.kind.create_queue.name, "orders");
+    assert_true(d.pb.kind.create_queue.has_settings);
+    assert_memory_equal(&d.pb.kind.create_queue.settings, &c.pb.kind.create_queue.settings,
+                        sizeof c.pb.kind.create_queue.settings);
+    free(buf);
+
+    c = base(mom_v1_Command_delete_queue_tag);
+    strcpy(c.pb.kind.delete_queue.name, "orders");
+    buf = round_trip(&c, &d);
+    assert_string_equal(d.pb.kind.delete_queue.name, "orders");
+    free(buf);
+
+    c = base(mom_v1_Command_create_topic_tag);
+    strcpy(c.pb.kind.create_topic.name, "events");
+    c.pb.kind.create_topic.has_settings = true;
+    c.pb.kind.create_topic.settings.retention_ms = 1;
+    c.pb.kind.create_topic.settings.retention_messages = 2;
+    c.pb.kind.create_topic.settings.retention_bytes = 3;
+    c.pb.kind.create_topic.settings.private_access = true;
+    c.pb.kind.create_topic.settings.present = 0x1e;
+    buf = round_trip(&c, &d);
+    assert_string_equal(d.pb.kind.create_topic.name, "events");
+    assert_memory_equal(&d.pb.kind.create_topic.settings, &c.pb.kind.create_topic.settings,
+                        sizeof c.pb.kind.create_topic.settings);
+    free(buf);
+
+    c = base(mom_v1_Command_delete_topic_tag);
+    strcpy(c.pb.kind.delete_topic.name, "events");
+    buf = round_trip(&c, &d);
+    assert_string_equal(d.pb.kind.delete_topic.name, "events");
+    free(buf);
+
+    c = base(mom_v1_Command_receive_tag);
+    strcpy(c.pb.kind.receive.queue, "orders");
+    c.pb.kind.receive.max = 100;
+    c.pb.kind.receive.has_visibility_timeout = true;
+    c.pb.kind.receive.visibility_timeout_ms = 0;
+    c.pb.kind.receive.auto_ack = true;
+    buf = round_trip(&c, &d);
+    assert_string_equal(d.pb.kind.receive.queue, "orders");
+    assert_int_equal(d.pb.kind.receive.max, 100);
+    assert_true(d.pb.kind.receive.has_visibility_timeout);
+    assert_true(d.pb.kind.receive.auto_ack);
+    free(buf);
+
+    c = base(mom_v1_Command_ack_tag);
+    strcpy(c.pb.kind.ack.queue, "orders");
+    strcpy(c.pb.kind.ack.receipt, "1f.2.3");
+    buf = round_trip(&c, &d);
+    assert_string_equal(d.pb.kind.ack.receipt, "1f.2.3");
+    free(buf);
+
+    c = base(mom_v1_Command_nack_tag);
+    strcpy(c.pb.kind.nack.queue, "orders");
+    strcpy(c.pb.kind.nack.receipt, "r");
+    c.pb.kind.nack.delay_ms = 86400000;
+    buf = round_trip(&c, &d);
+    assert_string_equal(d.pb.kind.nack.queue, "orders");
+    assert_int_equal(d.pb.kind.nack.delay_ms, 86400000);
+    free(buf);
+
+    c = base(mom_v1_Command_extend_tag);
+    strcpy(c.pb.kind.extend.queue, "orders");
+    strcpy(c.pb.kind.extend.receipt, "r2");
+    c.pb.kind.extend.visibility_timeout_ms = 43200000;
+    buf = round_trip(&c, &d);
+    assert_string_equal(d.pb.kind.extend.receipt, "r2");
+    assert_int_equal(d.pb.kind.extend.visibility_timeout_ms, 43200000);
+    free(buf);
+
+    c = base(mom_v1_Command_create_subscription_tag);
+    strcpy(c.pb.kind.create_subscription.topic, "events");
+    strcpy(c.pb.kind.create_subscription.name, "audit");
+    c.pb.kind.create_subscription.start_earliest = true;
+    buf = round_trip(&c, &d);
+    assert_string_equal(d.pb.kind.create_subscription.topic, "events");
+    assert_string_equal(d.pb.kind.create_subscription.name, "audit");
+    assert_true(d.pb.kind.create_subscription.start_earliest);
+    free(buf);
+
+    c = base(mom_v1_Command_delete_subscription_tag);
+    strcpy(c.pb.kind.delete_subscription.topic, "events");
+    strcpy(c.pb.kind.delete_subscription.name, "audit");
+    buf = round_trip(&c, &d);
+    assert_string_equal(d.pb.kind.delete_subscription.name, "audit");
+    free(buf);
+
+    c = base(mom_v1_Command_subscription_ack_tag);
+    strcpy(c.pb.kind.subscription_ack.topic, "events");
+    strcpy(c.pb.kind.subscription_ack.name, "audit");
+    c.pb.kind.subscription_ack.offset = UINT64_MAX - 1;
+    buf = round_trip(&c, &d);
+    assert_true(d.pb.kind.subscription_ack.offset == UINT64_MAX - 1);
+    free(buf);
+
+    c = base(mom_v1_Command_register_user_tag);
+    strcpy(c.pb.kind.register_user.username, "bob");
+    strcpy(c.pb.kind.register_user.password_hash, "$scrypt$abc");
+    buf = round_trip(&c, &d);
+    assert_string_equal(d.pb.kind.register_user.username, "bob");
+    assert_string_equal(d.pb.kind.register_user.password_hash, "$scrypt$abc");
+    free(buf);
+
+    c = base(mom_v1_Command_set_acl_tag);
+    c.pb.kind.set_acl.kind = mom_v1_ResourceKind_TOPIC;
+    strcpy(c.pb.kind.set_acl.name, "events");
+    buf = round_trip(&c, &d);
+    assert_int_equal(d.pb.kind.set_acl.kind, mom_v1_ResourceKind_TOPIC);
+    assert_string_equal(d.pb.kind.set_acl.name, "events");
+    free(buf);
+}
+
+static void test_publish_single(void **state)
+{
+    (void)state;
+    struct command c = base(mom_v1_Command_publish_tag), d;
+    struct command_item item;
+    memset(&item, 0, sizeof item);
+    item.body = (const uint8_t *)"hello\0world";
+    item.body_len = 11;
+    strcpy(item.content_type, "text/plain");
+    item.delay_ms = 250;
+    c.pb.kind.publish.kind = mom_v1_ResourceKind_QUEUE;
+    strcpy(c.pb.kind.publish.name, "orders");
+    strcpy(c.pb.kind.publish.idempotency_key, "key-1");
+    c.items = &item;
+    c.item_count = 1;
+    uint8_t *buf = round_trip(&c, &d);
+    assert_int_equal(d.pb.kind.publish.kind, mom_v1_ResourceKind_QUEUE);
+    assert_string_equal(d.pb.kind.publish.name, "orders");
+    assert_string_equal(d.pb.kind.publish.idempotency_key, "key-1");
+    assert_false(d.pb.kind.publish.batch);
+    assert_int_equal(d.item_count, 1);
+    assert_int_equal(d.items[0].body_len, 11);
+    assert_memory_equal(d.items[0].body, "hello\0world", 11);
+    assert_string_equal(d.items[0].content_type, "text/plain");
+    assert_int_equal(d.items[0].delay_ms, 250);
+    command_cleanup(&d);
+    assert_null(d.items);
+    free(buf);
+}
+
+static void test_publish_empty_body(void **state)
+{
+    (void)state;
+    struct command c = base(mom_v1_Command_publish_tag), d;
+    struct command_item items[2];
+    memset(items, 0, sizeof items);
+    items[1].body = (const uint8_t *)"x";
+    items[1].body_len = 1;
+    c.pb.kind.publish.kind = mom_v1_ResourceKind_TOPIC;
+    strcpy(c.pb.kind.publish.name, "t");
+    c.items = items;
+    c.item_count = 2;
+    uint8_t *buf = round_trip(&c, &d);
+    assert_int_equal(d.item_count, 2);
+    assert_int_equal(d.items[0].body_len, 0);
+    assert_string_equal(d.items[0].content_type, "");
+    assert_int_equal(d.items[1].body_len, 1);
+    assert_memory_equal(d.items[1].body, "x", 1);
+    command_cleanup(&d);
+    free(buf);
+}
+
+static void test_publish_1mib_zero_copy(void **state)
+{
+    (void)state;
+    size_t n = 1u << 20;
+    uint8_t *body = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        body[i] = (uint8_t)(i * 131u + 7u);
+    struct command c = base(mom_v1_Command_publish_tag), d;
+    struct command_item item;
+    memset(&item, 0, sizeof item);
+    item.body = body;
+    item.body_len = n;
+    c.pb.kind.publish.kind = mom_v1_ResourceKind_QUEUE;
+    strcpy(c.pb.kind.publish.name, "big");
+    c.items = &item;
+    c.item_count = 1;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(command_encode(&c, &buf, &len), MOM_OK);
+    assert_true(len > n);
+    assert_int_equal(command_decode(buf, len, &d), MOM_OK);
+    assert_int_equal(d.item_count, 1);
+    assert_int_equal(d.items[0].body_len, n);
+    /* Zero copy: the body lies inside the encoded buffer. */
+    assert_true(d.items[0].body > buf && d.items[0].body + n <= buf + len);
+    assert_memory_equal(d.items[0].body, body, n);
+    command_cleanup(&d);
+    /* Truncated anywhere inside the body: invalid, and nothing leaks. */
+    assert_int_equal(command_decode(buf, len - 1, &d), MOM_ERR_INVALID);
+    assert_int_equal(d.item_count, 0);
+    assert_null(d.items);
+    assert_int_equal(command_decode(buf, len / 2, &d), MOM_ERR_INVALID);
+    free(buf);
+    free(body);
+}
+
+static void fill_batch(struct command *c, struct command_item *items, size_t n, uint8_t *bodies)
+{
+    for (size_t i = 0; i < n; i++) {
+        memset(&items[i], 0, sizeof items[i]);
+        bodies[i * 4] = (uint8_t)i;
+        bodies[i * 4 + 1] = (uint8_t)(i >> 8);
+        bodies[i * 4 + 2] = 0xff;
+        bodies[i * 4 + 3] = '\n';
+        items[i].body = &bodies[i * 4];
+        items[i].body_len = 1 + i % 4;
+        snprintf(items[i].content_type, sizeof items[i].content_type, "type/%zu", i % 3);
+        items[i].delay_ms = i;
+    }
+    c->items = items;
+    c->item_count = n;
+}
+
+static void test_publish_batch_1000(void **state)
+{
+    (void)state;
+    size_t n = COMMAND_MAX_BATCH;
+    struct command_item *items = calloc(n + 1, sizeof *items);
+    uint8_t *bodies = calloc(n + 1, 4);
+    struct command c = base(mom_v1_Command_publish_tag), d;
+    c.pb.kind.publish.kind = mom_v1_ResourceKind_QUEUE;
+    c.pb.kind.publish.batch = true;
+    strcpy(c.pb.kind.publish.name, "batchq");
+    fill_batch(&c, items, n, bodies);
+    uint8_t *buf = round_trip(&c, &d);
+    assert_true(d.pb.kind.publish.batch);
+    assert_int_equal(d.item_count, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(d.items[i].body_len, items[i].body_len);
+        assert_memory_equal(d.items[i].body, items[i].body, items[i].body_len);
+        assert_string_equal(d.items[i].content_type, items[i].content_type);
+        assert_int_equal(d.items[i].delay_ms, i);
+    }
+    command_cleanup(&d);
+    free(buf);
+
+    /* 1001 items: refused by the encoder. */
+    size_t len;
+    fill_batch(&c, items, n + 1, bodies);
+    assert_int_equal(command_encode(&c, &buf, &len), MOM_ERR_INVALID);
+    assert_null(buf);
+    free(items);
+    free(bodies);
+}
+
+/* Protobuf merges a repeated submessage field: two encoded publish commands
+ * concatenated are one publish with both item lists; over 1000 is invalid. */
+static void test_merged_publish_limit(void **state)
+{
+    (void)state;
+    size_t n = 600;
+    struct command_item *items = calloc(n, sizeof *items);
+    uint8_t *bodies = calloc(n, 4);
+    struct command c = base(mom_v1_Command_publish_tag), d;
+    strcpy(c.pb.kind.publish.name, "q");
+    fill_batch(&c, items, n, bodies);
+    uint8_t *a, *b;
+    size_t alen, blen;
+    assert_int_equal(command_encode(&c, &a, &alen), MOM_OK);
+    c.item_count = 300;
+    assert_int_equal(command_encode(&c, &b, &blen), MOM_OK);
+    uint8_t *cat = malloc(alen + blen);
+    memcpy(cat, b, blen);
+    memcpy(cat + blen, b, blen);
+    assert_int_equal(command_decode(cat, 2 * blen, &d), MOM_OK);
+    assert_int_equal(d.item_count, 600);
+    assert_memory_equal(d.items[300].body, items[0].body, items[0].body_len);
+    command_cleanup(&d);
+    memcpy(cat, a, alen);
+    memcpy(cat + alen, b, blen);
+    assert_int_equal(command_decode(cat, alen + blen, &d), MOM_OK); /* exactly 900 */
+    assert_int_equal(d.item_count, 900);
+    command_cleanup(&d);
+    uint8_t *cat2 = malloc(2 * alen);
+    memcpy(cat2, a, alen);
+    memcpy(cat2 + alen, a, alen);
+    assert_int_equal(command_decode(cat2, 2 * alen, &d), MOM_ERR_INVALID); /* 1200 */
+    assert_null(d.items);
+    free(cat2);
+    free(cat);
+    free(a);
+    free(b);
+    free(items);
+    free(bodies);
+}
+
+/* A later oneof member replaces an earlier publish: its items are gone. */
+static void test_oneof_replaced(void **state)
+{
+    (void)state;
+    struct command_item item;
+    memset(&item, 0, sizeof item);
+    item.body = (const uint8_t *)"abc";
+    item.body_len = 3;
+    struct command c = base(mom_v1_Command_publish_tag), d;
+    strcpy(c.pb.kind.publish.name, "q");
+    c.items = &item;
+    c.item_count = 1;
+    uint8_t *a, *b;
+    size_t alen, blen;
+    assert_int_equal(command_encode(&c, &a, &alen), MOM_OK);
+    struct command t = base(mom_v1_Command_tick_tag);
+    assert_int_equal(command_encode(&t, &b, &blen), MOM_OK);
+    uint8_t *cat = malloc(alen + blen + alen);
+    memcpy(cat, a, alen);
+    memcpy(cat + alen, b, blen);
+    assert_int_equal(command_decode(cat, alen + blen, &d), MOM_OK);
+    assert_int_equal(d.pb.which_kind, mom_v1_Command_tick_tag);
+    assert_int_equal(d.item_count, 0);
+    assert_null(d.items);
+    /* publish, tick, publish: only the last publish's item. */
+    memcpy(cat + alen + blen, a, alen);
+    assert_int_equal(command_decode(cat, alen + blen + alen, &d), MOM_OK);
+    assert_int_equal(d.pb.which_kind, mom_v1_Command_publish_tag);
+    assert_int_equal(d.item_count, 1);
+    command_cleanup(&d);
+    free(cat);
+    free(a);
+    free(b);
+}
+
+static void test_truncated_and_garbage(void **state)
+{
+    (void)state;
+    struct command_item items[3];
+    memset(items, 0, sizeof items);
+    for (int i = 0; i < 3; i++) {
+        items[i].body = (const uint8_t *)"some body bytes";
+        items[i].body_len = 15;
+        strcpy(items[i].content_type, "application/json");
+    }
+    struct command c = base(mom_v1_Command_publish_tag), d;
+    strcpy(c.pb.kind.publish.name, "q");
+    strcpy(c.pb.kind.publish.idempotency_key, "k");
+    c.items = items;
+    c.item_count = 3;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(command_encode(&c, &buf, &len), MOM_OK);
+    /* Every strict prefix either fails cleanly or (when it ends on a
+     * top-level field boundary before the publish) decodes a smaller command. */
+    size_t invalid = 0;
+    for (size_t cut = 0; cut < len; cut++) {
+        uint8_t *copy = malloc(cut ? cut : 1);
+        memcpy(copy, buf, cut);
+        int rc = command_decode(copy, cut, &d);
+        assert_true(rc == MOM_OK || rc == MOM_ERR_INVALID);
+        if (rc == MOM_OK) {
+            assert_true(d.item_count == 0);
+            command_cleanup(&d);
+        } else {
+            invalid++;
+            assert_null(d.items);
+        }
+        free(copy);
+    }
+    assert_true(invalid > len / 2);
+    /* Random garbage never crashes (ASan run) and never reports success with
+     * item bodies outside the buffer. */
+    srand(12345);
+    uint8_t junk[256];
+    for (int round = 0; round < 20000; round++) {
+        size_t n = (size_t)(rand() % (int)sizeof junk);
+        for (size_t i = 0; i < n; i++)
+            junk[i] = (uint8_t)rand();
+        if (round % 2 && n > 4) /* half of them start like a real command */
+            memcpy(junk, buf, n < len ? n / 2 : len / 2);
+        int rc = command_decode(junk, n, &d);
+        assert_true(rc == MOM_OK || rc == MOM_ERR_INVALID);
+        for (size_t i = 0; rc == MOM_OK && i < d.item_count; i++)
+            assert_true(d.items[i].body_len == 0 ||
+                        (d.items[i].body >= junk && d.items[i].body + d.items[i].body_len <=
+                                                        junk + n));
+        command_cleanup(&d);
+    }
+    /* A string longer than its max_size is invalid. */
+    static const uint8_t long_user[] = {0x12, 0x82, 0x01}; /* field 2, length 130 */
+    uint8_t big[3 + 130];
+    memcpy(big, long_user, 3);
+    memset(big + 3, 'a', 130);
+    assert_int_equal(command_decode(big, sizeof big, &d), MOM_ERR_INVALID);
+    free(buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_simple_kinds),
+        cmocka_unit_test(test_publish_single),
+        cmocka_unit_test(test_publish_empty_body),
+        cmocka_unit_test(test_publish_1mib_zero_copy),
+        cmocka_unit_test(test_publish_batch_1000),
+        cmocka_unit_test(test_merged_publish_limit),
+        cmocka_unit_test(test_oneof_replaced),
+        cmocka_unit_test(test_truncated_and_garbage),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
