@@ -117,7 +117,12 @@ static int parse_object(const char *body, size_t len, bool optional, cJSON **roo
             return 0;
         return fail(err, "bad_request", "a JSON object body is required");
     }
-    cJSON *j = cJSON_ParseWithLength(body, len);
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(body, len, &end, false);
+    if (j && end && !body_is_blank(end, len - (size_t)(end - body))) {
+        cJSON_Delete(j);
+        j = NULL;
+    }
     if (!j)
         return fail(err, "invalid_json", "the body is not valid JSON");
     if (!cJSON_IsObject(j)) {

@@ -8,9 +8,10 @@
  * while a sync is in flight form the next batch. With fsync=never the batch
  * commits after its write; with everysec a timer syncs once a second.
  *
- * Snapshots: every snapshot_entries applied entries the application state is
- * written to snapshot-<index>-<term>.snap (temp file, fsync, rename, fsync
- * dir), older snapshots are removed and whole WAL segments below it deleted.
+ * Snapshots: every snapshot_entries applied entries a forked child writes
+ * the application state to snapshot.tmp and syncs it; the loop then renames
+ * it to snapshot-<index>-<term>.snap, syncs the directory, removes older
+ * snapshots and deletes the WAL segments below it.
  * Recovery loads the newest snapshot and replays the log after it.
  * SPDX-License-Identifier: MIT */
 #include "replication/node.h"
@@ -27,7 +28,9 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define NODE_TERM 1u
@@ -63,6 +66,10 @@ struct node {
     uint64_t durable_index;  /* last index known synced */
     uint64_t applied_index;
     uint64_t snapshot_index;
+    pid_t snap_pid;             /* snapshot child, 0 when none */
+    int snap_pipe;              /* EOF when the child exits */
+    struct event *snap_ev;
+    uint64_t snap_child_index;  /* the index the child is writing */
     bool flush_scheduled;
     bool writable;
     struct node_stats stats;
@@ -171,17 +178,12 @@ static uint64_t scan_snapshots(const char *dir, bool prune, uint64_t keep_index)
     return best;
 }
 
-static int take_snapshot(struct node *n)
+/* Child side: writes the frozen state to the temp file and syncs it. */
+static int write_snapshot_file(struct node *n, const char *tmp)
 {
-    char tmp[1200], final[1200];
-    snprintf(tmp, sizeof tmp, "%s/snapshot.tmp", n->dir);
-    snprintf(final, sizeof final, "%s/snapshot-%020" PRIu64 "-%" PRIu64 ".snap", n->dir,
-             n->applied_index, (uint64_t)NODE_TERM);
     FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        log_error("snapshot: cannot create %s: %s", tmp, strerror(errno));
+    if (!f)
         return mom_err_from_errno(errno);
-    }
     int rc = n->cb.snapshot_write(n->arg, f);
     if (rc == MOM_OK && fflush(f) != 0)
         rc = mom_err_from_errno(errno);
@@ -189,16 +191,46 @@ static int take_snapshot(struct node *n)
         rc = mom_err_from_errno(errno);
     if (fclose(f) != 0 && rc == MOM_OK)
         rc = mom_err_from_errno(errno);
+    return rc;
+}
+
+static void snapshot_tmp_path(const struct node *n, char *out, size_t len)
+{
+    snprintf(out, len, "%s/snapshot.tmp", n->dir);
+}
+
+/* Parent side, when the child has exited: publish the file, prune, compact. */
+static void on_snapshot_child(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct node *n = arg;
+    char byte;
+    if (read(fd, &byte, 1) > 0)
+        return; /* the child writes nothing; wait for EOF */
+    event_free(n->snap_ev);
+    n->snap_ev = NULL;
+    close(n->snap_pipe);
+    n->snap_pipe = -1;
+    int status = 0;
+    while (waitpid(n->snap_pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    n->snap_pid = 0;
+    char tmp[1200], final[1200];
+    snapshot_tmp_path(n, tmp, sizeof tmp);
+    snprintf(final, sizeof final, "%s/snapshot-%020" PRIu64 "-%" PRIu64 ".snap", n->dir,
+             n->snap_child_index, (uint64_t)NODE_TERM);
+    int rc = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? MOM_OK : MOM_ERR_IO;
     if (rc == MOM_OK && rename(tmp, final) != 0)
         rc = mom_err_from_errno(errno);
     if (rc == MOM_OK)
         rc = fsync_dir(n->dir);
     if (rc != MOM_OK) {
         unlink(tmp);
-        log_error("snapshot at index %" PRIu64 " failed: %s", n->applied_index, mom_strerror(rc));
-        return rc;
+        log_error("snapshot at index %" PRIu64 " failed (child status %d): %s",
+                  n->snap_child_index, status, mom_strerror(rc));
+        return;
     }
-    n->snapshot_index = n->applied_index;
+    n->snapshot_index = n->snap_child_index;
     n->stats.snapshots++;
     scan_snapshots(n->dir, true, n->snapshot_index);
     rc = wal_compact(n->wal, n->snapshot_index);
@@ -207,7 +239,41 @@ static int take_snapshot(struct node *n)
                  mom_strerror(rc));
     log_info("snapshot written at index %" PRIu64 "; log now %" PRIu64 " bytes", n->snapshot_index,
              wal_disk_bytes(n->wal));
-    return MOM_OK;
+}
+
+/* Snapshots are written by a forked child from its copy-on-write image of
+ * the state (as redis BGSAVE does), so the loop never stalls on them. */
+static void take_snapshot(struct node *n)
+{
+    if (n->snap_pid)
+        return;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        log_error("snapshot: pipe failed: %s", strerror(errno));
+        return;
+    }
+    char tmp[1200];
+    snapshot_tmp_path(n, tmp, sizeof tmp);
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("snapshot: fork failed: %s", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        _exit(write_snapshot_file(n, tmp) == MOM_OK ? 0 : 1);
+    }
+    close(fds[1]);
+    n->snap_pid = pid;
+    n->snap_pipe = fds[0];
+    n->snap_child_index = n->applied_index;
+    n->snap_ev = event_new(n->base, fds[0], EV_READ | EV_PERSIST, on_snapshot_child, n);
+    if (!n->snap_ev || event_add(n->snap_ev, NULL) != 0) {
+        log_error("snapshot: cannot watch the child");
+        kill(pid, SIGKILL);
+    }
 }
 
 /* ---- commit path ---- */
@@ -225,36 +291,38 @@ static void commit_to(struct node *n, uint64_t index)
         n->applied_index = cur.index;
         n->stats.entries++;
     }
-    if (n->applied_index - n->snapshot_index >= n->snapshot_entries)
+    if (n->applied_index - n->snapshot_index >= n->snapshot_entries && !n->snap_pid)
         take_snapshot(n);
 }
 
+/* Writes what is buffered and, under fsync=always, starts a sync when none
+ * is in flight: a batch forms and is written while the previous one syncs. */
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct node *n = arg;
     n->flush_scheduled = false;
-    if (!n->writable || wal_pending_bytes(n->wal) == 0)
+    if (!n->writable)
         return;
-    if (n->sync == NODE_SYNC_ALWAYS && syncer_busy(n->syncer))
-        return; /* the sync completion flushes the next batch */
-    int rc = wal_write(n->wal);
-    if (rc != MOM_OK) {
-        log_error("log write failed: %s; %" PRIu64 " pending writes refused", mom_strerror(rc),
-                  n->appended_index - n->written_index);
-        fail_pending_after(n, n->written_index, rc);
-        n->appended_index = n->written_index;
-        return;
+    if (wal_pending_bytes(n->wal)) {
+        int rc = wal_write(n->wal);
+        if (rc != MOM_OK) {
+            log_error("log write failed: %s; %" PRIu64 " pending writes refused", mom_strerror(rc),
+                      n->appended_index - n->written_index);
+            fail_pending_after(n, n->written_index, rc);
+            n->appended_index = n->written_index;
+            return;
+        }
+        n->stats.batches++;
+        n->written_index = n->appended_index;
     }
-    n->stats.batches++;
-    n->written_index = n->appended_index;
-    if (n->sync == NODE_SYNC_ALWAYS) {
-        syncer_submit(n->syncer, wal_sync_fd(n->wal), n->written_index);
-    } else {
+    if (n->sync != NODE_SYNC_ALWAYS) {
         commit_to(n, n->written_index);
         if (wal_pending_bytes(n->wal))
             schedule_flush(n);
+    } else if (n->written_index > n->durable_index && !syncer_busy(n->syncer)) {
+        syncer_submit(n->syncer, wal_sync_fd(n->wal), n->written_index);
     }
 }
 
@@ -283,8 +351,7 @@ static void on_sync_done(evutil_socket_t fd, short what, void *arg)
         commit_to(n, cookie);
     else if (cookie > n->durable_index)
         n->durable_index = cookie;
-    if (wal_pending_bytes(n->wal))
-        on_flush(-1, 0, n);
+    on_flush(-1, 0, n);
 }
 
 static void on_everysec(evutil_socket_t fd, short what, void *arg)
@@ -396,6 +463,7 @@ int node_open(struct event_base *base, const struct node_config *cfg,
     n->sync = cfg->sync;
     n->snapshot_entries = cfg->snapshot_entries ? cfg->snapshot_entries : 100000;
     n->writable = true;
+    n->snap_pipe = -1;
     snprintf(n->dir, sizeof n->dir, "%s/group-%u", cfg->data_dir, cfg->group_id);
     snprintf(n->log_dir, sizeof n->log_dir, "%s/log", n->dir);
     int rc = mkdir_p(n->log_dir);
@@ -478,6 +546,19 @@ void node_close(struct node *n)
         /* Best effort: written but unanswered entries are not acknowledged. */
         (void)wal_write(n->wal);
     }
+    if (n->snap_pid) {
+        /* An unfinished snapshot is abandoned; the log still holds it all. */
+        kill(n->snap_pid, SIGKILL);
+        while (waitpid(n->snap_pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        char tmp[1200];
+        snapshot_tmp_path(n, tmp, sizeof tmp);
+        unlink(tmp);
+    }
+    if (n->snap_ev)
+        event_free(n->snap_ev);
+    if (n->snap_pipe >= 0)
+        close(n->snap_pipe);
     syncer_stop(n->syncer);
     n->syncer = NULL;
     if (n->wal && n->sync != NODE_SYNC_NEVER)
