@@ -50,7 +50,7 @@ enum route {
     ROUTE_USER_SUBSCRIPTIONS,
 };
 
-#define ROUTER_MAX_PARAM 256
+#define ROUTER_MAX_PARAM 130 /* names are <= 128, receipts <= 64; longer is flagged */
 
 struct route_match {
     enum route route;
