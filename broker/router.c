@@ -109,6 +109,14 @@ static bool segment_is(const struct segments *s, size_t k, const char *lit, size
     return s->len[k] == litlen && !memcmp(s->start[k], lit, litlen);
 }
 
+static size_t pattern_segments(const char *pattern)
+{
+    size_t n = 1;
+    for (const char *p = pattern; *p; p++)
+        n += *p == '/';
+    return n;
+}
+
 /* Matches one pattern; params are decoded into out only when it matches. */
 static bool pattern_matches(const char *pattern, const struct segments *s)
 {
@@ -169,7 +177,10 @@ enum router_result router_match(enum http_method method, const char *path, size_
     const struct route_def *hit = NULL;
     unsigned allowed = 0;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        if (!pattern_matches(routes[i].pattern, &s))
+        /* cheap filters first: segment count and the first segment */
+        if (pattern_segments(routes[i].pattern) != s.n ||
+            s.len[0] == 0 || routes[i].pattern[0] != s.start[0][0] ||
+            !pattern_matches(routes[i].pattern, &s))
             continue;
         allowed |= routes[i].method;
         if (!hit && (routes[i].method == method ||
