@@ -8,6 +8,7 @@
  * SPDX-License-Identifier: MIT */
 #include "broker/server.h"
 
+#include "broker/peer_glue.h"
 #include "broker/server_internal.h"
 #include "common/clock.h"
 #include "common/err.h"
@@ -359,32 +360,34 @@ static evhtp_res on_request_fini(evhtp_request_t *req, void *arg)
     return EVHTP_RES_OK;
 }
 
-/* 413 is decided from Content-Length before the body is read (PITFALLS §3). */
-static evhtp_res on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *arg)
+/* Bodies over the limit that are already on their way are read and thrown
+ * away up to this size, so the client reads the 413 instead of a reset. */
+#define DRAIN_LIMIT (64ull << 20)
+
+static evhtp_res on_read_discard(evhtp_request_t *req, struct evbuffer *buf, void *arg)
 {
-    struct server *s = arg;
+    (void)req;
+    (void)arg;
+    evbuffer_drain(buf, evbuffer_get_length(buf));
+    return EVHTP_RES_OK;
+}
+
+/* Content-Length above max_body: 413 (API.md: decided before the body). */
+static bool body_too_large(const struct server *s, evhtp_headers_t *hdrs, uint64_t *length)
+{
     const char *cl = evhtp_header_find(hdrs, "Content-Length");
-    const char *te = evhtp_header_find(hdrs, "Transfer-Encoding");
-    int status = 0;
-    const char *code = NULL;
-    char message[160];
-    if (te) {
-        status = 411;
-        code = "bad_request";
-        snprintf(message, sizeof message, "chunked request bodies are not accepted; send Content-Length");
-    } else if (cl) {
-        char *end;
-        errno = 0;
-        unsigned long long n = strtoull(cl, &end, 10);
-        if (errno || *end || n > s->cfg->max_body) {
-            status = 413;
-            code = "payload_too_large";
-            snprintf(message, sizeof message, "the body is larger than %llu bytes",
-                     (unsigned long long)s->cfg->max_body);
-        }
-    }
-    if (!status)
-        return EVHTP_RES_OK;
+    if (!cl)
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(cl, &end, 10);
+    *length = errno || *end ? UINT64_MAX : n;
+    return *length > s->cfg->max_body;
+}
+
+static void send_too_large(struct server *s, evhtp_request_t *req, int status, const char *code,
+                           const char *message)
+{
     req->flags &= ~EVHTP_REQ_FLAG_KEEPALIVE;
     struct reply r = {0};
     reply_error(&r, status, code, "%s", message);
@@ -394,6 +397,35 @@ static evhtp_res on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *a
     evbuffer_add(req->buffer_out, r.body, r.body_len);
     reply_cleanup(&r);
     evhtp_send_reply(req, (evhtp_res)status);
+}
+
+/* 413 is decided from Content-Length before the body is read (PITFALLS §3).
+ * A client that waits for "100 Continue" (or a body beyond DRAIN_LIMIT) is
+ * answered at once and the connection closed; a body already in flight is
+ * drained and answered 413 when it has arrived (see on_request). */
+static evhtp_res on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *arg)
+{
+    struct server *s = arg;
+    char message[160];
+    uint64_t length = 0;
+    if (evhtp_header_find(hdrs, "Transfer-Encoding")) {
+        snprintf(message, sizeof message,
+                 "chunked request bodies are not accepted; send Content-Length");
+        send_too_large(s, req, 411, "bad_request", message);
+    } else if (body_too_large(s, hdrs, &length)) {
+        snprintf(message, sizeof message, "the body is larger than %llu bytes",
+                 (unsigned long long)s->cfg->max_body);
+        send_too_large(s, req, 413, "payload_too_large", message);
+        const char *expect = evhtp_header_find(hdrs, "Expect");
+        if (!expect && length <= DRAIN_LIMIT) {
+            /* Answered; keep reading the body into the void so that the
+             * close after it does not reset the connection under the 413. */
+            evhtp_request_set_hook(req, evhtp_hook_on_read, (evhtp_hook)on_read_discard, NULL);
+            return EVHTP_RES_OK;
+        }
+    } else {
+        return EVHTP_RES_OK;
+    }
     evhtp_request_pause(req);
     evhtp_request_resume(req);
     return EVHTP_RES_PAUSE;
@@ -422,6 +454,9 @@ static bool authenticate(struct request_ctx *rc)
 static void on_request(evhtp_request_t *req, void *arg)
 {
     struct server *s = arg;
+    uint64_t length;
+    if (body_too_large(s, req->headers_in, &length))
+        return; /* answered 413 by on_headers; the body was drained */
     struct request_ctx *rc = calloc(1, sizeof *rc);
     if (!rc) {
         evhtp_send_reply(req, 503);
@@ -611,7 +646,7 @@ static int setup_http(struct server *s, const struct config *cfg)
     if (!s->htp)
         return MOM_ERR_NOMEM;
     /* Backstop only: 413 is answered from Content-Length in on_headers. */
-    evhtp_set_max_body_size(s->htp, cfg->max_body + 2);
+    evhtp_set_max_body_size(s->htp, DRAIN_LIMIT + 2);
     evhtp_callback_t *cb = evhtp_set_cb(s->htp, "/", on_request, s);
     if (!cb)
         return MOM_ERR_NOMEM;
@@ -672,7 +707,20 @@ int server_new(struct event_base *base, const struct config *cfg, struct server 
     rc = setup_http(s, cfg);
     if (rc != MOM_OK)
         goto fail;
-    /* PEER_GLUE_NEW */
+    struct peer_glue_config pc = {
+        .node_id = cfg->node_id,
+        .listen_addr = cfg->peer_addr,
+        .peers = cfg->peers,
+        .cluster_secret = cfg->cluster_secret,
+        .tls_cert = cfg->peer_tls_cert,
+        .tls_key = cfg->peer_tls_key,
+        .tls_ca = cfg->peer_tls_ca,
+    };
+    rc = peer_glue_new(base, &pc, &s->peer);
+    if (rc != MOM_OK) {
+        log_error("cannot start the peer channel on %s: %s", cfg->peer_addr, mom_strerror(rc));
+        goto fail;
+    }
     s->cron_ev = event_new(base, -1, EV_PERSIST, on_cron, s);
     struct timeval tv = {0, CRON_INTERVAL_MS * 1000};
     if (!s->cron_ev || event_add(s->cron_ev, &tv) != 0) {
@@ -695,7 +743,7 @@ void server_free(struct server *s)
     if (s->cron_ev)
         event_free(s->cron_ev);
     node_close(s->node);
-    /* PEER_GLUE_FREE */
+    peer_glue_free(s->peer);
     if (s->htp)
         evhtp_free(s->htp);
     store_free(s->store);
@@ -705,4 +753,4 @@ void server_free(struct server *s)
 }
 
 uint16_t server_http_port(const struct server *s) { return s->http_port; }
-uint16_t server_peer_port(const struct server *s) { (void)s; return 0; /* PEER_GLUE_PORT */ }
+uint16_t server_peer_port(const struct server *s) { return s->peer ? peer_glue_port(s->peer) : 0; }
