@@ -144,6 +144,7 @@ struct peer_request {
     bool have_msg;
     bool dispatched;  /* the handler owns it */
     bool in_dispatch; /* inside the handler call */
+    bool responded;   /* peer_respond was called (inside the handler call) */
     bool answered;
 };
 
@@ -657,8 +658,9 @@ static void conn_fail(struct pconn *pc, const char *reason, bool flush)
         return;
     pc->closing = true;
     struct pmember *m = pc->member;
+    bool current = m && m->conn == pc;
     if (m) {
-        if (m->conn == pc) {
+        if (current) {
             if (m->was_up)
                 log_warn("peer %u (%s): connection lost: %s", m->cfg.id, m->cfg.addr, reason);
             else
@@ -677,8 +679,9 @@ static void conn_fail(struct pconn *pc, const char *reason, bool flush)
         c->conn = NULL;
         call_complete(c, GRPC_UNAVAILABLE, reason, false);
     }
-    /* fail fast: while the member is down, nothing waits for it */
-    if (m && !m->conn) {
+    /* fail fast: while the member is down, nothing waits for it (a retired
+     * or drained connection is not the member going down) */
+    if (current && !m->conn) {
         while (m->waiting.head)
             call_complete(m->waiting.head, GRPC_UNAVAILABLE, reason, false);
     }
@@ -1049,7 +1052,7 @@ static void srv_dispatch(struct peer_request *r)
     r->msg = NULL;
     r->msg_len = 0;
     grpcmsg_reader_cleanup(&r->reader);
-    if (r->fn == NULL) { /* peer_respond ran inside the handler */
+    if (r->responded) { /* peer_respond ran inside the handler */
         req_free(r);
         return;
     }
@@ -1232,7 +1235,7 @@ void peer_respond(struct peer_request *r, int grpc_status, const char *message,
         srv_answer(r, grpc_status, message, reply, len);
     r->answered = true;
     if (r->in_dispatch) {
-        r->fn = NULL; /* tells srv_dispatch to free it */
+        r->responded = true; /* srv_dispatch frees it when the handler returns */
         return;
     }
     req_free(r);
@@ -1368,9 +1371,9 @@ static void member_drain(struct pmember *m)
     if (m->waiting.head && pc && pc->connected && !pc->closing && h2conn_exhausted(pc->h2)) {
         pc->draining = true;
         m->conn = NULL;
+        member_connect(m); /* the waiting calls go out on the new connection */
         if (h2conn_open_streams(pc->h2) == 0)
             conn_fail(pc, "connection retired", true);
-        member_connect(m);
         return;
     }
     while (m->waiting.head && m->conn && m->conn->connected && !m->conn->closing &&
@@ -1380,7 +1383,7 @@ static void member_drain(struct pmember *m)
         if (rc == MOM_ERR_UNAVAILABLE)
             break;
         if (rc != MOM_OK)
-            call_complete(c, grpcmsg_status_from_err(rc), mom_strerror(rc), true);
+            call_complete(c, (int)grpcmsg_status_from_err(rc), mom_strerror(rc), true);
     }
 }
 
@@ -1493,7 +1496,7 @@ int peer_call(struct peer *p, uint32_t member_id, const char *path, const uint8_
     if (m->state == M_READY && m->waiting.head == c) {
         int rc = call_send(m, c);
         if (rc != MOM_OK && rc != MOM_ERR_UNAVAILABLE)
-            call_fail_later(c, grpcmsg_status_from_err(rc), mom_strerror(rc));
+            call_fail_later(c, (int)grpcmsg_status_from_err(rc), mom_strerror(rc));
     }
     return MOM_OK; /* else it waits for the connection or a free stream */
 }

@@ -1,0 +1,54 @@
+# libFuzzer harnesses of the peer channel's parsers (test/fuzz/fuzz_*.c),
+# built with clang -fsanitize=fuzzer,address,undefined from the sources they
+# need (plus the nanopb code, generated into $(BUILD)/proto as the main
+# Makefile does). `fuzz-run` runs each for FUZZ_SECONDS on its seed corpus in
+# test/fuzz/corpus/<harness>/ (read only; new inputs go to
+# $(BUILD)/corpus/<harness>/) and fails on the first crash, leak or timeout;
+# a crashing input is left as $(BUILD)/crash-<harness>-*.
+# Called by the top Makefile: make fuzz [FUZZ_SECONDS=60].
+# SPDX-License-Identifier: MIT
+
+BUILD        ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -DPB_ENABLE_MALLOC -g -O1 -I. -I$(BUILD) \
+                -Wall -Wextra -Werror -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+HARNESSES    := $(patsubst test/fuzz/%.c,%,$(wildcard test/fuzz/fuzz_*.c))
+BINS         := $(HARNESSES:%=$(BUILD)/%)
+
+# Sources and libraries each harness needs.
+SRC_fuzz_h2frame := replication/h2frame.c common/err.c
+SRC_fuzz_headers := replication/h2conn.c replication/h2frame.c common/err.c
+SRC_fuzz_h2conn  := replication/h2conn.c replication/h2frame.c common/err.c
+SRC_fuzz_grpcmsg := replication/grpcmsg.c common/err.c $(BUILD)/proto/mom.pb.c
+SRC_fuzz_members := replication/peer.c replication/h2conn.c replication/h2frame.c \
+                    replication/grpcmsg.c common/err.c common/log.c common/clock.c
+LIB_fuzz_headers := -lnghttp2
+LIB_fuzz_h2conn  := -lnghttp2
+LIB_fuzz_grpcmsg := -l:libprotobuf-nanopb.a
+LIB_fuzz_members := -levent -ljwt -lssl -lcrypto -lnghttp2
+
+.PHONY: fuzz-build fuzz-run
+fuzz-build: $(BINS)
+
+$(BUILD)/proto/mom.pb.c $(BUILD)/proto/mom.pb.h: proto/mom.proto proto/mom.options
+	@mkdir -p $(BUILD)/proto
+	protoc --plugin=protoc-gen-nanopb=/usr/bin/protoc-gen-nanopb -Iproto \
+	  --nanopb_opt=-Iproto --nanopb_out=$(BUILD)/proto proto/mom.proto
+
+.SECONDEXPANSION:
+$(BUILD)/fuzz_%: test/fuzz/fuzz_%.c $$(SRC_fuzz_$$*) | $(BUILD)/proto/mom.pb.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(SRC_fuzz_$*) $(LIB_fuzz_$*)
+
+fuzz-run: fuzz-build
+	@set -e; for h in $(HARNESSES); do \
+	  mkdir -p $(BUILD)/corpus/$$h test/fuzz/corpus/$$h; \
+	  echo "== $$h: $(FUZZ_SECONDS) s"; \
+	  $(BUILD)/$$h -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    -max_len=65536 -print_final_stats=1 -artifact_prefix=$(BUILD)/crash-$$h- \
+	    $(BUILD)/corpus/$$h test/fuzz/corpus/$$h 2>$(BUILD)/$$h.log \
+	  || { tail -n 60 $(BUILD)/$$h.log; echo "fuzz: $$h FAILED (log $(BUILD)/$$h.log)"; exit 1; }; \
+	  grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units)' $(BUILD)/$$h.log | tail -n 2; \
+	done; echo "fuzz: all harnesses ran $(FUZZ_SECONDS) s without a crash"

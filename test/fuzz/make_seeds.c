@@ -1,0 +1,192 @@
+/* Writes the seed corpus of the fuzz harnesses into test/fuzz/corpus/: real
+ * traffic captured from an h2conn client/server pair (gRPC Ping calls with
+ * HPACK-compressed headers, trailers, flow control) plus hand-made frames.
+ * Not part of any build; run from the repository root after `make`:
+ *   cc -std=c11 -D_GNU_SOURCE -I. -Ibuild test/fuzz/make_seeds.c build/libmom.a \
+ *      -lnghttp2 -l:libprotobuf-nanopb.a -o /tmp/make_seeds && /tmp/make_seeds
+ * SPDX-License-Identifier: MIT */
+#include "replication/grpcmsg.h"
+#include "replication/h2conn.h"
+#include "replication/h2frame.h"
+
+#include <nghttp2/nghttp2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct buf {
+    uint8_t p[1 << 20];
+    size_t len;
+};
+
+static struct buf cl_out, sv_out;
+
+static int to_cl(void *arg, const uint8_t *d, size_t n)
+{
+    (void)arg;
+    memcpy(cl_out.p + cl_out.len, d, n);
+    cl_out.len += n;
+    return 0;
+}
+
+static int to_sv(void *arg, const uint8_t *d, size_t n)
+{
+    (void)arg;
+    memcpy(sv_out.p + sv_out.len, d, n);
+    sv_out.len += n;
+    return 0;
+}
+
+static struct h2conn *server;
+
+static void sv_headers(void *arg, uint32_t sid, void *user, const struct h2conn_header *h, size_t n,
+                       bool end)
+{
+    (void)arg, (void)user, (void)h, (void)n, (void)end;
+    (void)sid;
+}
+
+static void sv_data(void *arg, uint32_t sid, void *user, const uint8_t *d, size_t n, bool end)
+{
+    (void)arg, (void)user, (void)d, (void)n;
+    if (!end)
+        return;
+    const struct h2conn_header resp[] = {{":status", 7, "200", 3, false},
+                                         {"content-type", 12, "application/grpc", 16, false}};
+    const struct h2conn_header trail[] = {{"grpc-status", 11, "0", 1, false},
+                                          {"grpc-message", 12, "ok", 2, false}};
+    const uint8_t msg[] = {0, 0, 0, 0, 4, 0x10, 1, 0x20, 1};
+    h2conn_submit_headers(server, sid, resp, 2, false);
+    h2conn_submit_data(server, sid, msg, sizeof msg, false);
+    h2conn_submit_headers(server, sid, trail, 2, true);
+}
+
+static void write_seed(const char *dir, const char *name, const uint8_t *pre, size_t prelen,
+                       const uint8_t *p, size_t n)
+{
+    char path[256];
+    snprintf(path, sizeof path, "test/fuzz/corpus/%s", dir);
+    mkdir("test/fuzz/corpus", 0755);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "test/fuzz/corpus/%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
+    fwrite(pre, 1, prelen, f);
+    fwrite(p, 1, n, f);
+    fclose(f);
+}
+
+static size_t hpack(const struct h2conn_header *h, size_t n, uint8_t *out, size_t cap)
+{
+    nghttp2_hd_deflater *d;
+    nghttp2_hd_deflate_new(&d, 4096);
+    nghttp2_nv nv[16];
+    for (size_t i = 0; i < n; i++)
+        nv[i] = (nghttp2_nv){(uint8_t *)(uintptr_t)h[i].name, (uint8_t *)(uintptr_t)h[i].value,
+                             h[i].name_len, h[i].value_len,
+                             h[i].sensitive ? NGHTTP2_NV_FLAG_NO_INDEX : 0};
+    ssize_t len = nghttp2_hd_deflate_hd(d, out, cap, nv, n);
+    nghttp2_hd_deflate_del(d);
+    return len < 0 ? 0 : (size_t)len;
+}
+
+int main(void)
+{
+    const struct h2conn_header req[] = {
+        {":method", 7, "POST", 4, false},
+        {":scheme", 7, "http", 4, false},
+        {":path", 5, "/mom.v1.Peer/Ping", 17, false},
+        {":authority", 10, "127.0.0.1:9090", 14, false},
+        {"content-type", 12, "application/grpc", 16, false},
+        {"te", 2, "trailers", 8, false},
+        {"grpc-timeout", 12, "900m", 4, false},
+        {"authorization", 13, "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJub2RlOjEifQ.c2ln", 55, true},
+    };
+    struct h2conn_callbacks ccb = {.send = to_sv};
+    struct h2conn_callbacks scb = {.send = to_cl, .on_headers = sv_headers, .on_data = sv_data};
+    struct h2conn *client;
+    h2conn_new(H2CONN_CLIENT, NULL, &ccb, NULL, &client);
+    h2conn_new(H2CONN_SERVER, NULL, &scb, NULL, &server);
+    const uint8_t ping[] = {0, 0, 0, 0, 6, 0x10, 1, 0x18, 0xe8, 0x07};
+    for (int i = 0; i < 3; i++) {
+        uint32_t sid;
+        h2conn_submit_request(client, req, 8, false, NULL, &sid);
+        h2conn_submit_data(client, sid, ping, sizeof ping, true);
+    }
+    /* client -> server bytes (without the preface the harness adds) */
+    size_t c2s = sv_out.len;
+    h2conn_recv(server, sv_out.p, sv_out.len, NULL);
+    h2conn_recv(client, cl_out.p, cl_out.len, NULL);
+    const uint8_t srv0 = 1, win0 = 0, win1 = 1;
+    uint8_t sel[2] = {srv0, win0};
+    write_seed("fuzz_h2conn", "server_three_pings", sel, 2, sv_out.p + H2FRAME_PREFACE_LEN,
+               c2s - H2FRAME_PREFACE_LEN);
+    sel[1] = win1;
+    write_seed("fuzz_h2conn", "server_small_windows", sel, 2, sv_out.p + H2FRAME_PREFACE_LEN,
+               c2s - H2FRAME_PREFACE_LEN);
+    sel[0] = 0;
+    write_seed("fuzz_h2conn", "client_answers", sel, 2, cl_out.p, cl_out.len);
+    write_seed("fuzz_h2frame", "client_stream", (const uint8_t *)"\0", 1,
+               sv_out.p + H2FRAME_PREFACE_LEN, c2s - H2FRAME_PREFACE_LEN);
+    write_seed("fuzz_h2frame", "server_stream", (const uint8_t *)"\1", 1, cl_out.p, cl_out.len);
+
+    /* hand-made frames of every type */
+    uint8_t f[512];
+    size_t n = 0;
+    struct h2frame_setting set[] = {{1, 0}, {2, 0}, {3, 100}, {4, 1 << 20}, {5, 32768}, {6, 8192}};
+    n += h2frame_pack_settings(f + n, set, 6, false);
+    n += h2frame_pack_settings(f + n, NULL, 0, true);
+    n += h2frame_pack_payload(f + n, H2FRAME_DATA, 1, 1, "abc", 3, 7);
+    n += h2frame_pack_payload(f + n, H2FRAME_HEADERS, 0, 3, "\x82\x86", 2, 3);
+    n += h2frame_pack_payload(f + n, H2FRAME_CONTINUATION, 4, 3, "\x84", 1, 0);
+    n += h2frame_pack_priority(f + n, 5, 3, 16, true);
+    n += h2frame_pack_rst_stream(f + n, 5, 8);
+    n += h2frame_pack_ping(f + n, (const uint8_t *)"12345678", false);
+    n += h2frame_pack_goaway(f + n, 7, 0, "bye", 3);
+    n += h2frame_pack_window_update(f + n, 0, 1000);
+    n += h2frame_pack_window_update(f + n, 1, 0);
+    write_seed("fuzz_h2frame", "every_type", (const uint8_t *)"\0", 1, f, n);
+    write_seed("fuzz_h2conn", "every_type_server", (const uint8_t *)"\1\0", 2, f, n);
+
+    /* header blocks */
+    uint8_t block[4096];
+    size_t bl = hpack(req, 8, block, sizeof block);
+    write_seed("fuzz_headers", "grpc_request", (const uint8_t *)"\x05", 1, block, bl);
+    write_seed("fuzz_headers", "grpc_request_1byte_frames", (const uint8_t *)"\x00", 1, block, bl);
+    const struct h2conn_header bad[] = {
+        {":method", 7, "POST", 4, false}, {"Upper", 5, "x", 1, false}, {":path", 5, "/", 1, false}};
+    bl = hpack(bad, 3, block, sizeof block);
+    write_seed("fuzz_headers", "malformed", (const uint8_t *)"\x03", 1, block, bl);
+    const uint8_t literal[] = {0x3f, 0xe1, 0x1f, 0x83, 0x86, 0x44, 0x02, '/', 'x', 0x00, 0x02, 't',
+                               'e',  0x08, 't',  'r',  'a',  'i',  'l',  'e', 'r', 's',  0xbe};
+    write_seed("fuzz_headers", "table_update_and_literals", (const uint8_t *)"\x01", 1, literal,
+               sizeof literal);
+
+    /* gRPC byte streams */
+    uint8_t g[1024];
+    size_t gl = 0;
+    memcpy(g + gl, ping, sizeof ping);
+    gl += sizeof ping;
+    const uint8_t ae[] = {0,    0,    0,    0,    21,   0x08, 0x00, 0x10, 0x01,
+                          0x18, 0x02, 0x32, 0x0b, 0x08, 0x02, 0x10, 0x05, 0x1a,
+                          0x05, 'h',  'e',  'l',  'l',  'o',  0x38, 0x04};
+    memcpy(g + gl, ae, sizeof ae);
+    gl += sizeof ae;
+    const uint8_t empty[] = {0, 0, 0, 0, 0};
+    memcpy(g + gl, empty, sizeof empty);
+    gl += sizeof empty;
+    write_seed("fuzz_grpcmsg", "ping_ae_empty_whole", (const uint8_t *)"\x00", 1, g, gl);
+    write_seed("fuzz_grpcmsg", "ping_ae_empty_split", (const uint8_t *)"\x03\x00\x04\x01", 4, g,
+               gl);
+    const uint8_t big[] = {0, 0, 1, 0, 1, 0xff};
+    write_seed("fuzz_grpcmsg", "too_large", (const uint8_t *)"\x01\x02", 2, big, sizeof big);
+    write_seed("fuzz_grpcmsg", "timeout", (const uint8_t *)"\x00", 1, (const uint8_t *)"1500u", 5);
+    h2conn_free(client);
+    h2conn_free(server);
+    puts("seeds written to test/fuzz/corpus/");
+    return 0;
+}
