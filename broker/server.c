@@ -498,6 +498,39 @@ static void on_request(evhtp_request_t *req, void *arg)
     handlers_dispatch(rc);
 }
 
+/* ---- client connections ---- */
+
+static evhtp_res on_connection_fini(evhtp_connection_t *conn, void *arg)
+{
+    (void)conn;
+    struct client_conn *cc = arg;
+    if (cc->prev)
+        cc->prev->next = cc->next;
+    else
+        cc->srv->conns = cc->next;
+    if (cc->next)
+        cc->next->prev = cc->prev;
+    free(cc);
+    return EVHTP_RES_OK;
+}
+
+static evhtp_res on_accept(evhtp_connection_t *conn, void *arg)
+{
+    struct server *s = arg;
+    struct client_conn *cc = calloc(1, sizeof *cc);
+    if (!cc)
+        return EVHTP_RES_ERROR;
+    cc->conn = conn;
+    cc->srv = s;
+    cc->next = s->conns;
+    if (s->conns)
+        s->conns->prev = cc;
+    s->conns = cc;
+    evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini, (evhtp_hook)on_connection_fini,
+                              cc);
+    return EVHTP_RES_OK;
+}
+
 /* ---- set-up ---- */
 
 static int split_host_port(const char *addr, char *host, size_t hostlen, uint16_t *port)
@@ -647,6 +680,7 @@ static int setup_http(struct server *s, const struct config *cfg)
         return MOM_ERR_NOMEM;
     /* Backstop only: 413 is answered from Content-Length in on_headers. */
     evhtp_set_max_body_size(s->htp, DRAIN_LIMIT + 2);
+    evhtp_set_post_accept_cb(s->htp, on_accept, s);
     evhtp_callback_t *cb = evhtp_set_cb(s->htp, "/", on_request, s);
     if (!cb)
         return MOM_ERR_NOMEM;
@@ -742,7 +776,11 @@ void server_free(struct server *s)
         evhtp_unbind_socket(s->htp);
     if (s->cron_ev)
         event_free(s->cron_ev);
+    /* Pending writes fail (their clients get 503), then every open client
+     * connection is freed with its requests (on_request_fini runs). */
     node_close(s->node);
+    while (s->conns)
+        evhtp_connection_free(s->conns->conn); /* unlinks itself in on_connection_fini */
     peer_glue_free(s->peer);
     if (s->htp)
         evhtp_free(s->htp);

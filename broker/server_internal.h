@@ -43,6 +43,14 @@ struct server {
     struct wake { enum store_change change; char name[129]; } *wakes;
     size_t nwakes, wakes_cap;
     char dummy_hash[192];         /* for constant-time failed logins */
+    struct client_conn *conns;    /* open client connections, freed at shutdown */
+};
+
+/* One open client connection (evhtp does not free them in evhtp_free). */
+struct client_conn {
+    evhtp_connection_t *conn;
+    struct server *srv;
+    struct client_conn *prev, *next;
 };
 
 /* One in-flight Command: outlives its request if the client leaves. */
