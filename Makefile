@@ -46,6 +46,9 @@ SIM_BIN    := $(if $(SIM_SRC),$(BUILD)/test/sim_raft)
 BENCH_SRC  := $(wildcard test/bench/*.c)
 BENCH_BIN  := $(BENCH_SRC:test/bench/%.c=$(BUILD)/bench/%)
 
+# keep objects of test binaries between runs
+.SECONDARY:
+
 .PHONY: all run test unit sim integration asan fuzz bench cluster deps deps-check fmt clean
 all: $(BUILD)/momd
 
