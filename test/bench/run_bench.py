@@ -686,6 +686,21 @@ def parse_args(argv):
     return args
 
 
+def run_peer_bench(args):
+    """The peer channel's own load client (test/bench/peer_bench.c): Ping
+    RPC/s and AppendEntries-sized transfers beside a same-run TCP echo."""
+    exe = os.path.join(args.bench_dir, "peer_bench")
+    if not os.path.exists(exe):
+        return None
+    seconds = 2 if args.quick else 5
+    log(f"peer channel bench ({seconds} s per run)")
+    r = subprocess.run([exe, "--seconds", str(seconds)], capture_output=True, text=True,
+                       timeout=120)
+    if r.returncode != 0:
+        raise BenchError(f"peer_bench exited {r.returncode}: {r.stderr[-300:]}")
+    return r.stdout
+
+
 def main(argv):
     args = parse_args(argv)
     results = Results()
@@ -697,6 +712,7 @@ def main(argv):
     secret = os.urandom(24).hex()
     token = mint_token(secret)
     failed = False
+    peer_report = None
     started = datetime.datetime.now(datetime.timezone.utc)
     machine_before = machine_line()
     load_before = os.getloadavg()[0]
@@ -728,6 +744,7 @@ def main(argv):
 
         if not args.skip_memory:
             run_memory(args, results, procs, tmp, log_dir, secret, token)
+        peer_report = run_peer_bench(args)
     except (BenchError, requests.RequestException) as e:
         failed = True
         results.problems.append(str(e))
@@ -756,6 +773,9 @@ def main(argv):
     report += ["## Throughput and latency", "", table(results), ""]
     if not args.skip_memory:
         report += ["## Memory and restart", "", memory_table(results)]
+    if peer_report:
+        report += ["", "## Peer channel (gRPC over our HTTP/2, one loopback connection)", "",
+                   "```", peer_report.rstrip(), "```", ""]
     findings = log_findings(log_dir)
     if findings:
         report += ["## momd log findings", ""] + findings + [""]
