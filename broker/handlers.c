@@ -325,7 +325,7 @@ static void try_receive(struct request_ctx *rc, bool final)
     if (final || clock_mono_ms() >= rc->deadline_ms)
         send_empty_messages(rc);
     else
-        server_wait(rc, WAIT_RECEIVE, rc->deadline_ms - clock_mono_ms());
+        server_wait(rc, WAIT_RECEIVE);
 }
 
 static void handle_receive(struct request_ctx *rc)
@@ -441,8 +441,7 @@ static void try_read(struct request_ctx *rc, bool final)
     if (r.status == 200 && empty && !final && clock_mono_ms() < rc->deadline_ms) {
         reply_cleanup(&r);
         /* "latest" means the offset it had when the read began. */
-        server_wait(rc, rc->match.route == ROUTE_SUBSCRIPTION_READ ? WAIT_SUB_READ : WAIT_TOPIC_READ,
-                    rc->deadline_ms - clock_mono_ms());
+        server_wait(rc, rc->match.route == ROUTE_SUBSCRIPTION_READ ? WAIT_SUB_READ : WAIT_TOPIC_READ);
         return;
     }
     send_reply_and_free(rc, &r);

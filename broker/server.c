@@ -171,7 +171,7 @@ static bool reply_is_empty_receive(const struct reply *r)
 static void deliver(struct request_ctx *rc, const struct reply *r)
 {
     if (rc->wait == WAIT_RECEIVE && reply_is_empty_receive(r) && clock_mono_ms() < rc->deadline_ms) {
-        server_wait(rc, WAIT_RECEIVE, 0);
+        server_wait(rc, WAIT_RECEIVE);
         return;
     }
     server_send(rc, r);
@@ -249,12 +249,13 @@ static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
     handlers_retry_wait(rc, true);
 }
 
-void server_wait(struct request_ctx *rc, enum wait_kind wait, uint64_t wait_ms)
+void server_wait(struct request_ctx *rc, enum wait_kind wait)
 {
     struct server *s = rc->srv;
     rc->wait = wait;
     if (!rc->timer) {
-        rc->deadline_ms = clock_mono_ms() + wait_ms;
+        uint64_t now = clock_mono_ms();
+        uint64_t wait_ms = rc->deadline_ms > now ? rc->deadline_ms - now : 0;
         rc->timer = evtimer_new(s->base, on_wait_timeout, rc);
         struct timeval tv = {(time_t)(wait_ms / 1000), (suseconds_t)(wait_ms % 1000) * 1000};
         if (!rc->timer || evtimer_add(rc->timer, &tv) != 0) {

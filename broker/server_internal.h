@@ -93,8 +93,9 @@ void server_send_parse_error(struct request_ctx *rc, const struct parse_error *e
 /* Stamps, encodes and proposes cmd for this request (identity from rc); the
  * answer is sent when it commits. cmd is not kept. */
 void server_propose(struct request_ctx *rc, struct command *cmd);
-/* Parks the request until `wait` can make progress or its deadline passes. */
-void server_wait(struct request_ctx *rc, enum wait_kind wait, uint64_t wait_ms);
+/* Parks the request until `wait` can make progress or rc->deadline_ms
+ * (monotonic) passes. */
+void server_wait(struct request_ctx *rc, enum wait_kind wait);
 struct store_caller server_caller(const struct request_ctx *rc);
 uint64_t server_now_stamp(struct server *s);
 
