@@ -1528,8 +1528,12 @@ bool node_writable(const struct node *n) { return n->writable; }
 bool node_is_leader(const struct node *n) { return raft_role(n->raft) == RAFT_LEADER; }
 bool node_ready(const struct node *n)
 {
+    /* The commit index is known to be current once it holds an entry of the
+     * current term (the leader's no-op, then everything after). */
+    uint64_t commit = raft_commit_index(n->raft), term = 0;
     return n->writable && raft_leader(n->raft) != RAFT_NONE &&
-           n->applied_index >= raft_commit_index(n->raft);
+           raft_term_at(n->raft, commit, &term) && term == raft_term(n->raft) &&
+           n->applied_index >= commit;
 }
 const char *node_role_name(const struct node *n) { return raft_role_name(raft_role(n->raft)); }
 uint32_t node_leader(const struct node *n) { return raft_leader(n->raft); }
