@@ -276,7 +276,26 @@ static int on_snapshot_write(void *arg, FILE *f)
 
 static int on_snapshot_read(void *arg, FILE *f)
 {
-    return store_snapshot_read(((struct server *)arg)->store, f);
+    struct server *s = arg;
+    int rc = store_snapshot_read(s->store, f);
+    if (rc == MOM_OK && store_last_time(s->store) > s->last_stamp)
+        s->last_stamp = store_last_time(s->store);
+    return rc;
+}
+
+static void on_store_change(void *arg, enum store_change change, const char *name);
+
+/* Before a snapshot from the leader replaces the state. */
+static int on_reset(void *arg)
+{
+    struct server *s = arg;
+    struct store *fresh = store_new();
+    if (!fresh)
+        return MOM_ERR_NOMEM;
+    store_free(s->store);
+    s->store = fresh;
+    store_set_observer(s->store, on_store_change, s);
+    return MOM_OK;
 }
 
 /* ---- long polls ---- */
@@ -780,6 +799,7 @@ int server_new(struct event_base *base, const struct config *cfg, struct server 
         .forwarded = on_forwarded,
         .snapshot_write = on_snapshot_write,
         .snapshot_read = on_snapshot_read,
+        .reset = on_reset,
     };
     rc = node_open(base, &nc, &cb, s, &s->node);
     if (rc != MOM_OK)

@@ -97,8 +97,14 @@ struct member {
     uint32_t id;
     uint64_t match;
     uint64_t last_contact; /* monotonic ms, 0 = never */
-    bool snap_failed_logged;
+    /* InstallSnapshot stream to this member (leader side). */
+    int snap_fd; /* -1 = none */
+    uint64_t snap_off, snap_size, snap_index, snap_term;
+    uint64_t snap_retry_at; /* a failed stream is reported at this tick time */
+    bool snap_failed;
 };
+
+#define NODE_SNAP_CHUNK (1u << 20)
 
 struct node {
     struct event_base *base;
@@ -403,12 +409,16 @@ struct decoded_msg {
     struct raft_msg m;
     struct owned_blob raw;
     struct raft_entry *ents;
+    struct owned_blob snap; /* a snapshot chunk */
+    uint64_t snap_off;
+    bool snap_done;
 };
 
 static void decoded_cleanup(struct decoded_msg *d)
 {
     free(d->raw.data);
     free(d->ents);
+    free(d->snap.data);
 }
 
 static int msg_decode(const uint8_t *buf, size_t len, struct decoded_msg *d)
@@ -417,9 +427,13 @@ static int msg_decode(const uint8_t *buf, size_t len, struct decoded_msg *d)
     mom_v1_RaftMessage pb = mom_v1_RaftMessage_init_zero;
     pb.entries.funcs.decode = decode_blob;
     pb.entries.arg = &d->raw;
+    pb.snap_data.funcs.decode = decode_blob;
+    pb.snap_data.arg = &d->snap;
     pb_istream_t is = pb_istream_from_buffer(buf, len);
     if (!pb_decode(&is, mom_v1_RaftMessage_fields, &pb))
         return MOM_ERR_INVALID;
+    d->snap_off = pb.snap_offset;
+    d->snap_done = pb.snap_done;
     struct raft_msg *m = &d->m;
     m->type = (enum raft_msg_type)pb.type;
     m->group_id = pb.group_id;
@@ -507,6 +521,138 @@ static void on_raft_reply(int status, const char *message, const uint8_t *reply,
     kick(n);
 }
 
+/* ---- InstallSnapshot streaming (leader side) ---- */
+
+static void snapshot_path(const struct node *n, uint64_t index, uint64_t term, char *out,
+                          size_t len)
+{
+    snprintf(out, len, "%s/snapshot-%020" PRIu64 "-%" PRIu64 ".snap", n->dir, index, term);
+}
+
+/* A failed stream is reported after a second (on a tick), so that a member
+ * that is down is not probed in a loop. */
+static void snap_stream_end(struct node *n, struct member *mb, bool ok)
+{
+    if (mb->snap_fd >= 0)
+        close(mb->snap_fd);
+    mb->snap_fd = -1;
+    if (ok) {
+        raft_report_snapshot(n->raft, mb->id, true);
+        kick(n);
+    } else {
+        mb->snap_failed = true;
+        mb->snap_retry_at = clock_mono_ms() + 1000;
+    }
+}
+
+static void snap_send_chunk(struct node *n, struct member *mb);
+
+static void on_snap_chunk_reply(int status, const char *message, const uint8_t *reply, size_t len,
+                                void *arg)
+{
+    struct member *mb = arg;
+    struct node *n = mb->n;
+    if (mb->snap_fd < 0)
+        return;
+    if (status != GRPC_OK) {
+        log_debug("snapshot transfer to %u failed: %s %s", mb->id, grpcmsg_status_name(status),
+                  message ? message : "");
+        snap_stream_end(n, mb, false);
+        return;
+    }
+    mb->last_contact = clock_mono_ms();
+    if (mb->snap_off < mb->snap_size) {
+        snap_send_chunk(n, mb);
+        return;
+    }
+    struct decoded_msg d;
+    bool ok = msg_decode(reply, len, &d) == MOM_OK && d.m.type == RAFT_MSG_SNAPSHOT_RESP;
+    if (ok) {
+        if (d.m.success && d.m.match_index > mb->match)
+            mb->match = d.m.match_index;
+        (void)raft_step(n->raft, &d.m);
+    }
+    decoded_cleanup(&d);
+    log_info("snapshot %" PRIu64 " sent to member %u (%" PRIu64 " bytes)", mb->snap_index, mb->id,
+             mb->snap_size);
+    snap_stream_end(n, mb, ok);
+}
+
+static void snap_send_chunk(struct node *n, struct member *mb)
+{
+    uint64_t left = mb->snap_size - mb->snap_off;
+    size_t chunk = left > NODE_SNAP_CHUNK ? NODE_SNAP_CHUNK : (size_t)left;
+    uint8_t *data = malloc(chunk ? chunk : 1);
+    if (!data) {
+        snap_stream_end(n, mb, false);
+        return;
+    }
+    ssize_t got = chunk ? pread(mb->snap_fd, data, chunk, (off_t)mb->snap_off) : 0;
+    if (got != (ssize_t)chunk) {
+        free(data);
+        log_warn("cannot read snapshot %" PRIu64 ": %s", mb->snap_index, strerror(errno));
+        snap_stream_end(n, mb, false);
+        return;
+    }
+    mom_v1_RaftMessage pb = mom_v1_RaftMessage_init_zero;
+    pb.type = RAFT_MSG_SNAPSHOT;
+    pb.group_id = n->group_id;
+    pb.from = n->id;
+    pb.to = mb->id;
+    pb.term = raft_term(n->raft);
+    pb.incarnation = n->incarnation;
+    pb.snapshot_index = mb->snap_index;
+    pb.snapshot_term = mb->snap_term;
+    pb.snap_offset = mb->snap_off;
+    pb.snap_done = mb->snap_off + chunk == mb->snap_size;
+    struct blob b = {data, chunk};
+    pb.snap_data.funcs.encode = encode_blob;
+    pb.snap_data.arg = &b;
+    size_t size = 0;
+    uint8_t *buf = NULL;
+    int rc = MOM_ERR_NOMEM;
+    if (pb_get_encoded_size(&size, mom_v1_RaftMessage_fields, &pb) &&
+        (buf = malloc(size ? size : 1))) {
+        pb_ostream_t os = pb_ostream_from_buffer(buf, size);
+        if (pb_encode(&os, mom_v1_RaftMessage_fields, &pb))
+            rc = peer_call(n->peer, mb->id, NODE_PATH_RAFT, buf, os.bytes_written,
+                           n->tick_ms * 50, on_snap_chunk_reply, mb);
+    }
+    free(buf);
+    free(data);
+    if (rc != MOM_OK) {
+        snap_stream_end(n, mb, false);
+        return;
+    }
+    mb->snap_off += chunk;
+}
+
+static void snap_stream_start(struct node *n, struct member *mb, const struct outmsg *o)
+{
+    (void)o;
+    if (mb->snap_fd >= 0 || mb->snap_failed)
+        return; /* one stream per member; a repeated SNAPSHOT is ignored */
+    char path[1300];
+    snapshot_path(n, n->snapshot_index, n->snapshot_term, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        log_warn("cannot open snapshot %s for member %u: %s", path, mb->id, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        snap_stream_end(n, mb, false);
+        return;
+    }
+    mb->snap_fd = fd;
+    mb->snap_off = 0;
+    mb->snap_size = (uint64_t)st.st_size;
+    mb->snap_index = n->snapshot_index;
+    mb->snap_term = n->snapshot_term;
+    log_debug("sending snapshot %" PRIu64 " (%" PRIu64 " bytes) to member %u", mb->snap_index,
+             mb->snap_size, mb->id);
+    snap_send_chunk(n, mb);
+}
+
 static int held_take(struct node *n, uint64_t cookie, struct peer_request **req)
 {
     for (size_t i = 0; i < n->nheld; i++) {
@@ -531,14 +677,7 @@ static void send_one(struct node *n, const struct outmsg *o)
     if (!mb || !n->peer)
         return;
     if (o->type == RAFT_MSG_SNAPSHOT) {
-        /* Snapshot streaming is not implemented yet: the follower stays
-         * behind until an operator copies a snapshot over. */
-        if (!mb->snap_failed_logged)
-            log_warn("member %u is behind the compacted log; snapshot transfer is not "
-                     "implemented",
-                     o->to);
-        mb->snap_failed_logged = true;
-        raft_report_snapshot(n->raft, o->to, false);
+        snap_stream_start(n, mb, o);
         return;
     }
     uint32_t deadline = n->tick_ms * 10;
@@ -682,6 +821,52 @@ static int sync_now(struct node *n)
 
 static int propose_local(struct node *n, const uint8_t *data, size_t len, void *ctx,
                          struct peer_request *fwd);
+static uint64_t scan_snapshots(const char *dir, bool prune, uint64_t keep_index);
+
+/* Follower: the received snapshot (snapshot.recv) becomes the state. */
+static int install_snapshot(struct node *n, uint64_t index, uint64_t term)
+{
+    char recv[1200], final[1300];
+    snprintf(recv, sizeof recv, "%s/snapshot.recv", n->dir);
+    snapshot_path(n, index, term, final, sizeof final);
+    if (n->snap_pid) {
+        kill(n->snap_pid, SIGKILL); /* its result would be older */
+        while (waitpid(n->snap_pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        n->snap_pid = 0;
+        if (n->snap_ev)
+            event_free(n->snap_ev);
+        n->snap_ev = NULL;
+        if (n->snap_pipe >= 0)
+            close(n->snap_pipe);
+        n->snap_pipe = -1;
+    }
+    if (rename(recv, final) != 0)
+        return mom_err_from_errno(errno);
+    int rc = fsync_dir(n->dir);
+    if (rc != MOM_OK)
+        return rc;
+    FILE *f = fopen(final, "rb");
+    if (!f)
+        return mom_err_from_errno(errno);
+    rc = n->cb.reset ? n->cb.reset(n->arg) : MOM_ERR_INVALID;
+    if (rc == MOM_OK)
+        rc = n->cb.snapshot_read(n->arg, f);
+    fclose(f);
+    if (rc != MOM_OK) {
+        log_error("cannot load the snapshot received from the leader: %s", mom_strerror(rc));
+        return rc;
+    }
+    rc = wal_reset(n->wal);
+    if (rc != MOM_OK)
+        return rc;
+    fail_pending_from(n, 0, MOM_ERR_UNAVAILABLE);
+    n->snapshot_index = n->applied_index = n->last_index = n->durable_index = index;
+    n->snapshot_term = term;
+    scan_snapshots(n->dir, true, index);
+    log_info("installed snapshot %" PRIu64 " (term %" PRIu64 ") from the leader", index, term);
+    return MOM_OK;
+}
 
 static void run_deferred(struct node *n)
 {
@@ -700,9 +885,11 @@ static void run_deferred(struct node *n)
 static void handle_ready(struct node *n, struct raft_ready *rd)
 {
     bool dirty = false, durable_now = false;
-    if (rd->install_snapshot)
-        log_error("asked to install snapshot %" PRIu64 ", which is not implemented",
-                  rd->snapshot.index);
+    if (rd->install_snapshot && n->writable) {
+        int rc = install_snapshot(n, rd->snapshot.index, rd->snapshot.term);
+        if (rc != MOM_OK)
+            storage_failed(n, rc);
+    }
     if (rd->n_entries && n->writable) {
         uint64_t first = rd->entries[0].index;
         int rc = MOM_OK;
@@ -862,6 +1049,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct node *n = arg;
     raft_tick(n->raft);
     uint64_t now = clock_mono_ms();
+    for (uint32_t i = 1; i <= n->n_members; i++) {
+        struct member *mb = &n->mem[i];
+        if (mb->snap_failed && now >= mb->snap_retry_at) {
+            mb->snap_failed = false;
+            raft_report_snapshot(n->raft, mb->id, false);
+        }
+    }
     struct pending *p;
     while ((p = ring_front(n)) && p->deadline <= now) {
         struct pending cur = *p;
@@ -988,6 +1182,28 @@ int node_propose(struct node *n, uint8_t *data, size_t len, void *ctx)
 
 /* ---- incoming peer calls ---- */
 
+/* Follower: one chunk of the leader's snapshot into snapshot.recv. Returns
+ * MOM_OK, or an error for the call. */
+static int snap_recv_chunk(struct node *n, uint64_t offset, const struct owned_blob *chunk,
+                           bool done)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/snapshot.recv", n->dir);
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (offset == 0 ? O_TRUNC : 0);
+    int fd = open(path, flags, 0600);
+    if (fd < 0)
+        return mom_err_from_errno(errno);
+    struct stat st;
+    int rc = fstat(fd, &st) == 0 && (uint64_t)st.st_size == offset ? MOM_OK : MOM_ERR_INVALID;
+    if (rc == MOM_OK && chunk->len &&
+        pwrite(fd, chunk->data, chunk->len, (off_t)offset) != (ssize_t)chunk->len)
+        rc = mom_err_from_errno(errno);
+    if (rc == MOM_OK && done && n->sync != NODE_SYNC_NEVER && fsync(fd) != 0)
+        rc = mom_err_from_errno(errno);
+    close(fd);
+    return rc;
+}
+
 static void on_raft_request(struct peer_request *req, const uint8_t *body, size_t len, void *arg)
 {
     struct node *n = arg;
@@ -1011,6 +1227,17 @@ static void on_raft_request(struct peer_request *req, const uint8_t *body, size_
         }
         n->held = h;
         n->held_cap = cap;
+    }
+    if (d.m.type == RAFT_MSG_SNAPSHOT) {
+        rc = snap_recv_chunk(n, d.snap_off, &d.snap, d.snap_done);
+        if (rc != MOM_OK || !d.snap_done) {
+            decoded_cleanup(&d);
+            if (rc != MOM_OK)
+                peer_respond(req, GRPC_FAILED_PRECONDITION, mom_strerror(rc), NULL, 0);
+            else
+                peer_respond(req, GRPC_OK, NULL, (const uint8_t *)"", 0);
+            return;
+        }
     }
     bool answered = d.m.type == RAFT_MSG_TIMEOUT_NOW;
     d.m.cookie = answered ? 0 : ++n->next_cookie;
@@ -1332,7 +1559,7 @@ int node_open(struct event_base *base, const struct node_config *cfg,
         goto fail;
     }
     for (uint32_t i = 1; i <= n->n_members; i++)
-        n->mem[i] = (struct member){.n = n, .id = i};
+        n->mem[i] = (struct member){.n = n, .id = i, .snap_fd = -1};
     snprintf(n->dir, sizeof n->dir, "%s/group-%u", cfg->data_dir, cfg->group_id);
     snprintf(n->log_dir, sizeof n->log_dir, "%s/log", n->dir);
     rc = mkdir_p(n->log_dir);
@@ -1478,6 +1705,9 @@ void node_close(struct node *n)
     }
     for (size_t i = 0; i < n->nout; i++)
         free(n->out[i].buf);
+    for (uint32_t i = 1; i <= n->n_members && i <= NODE_MAX_MEMBERS; i++)
+        if (n->mem[i].n == n && n->mem[i].snap_fd >= 0)
+            close(n->mem[i].snap_fd);
     for (size_t i = 0; i < n->ndeferred; i++) {
         free(n->deferred[i].data);
         if (n->deferred[i].ctx)

@@ -51,6 +51,9 @@ struct node_callbacks {
     int (*snapshot_write)(void *arg, FILE *f);
     /* Loads a snapshot into the (empty) application state. */
     int (*snapshot_read)(void *arg, FILE *f);
+    /* Empties the application state (before a snapshot received from the
+     * leader is loaded). Returns MOM_OK or MOM_ERR_NOMEM. */
+    int (*reset)(void *arg);
 };
 
 struct node_config {

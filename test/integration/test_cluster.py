@@ -124,6 +124,11 @@ def wait_for(fn, timeout=10.0, what="condition"):
     pytest.fail("timed out waiting for %s (last: %r)" % (what, last))
 
 
+def depth(c, name):
+    r = c.get("/v1/queues/%s" % name)
+    return r.json()["depth"] if r.status_code == 200 else None
+
+
 def drain(c, queue_name, expect_total, timeout=20.0):
     """Receives and acks everything; returns the bodies."""
     bodies = []
@@ -251,7 +256,7 @@ def test_leader_kill_under_load_then_catch_up(cluster):
     total = wait_for(lambda: survivor.get_queue("q")["depth"], what="depth on the leader")
     assert total >= len(acked)
     rejoined = Client(old, mint("alice"))
-    wait_for(lambda: rejoined.get_queue("q")["depth"] == total, timeout=15,
+    wait_for(lambda: depth(rejoined, "q") == total, timeout=15,
              what="restarted node caught up")
     bodies = drain(survivor, "q", total)
     assert len(bodies) == len(set(bodies)), "duplicates"
@@ -295,7 +300,7 @@ def test_full_restart_keeps_state(cluster):
     cluster.leader(timeout=15)
     for i in range(3):
         ci = cluster.client(i)
-        wait_for(lambda: ci.get_queue("q")["depth"] == 20, what="queue depth after restart")
+        wait_for(lambda: depth(ci, "q") == 20, what="queue depth after restart")
         wait_for(lambda: ci.get_topic("t")["next_offset"] == 20, what="topic after restart")
 
 
@@ -378,3 +383,27 @@ def test_follower_answers_equal_leader(cluster):
     for path in ("/v1/queues/q", "/v1/topics/t", "/v1/queues", "/v1/topics",
                  "/v1/topics/t/messages?from=earliest"):
         wait_for(lambda: same(path), what="equal answers for " + path)
+
+
+def test_follower_behind_compaction_gets_snapshot(tmp_path):
+    c = Cluster(tmp_path, extra_args=["--snapshot-entries", "40"])
+    try:
+        c.start()
+        li = c.leader()
+        f = (li + 1) % 3
+        cl = c.client(li)
+        cl.create_queue("q")
+        c.nodes[f].kill9()
+        for i in range(150):
+            assert cl.post("/v1/queues/q/messages", data=b"m%d" % i).status_code == 201
+        wait_for(lambda: "snapshot written" in c.nodes[li].stderr_text(), what="leader snapshot")
+        c.nodes[f].start()
+        fc = Client(c.nodes[f], mint("alice"))
+        wait_for(lambda: depth(fc, "q") == 150, timeout=20,
+                 what="follower caught up from the snapshot")
+        assert "installed snapshot" in c.nodes[f].stderr_text()
+        # and it keeps following: a new write reaches it
+        assert cl.post("/v1/queues/q/messages", data=b"after").status_code == 201
+        wait_for(lambda: depth(fc, "q") == 151, what="replication after install")
+    finally:
+        c.stop_all()
