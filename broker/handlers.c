@@ -632,6 +632,23 @@ void handlers_dispatch(struct request_ctx *rc)
     if (!check_names(rc, names))
         return;
     switch (rc->match.route) {
+    case ROUTE_QUEUES:
+    case ROUTE_QUEUE_GET:
+    case ROUTE_TOPICS:
+    case ROUTE_TOPIC_GET:
+    case ROUTE_TOPIC_READ:
+    case ROUTE_SUBSCRIPTIONS_OF_TOPIC:
+    case ROUTE_SUBSCRIPTION_GET:
+    case ROUTE_SUBSCRIPTION_READ:
+    case ROUTE_USER_SUBSCRIPTIONS:
+        /* linearizable reads: in a cluster, wait for the leader's commit index */
+        if (server_read_barrier(rc))
+            return;
+        break;
+    default:
+        break;
+    }
+    switch (rc->match.route) {
     case ROUTE_HEALTHZ: handle_health(rc, false); return;
     case ROUTE_READYZ: handle_health(rc, true); return;
     case ROUTE_AUTH_USERS: handle_register(rc); return;

@@ -241,6 +241,44 @@ static void on_fail(void *arg, void *ctx, int err)
     free(p);
 }
 
+static void on_read_ready(void *arg, void *ctx, int err)
+{
+    (void)arg;
+    struct proposal *p = ctx;
+    struct request_ctx *rc = p->rc;
+    free(p);
+    if (!rc)
+        return;
+    rc->proposal = NULL;
+    if (err != MOM_OK) {
+        server_send_error(rc, 503, "unavailable", "no leader confirmed the read in time; retry");
+        return;
+    }
+    rc->read_ok = true;
+    handlers_dispatch(rc);
+}
+
+bool server_read_barrier(struct request_ctx *rc)
+{
+    struct server *s = rc->srv;
+    if (rc->read_ok || node_members(s->node) <= 1)
+        return false;
+    struct proposal *p = malloc(sizeof *p);
+    if (!p) {
+        server_send_error(rc, 503, "unavailable", "out of memory");
+        return true;
+    }
+    p->rc = rc;
+    if (node_read_barrier(s->node, p) != MOM_OK) {
+        free(p);
+        server_send_error(rc, 503, "unavailable", "no leader is known; retry");
+        return true;
+    }
+    rc->proposal = p;
+    pause_request(rc);
+    return true;
+}
+
 /* A proposal forwarded to the leader came back with the leader's answer. */
 static void on_forwarded(void *arg, void *ctx, int status, const uint8_t *body, size_t len)
 {
@@ -800,6 +838,7 @@ int server_new(struct event_base *base, const struct config *cfg, struct server 
         .snapshot_write = on_snapshot_write,
         .snapshot_read = on_snapshot_read,
         .reset = on_reset,
+        .read_ready = on_read_ready,
     };
     rc = node_open(base, &nc, &cb, s, &s->node);
     if (rc != MOM_OK)

@@ -92,6 +92,20 @@ struct fwd_call {
     struct fwd_call *prev, *next;
 };
 
+/* A read barrier in progress. */
+struct read_wait {
+    uint64_t id;
+    void *ctx;                /* local reader, or NULL */
+    struct peer_request *fwd; /* a follower's Forward{read_index}, or NULL */
+    uint64_t index;           /* serve once applied >= index */
+    bool have_index;
+    bool call_out;            /* a Forward call to the leader is outstanding */
+    bool done;                /* answered (timed out); freed when the call returns */
+    uint64_t deadline;
+    struct node *n;
+    struct read_wait *next;
+};
+
 struct member {
     struct node *n;
     uint32_t id;
@@ -150,6 +164,9 @@ struct node {
     struct deferred { uint8_t *data; size_t len; void *ctx; } *deferred;
     size_t ndeferred, deferred_cap;
     bool in_ready;
+
+    struct read_wait *reads;
+    uint64_t next_read_id;
 
     uint64_t need_id;      /* highest Ready id waiting to be durable */
     uint64_t persisted_id; /* highest id given to raft_persisted */
@@ -794,6 +811,164 @@ static void apply_entry(struct node *n, const struct raft_entry *e)
     n->stats.entries++;
 }
 
+/* ---- read barriers ---- */
+
+static void read_answer(struct node *n, struct read_wait *w, int err)
+{
+    w->done = true;
+    if (w->fwd) {
+        if (err == MOM_OK) {
+            mom_v1_ForwardResponse resp = mom_v1_ForwardResponse_init_zero;
+            resp.group_id = n->group_id;
+            resp.from = n->id;
+            resp.status = 200;
+            resp.index = w->index;
+            resp.leader = n->id;
+            uint8_t buf[64];
+            pb_ostream_t os = pb_ostream_from_buffer(buf, sizeof buf);
+            if (pb_encode(&os, mom_v1_ForwardResponse_fields, &resp))
+                peer_respond(w->fwd, GRPC_OK, NULL, buf, os.bytes_written);
+            else
+                peer_respond(w->fwd, GRPC_INTERNAL, "cannot encode", NULL, 0);
+        } else {
+            peer_respond(w->fwd, GRPC_UNAVAILABLE, mom_strerror(err), NULL, 0);
+        }
+        w->fwd = NULL;
+    }
+    if (w->ctx) {
+        void *ctx = w->ctx;
+        w->ctx = NULL;
+        n->cb.read_ready(n->arg, ctx, err);
+    }
+}
+
+/* Answers what can be answered, drops what is finished. Callbacks may add
+ * barriers: the list is detached while it is walked. */
+static void reads_progress(struct node *n, bool expire)
+{
+    uint64_t now = expire ? clock_mono_ms() : 0;
+    struct read_wait *list = n->reads, *keep = NULL;
+    n->reads = NULL;
+    while (list) {
+        struct read_wait *w = list;
+        list = w->next;
+        if (!w->done) {
+            /* A follower's barrier is answered to the follower as soon as the
+             * index is known; it applies up to it itself. */
+            if (w->have_index && (w->fwd || n->applied_index >= w->index))
+                read_answer(n, w, MOM_OK);
+            else if (w->deadline == 0 || (expire && now >= w->deadline))
+                read_answer(n, w, MOM_ERR_UNAVAILABLE);
+        }
+        if (w->done && !w->call_out) {
+            free(w);
+        } else {
+            w->next = keep;
+            keep = w;
+        }
+    }
+    while (keep) {
+        struct read_wait *w = keep;
+        keep = w->next;
+        w->next = n->reads;
+        n->reads = w;
+    }
+}
+
+static struct read_wait *read_new(struct node *n, void *ctx, struct peer_request *fwd)
+{
+    struct read_wait *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->id = ++n->next_read_id;
+    w->ctx = ctx;
+    w->fwd = fwd;
+    w->n = n;
+    w->deadline = clock_mono_ms() + n->commit_timeout_ms;
+    w->next = n->reads;
+    n->reads = w;
+    return w;
+}
+
+static void on_read_index_reply(int status, const char *message, const uint8_t *reply, size_t len,
+                                void *arg)
+{
+    (void)message;
+    struct read_wait *w = arg;
+    struct node *n = w->n;
+    w->call_out = false;
+    if (!w->done) {
+        mom_v1_ForwardResponse resp = mom_v1_ForwardResponse_init_zero;
+        pb_istream_t is = pb_istream_from_buffer(reply, len);
+        if (status == GRPC_OK && pb_decode(&is, mom_v1_ForwardResponse_fields, &resp) &&
+            resp.status == 200) {
+            w->index = resp.index;
+            w->have_index = true;
+        } else {
+            read_answer(n, w, MOM_ERR_UNAVAILABLE);
+        }
+    }
+    reads_progress(n, false);
+}
+
+static void handle_read_states(struct node *n, const struct raft_ready *rd)
+{
+    for (size_t i = 0; i < rd->n_reads; i++) {
+        const struct raft_read_state *rs = &rd->reads[i];
+        for (struct read_wait *w = n->reads; w; w = w->next) {
+            if (w->id != rs->ctx || w->done)
+                continue;
+            if (rs->err != MOM_OK) {
+                w->deadline = 0; /* failed by reads_progress after the Ready */
+            } else {
+                w->index = rs->index;
+                w->have_index = true;
+            }
+        }
+    }
+}
+
+int node_read_barrier(struct node *n, void *ctx)
+{
+    if (!n->writable)
+        return MOM_ERR_UNAVAILABLE;
+    uint32_t leader = raft_leader(n->raft);
+    if (leader == RAFT_NONE || (leader != n->id && !n->peer))
+        return MOM_ERR_UNAVAILABLE;
+    struct read_wait *w = read_new(n, ctx, NULL);
+    if (!w)
+        return MOM_ERR_UNAVAILABLE;
+    int rc;
+    if (leader == n->id && !n->in_ready) {
+        rc = raft_read_index(n->raft, w->id);
+    } else if (leader == n->id) {
+        rc = MOM_ERR_UNAVAILABLE;
+    } else {
+        mom_v1_ForwardRequest req = mom_v1_ForwardRequest_init_zero;
+        req.group_id = n->group_id;
+        req.from = n->id;
+        req.read_index = true;
+        uint8_t buf[64];
+        pb_ostream_t os = pb_ostream_from_buffer(buf, sizeof buf);
+        rc = pb_encode(&os, mom_v1_ForwardRequest_fields, &req)
+                 ? peer_call(n->peer, leader, NODE_PATH_FORWARD, buf, os.bytes_written,
+                             (uint32_t)n->commit_timeout_ms, on_read_index_reply, w)
+                 : MOM_ERR_INVALID;
+        if (rc == MOM_OK)
+            w->call_out = true;
+    }
+    if (rc != MOM_OK) {
+        w->ctx = NULL;
+        w->done = true;
+        reads_progress(n, false);
+        return MOM_ERR_UNAVAILABLE;
+    }
+    kick(n);
+    return MOM_OK;
+}
+
+uint32_t node_members(const struct node *n) { return n->n_members; }
+
 /* ---- the Ready pump ---- */
 
 static void storage_failed(struct node *n, int rc)
@@ -930,10 +1105,12 @@ static void handle_ready(struct node *n, struct raft_ready *rd)
     n->in_ready = true;
     for (size_t i = 0; i < rd->n_committed; i++)
         apply_entry(n, &rd->committed[i]);
+    handle_read_states(n, rd);
     uint64_t id = rd->id;
     raft_advance(n->raft, rd);
     n->in_ready = false;
     run_deferred(n);
+    reads_progress(n, false);
     if (!n->writable)
         return;
     if (durable_now && !dirty)
@@ -1062,6 +1239,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         ring_pop(n);
         fail_one(n, &cur, MOM_ERR_UNAVAILABLE);
     }
+    reads_progress(n, true);
     kick(n);
 }
 
@@ -1268,9 +1446,26 @@ static void on_forward_request(struct peer_request *req, const uint8_t *body, si
         peer_respond(req, GRPC_INVALID_ARGUMENT, "bad ForwardRequest", NULL, 0);
         return;
     }
-    if (in.read_index || !cmd.data || !cmd.len) {
+    if (in.read_index) {
         free(cmd.data);
-        peer_respond(req, GRPC_UNIMPLEMENTED, "read_index is not implemented", NULL, 0);
+        struct read_wait *w = raft_role(n->raft) == RAFT_LEADER && !n->in_ready
+                                  ? read_new(n, NULL, req)
+                                  : NULL;
+        if (!w || raft_read_index(n->raft, w->id) != MOM_OK) {
+            if (w) {
+                w->fwd = NULL;
+                w->done = true;
+            }
+            peer_respond(req, GRPC_UNAVAILABLE, "not the leader", NULL, 0);
+            reads_progress(n, false);
+            return;
+        }
+        kick(n);
+        return;
+    }
+    if (!cmd.data || !cmd.len) {
+        free(cmd.data);
+        peer_respond(req, GRPC_INVALID_ARGUMENT, "empty command", NULL, 0);
         return;
     }
     if (raft_role(n->raft) != RAFT_LEADER || !n->writable) {
@@ -1714,6 +1909,17 @@ void node_close(struct node *n)
             n->cb.fail(n->arg, n->deferred[i].ctx, MOM_ERR_CLOSED);
     }
     free(n->deferred);
+    while (n->reads) {
+        struct read_wait *w = n->reads;
+        n->reads = w->next;
+        if (!w->done) {
+            if (w->fwd)
+                peer_respond(w->fwd, GRPC_UNAVAILABLE, "shutting down", NULL, 0);
+            if (w->ctx)
+                n->cb.read_ready(n->arg, w->ctx, MOM_ERR_CLOSED);
+        }
+        free(w);
+    }
     if (n->kick_ev)
         event_free(n->kick_ev);
     if (n->sync_done_ev)

@@ -54,6 +54,10 @@ struct node_callbacks {
     /* Empties the application state (before a snapshot received from the
      * leader is loaded). Returns MOM_OK or MOM_ERR_NOMEM. */
     int (*reset)(void *arg);
+    /* A read barrier (node_read_barrier) passed (err MOM_OK: the local state
+     * now reflects every write committed before the barrier) or failed
+     * (MOM_ERR_UNAVAILABLE: no leader confirmed in time; MOM_ERR_CLOSED). */
+    void (*read_ready)(void *arg, void *ctx, int err);
 };
 
 struct node_config {
@@ -85,6 +89,15 @@ void node_close(struct node *n);
  * Returns MOM_OK, or MOM_ERR_UNAVAILABLE when storage has failed (the caller
  * still owns ctx and must answer it; data is freed). */
 int node_propose(struct node *n, uint8_t *data, size_t len, void *ctx);
+
+/* Linearizable read: read_ready(ctx) fires once this node has applied the
+ * leader's commit index as of now (ReadIndex; a follower asks the leader
+ * with Forward{read_index}). Returns MOM_OK (the callback follows, never
+ * from inside this call) or MOM_ERR_UNAVAILABLE (no leader known; ctx not
+ * kept). */
+int node_read_barrier(struct node *n, void *ctx);
+/* Number of members (1 = alone: local reads are linearizable). */
+uint32_t node_members(const struct node *n);
 
 /* Whether writes are accepted (storage healthy). */
 bool node_writable(const struct node *n);

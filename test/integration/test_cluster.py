@@ -407,3 +407,15 @@ def test_follower_behind_compaction_gets_snapshot(tmp_path):
         wait_for(lambda: depth(fc, "q") == 151, what="replication after install")
     finally:
         c.stop_all()
+
+
+def test_follower_reads_are_linearizable(cluster):
+    li = cluster.leader()
+    lc = cluster.client(li)
+    lc.create_queue("q")
+    followers = [cluster.client(i) for i in range(3) if i != li]
+    for n in range(1, 21):
+        assert lc.post("/v1/queues/q/messages", data=b"x").status_code == 201
+        # no waiting: a read after an acknowledged write sees it on every node
+        for fc in followers:
+            assert depth(fc, "q") == n
