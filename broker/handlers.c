@@ -111,6 +111,7 @@ static void cluster_json(struct server *s, struct reply *r)
     cJSON_ReplaceItemInObject(root, "commit_index",
                               cJSON_CreateNumber((double)node_commit_index(n)));
     cJSON_AddNumberToObject(root, "applied_index", (double)node_applied_index(n));
+    cJSON_AddBoolToObject(root, "abstaining", node_abstaining(n));
     cJSON *m;
     cJSON_ArrayForEach(m, cJSON_GetObjectItem(root, "nodes"))
     {

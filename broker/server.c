@@ -878,5 +878,11 @@ void server_free(struct server *s)
     free(s);
 }
 
+void server_handoff(struct server *s)
+{
+    if (s && s->node)
+        node_transfer_leadership(s->node, 1000);
+}
+
 uint16_t server_http_port(const struct server *s) { return s->http_port; }
 uint16_t server_peer_port(const struct server *s) { return s->peer ? peer_glue_port(s->peer) : 0; }

@@ -1974,6 +1974,7 @@ bool node_ready(const struct node *n)
 const char *node_role_name(const struct node *n) { return raft_role_name(raft_role(n->raft)); }
 uint32_t node_leader(const struct node *n) { return raft_leader(n->raft); }
 uint32_t node_id(const struct node *n) { return n->id; }
+bool node_abstaining(const struct node *n) { return raft_abstaining(n->raft); }
 uint64_t node_commit_index(const struct node *n) { return raft_commit_index(n->raft); }
 uint64_t node_applied_index(const struct node *n) { return n->applied_index; }
 uint64_t node_term(const struct node *n) { return raft_term(n->raft); }

@@ -109,6 +109,8 @@ bool node_ready(const struct node *n);
 const char *node_role_name(const struct node *n);
 uint32_t node_leader(const struct node *n);
 uint32_t node_id(const struct node *n);
+/* Wiped storage not caught up yet: grants no vote, counts for no quorum. */
+bool node_abstaining(const struct node *n);
 /* Leader: the member's acknowledged match index (self: last durable index);
  * the age in ms of the last message from it (UINT64_MAX = never). */
 uint64_t node_member_match(const struct node *n, uint32_t id);

@@ -419,3 +419,39 @@ def test_follower_reads_are_linearizable(cluster):
         # no waiting: a read after an acknowledged write sees it on every node
         for fc in followers:
             assert depth(fc, "q") == n
+
+
+def test_graceful_stop_hands_over_leadership(cluster):
+    li = cluster.leader()
+    c = cluster.client((li + 1) % 3)
+    c.create_queue("q")
+    t0 = time.monotonic()
+    cluster.nodes[li].stop()
+    assert "handing leadership to member" in cluster.nodes[li].stderr_text()
+    others = [i for i in range(3) if i != li]
+    new_li = cluster.leader(timeout=5, among=others)
+    assert new_li != li
+    assert c.post("/v1/queues/q/messages", data=b"x").status_code == 201
+    assert time.monotonic() - t0 < 5
+
+
+def test_wiped_member_abstains_then_rejoins(cluster):
+    import shutil
+    li = cluster.leader()
+    c = cluster.client(li)
+    c.create_queue("q")
+    for i in range(10):
+        assert c.post("/v1/queues/q/messages", data=b"m%d" % i).status_code == 201
+    f = (li + 1) % 3
+    cluster.nodes[f].kill9()
+    shutil.rmtree(os.path.join(cluster.nodes[f].data_dir, "group-0"))
+    cluster.nodes[f].start()
+    assert "abstaining" in cluster.nodes[f].stderr_since_start()
+    fc = Client(cluster.nodes[f], mint("alice"))
+    wait_for(lambda: depth(fc, "q") == 10, timeout=15, what="wiped member caught up")
+    # it stopped abstaining: with the old leader gone, the two can elect
+    wait_for(lambda: not cluster.cluster_view(f).get("abstaining", False), what="abstain over")
+    cluster.nodes[li].kill9()
+    others = [i for i in range(3) if i != li]
+    cluster.leader(timeout=10, among=others)
+    assert depth(fc, "q") == 10
