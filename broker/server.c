@@ -241,6 +241,20 @@ static void on_fail(void *arg, void *ctx, int err)
     free(p);
 }
 
+/* Leader: a forwarded Command gets this leader's time stamp. */
+static int on_restamp(void *arg, const uint8_t *data, size_t len, uint8_t **out, size_t *outlen)
+{
+    struct server *s = arg;
+    struct command cmd;
+    int rc = command_decode(data, len, &cmd);
+    if (rc != MOM_OK)
+        return rc;
+    cmd.pb.time_ms = server_now_stamp(s);
+    rc = command_encode(&cmd, out, outlen);
+    command_cleanup(&cmd);
+    return rc;
+}
+
 static void on_read_ready(void *arg, void *ctx, int err)
 {
     (void)arg;
@@ -839,6 +853,7 @@ int server_new(struct event_base *base, const struct config *cfg, struct server 
         .snapshot_read = on_snapshot_read,
         .reset = on_reset,
         .read_ready = on_read_ready,
+        .restamp = on_restamp,
     };
     rc = node_open(base, &nc, &cb, s, &s->node);
     if (rc != MOM_OK)

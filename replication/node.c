@@ -1473,6 +1473,15 @@ static void on_forward_request(struct peer_request *req, const uint8_t *body, si
         peer_respond(req, GRPC_UNAVAILABLE, "not the leader", NULL, 0);
         return;
     }
+    if (n->cb.restamp) {
+        uint8_t *stamped = NULL;
+        size_t slen = 0;
+        if (n->cb.restamp(n->arg, cmd.data, cmd.len, &stamped, &slen) == MOM_OK) {
+            free(cmd.data);
+            cmd.data = stamped;
+            cmd.len = slen;
+        }
+    }
     int rc = propose_local(n, cmd.data, cmd.len, NULL, req);
     free(cmd.data);
     if (rc != MOM_OK)

@@ -58,6 +58,9 @@ struct node_callbacks {
      * now reflects every write committed before the barrier) or failed
      * (MOM_ERR_UNAVAILABLE: no leader confirmed in time; MOM_ERR_CLOSED). */
     void (*read_ready)(void *arg, void *ctx, int err);
+    /* Optional, leader: re-encodes a Command a follower forwarded with this
+     * node's time stamp (DESIGN §2: the leader stamps). *out is malloc'd. */
+    int (*restamp)(void *arg, const uint8_t *data, size_t len, uint8_t **out, size_t *outlen);
 };
 
 struct node_config {
