@@ -58,7 +58,18 @@ start)
         done
         echo "node $i: http://127.0.0.1:808$i (log $dir/node$i.log)"
     done
-    echo "JWT secret in $dir/jwt-secret"
+    n=0
+    until [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8081/readyz)" = 200 ] &&
+        [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8082/readyz)" = 200 ] &&
+        [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8083/readyz)" = 200 ]; do
+        n=$((n + 1))
+        if [ $n -gt 100 ]; then
+            echo "no leader after 10 s; see the logs in $dir" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    echo "cluster ready; JWT secret in $dir/jwt-secret"
     ;;
 stop)
     for i in 1 2 3; do
