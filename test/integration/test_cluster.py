@@ -90,6 +90,10 @@ class Cluster:
         for m in self.nodes:
             for c in m.clients:
                 c.close()
+        # as conftest does: let each node close its client connections first
+        for m in self.nodes:
+            if m.running():
+                m.wait_idle()
         for m in self.nodes:
             m.stop()
 
