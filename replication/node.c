@@ -1759,7 +1759,10 @@ int node_open(struct event_base *base, const struct node_config *cfg,
     int rc = MOM_ERR_INVALID;
     if (n->n_members > NODE_MAX_MEMBERS || n->id < 1 || n->id > n->n_members ||
         (n->n_members > 1 && !n->peer)) {
-        log_error("node %u is not one of members 1..%u", n->id, n->n_members);
+        bool member = n->id >= 1 && n->id <= n->n_members;
+        log_error(member ? "node %u: a cluster of %u needs the peer channel"
+                         : "node %u is not one of members 1..%u",
+                  n->id, n->n_members);
         goto fail;
     }
     for (uint32_t i = 1; i <= n->n_members; i++)
