@@ -111,6 +111,7 @@ struct member {
     uint32_t id;
     uint64_t match;
     uint64_t last_contact; /* monotonic ms, 0 = never */
+    uint64_t incarnation;  /* highest seen; a new one resets match */
     /* InstallSnapshot stream to this member (leader side). */
     int snap_fd; /* -1 = none */
     uint64_t snap_off, snap_size, snap_index, snap_term;
@@ -515,6 +516,18 @@ static struct member *member_of(struct node *n, uint32_t id)
     return id >= 1 && id <= n->n_members ? &n->mem[id] : NULL;
 }
 
+/* Notes a message from the member: contact time, and a new storage
+ * incarnation forgets what its old storage had acknowledged. */
+static void member_heard(struct member *mb, uint64_t incarnation)
+{
+    mb->last_contact = clock_mono_ms();
+    if (incarnation > mb->incarnation) {
+        if (mb->incarnation)
+            mb->match = 0;
+        mb->incarnation = incarnation;
+    }
+}
+
 static void on_raft_reply(int status, const char *message, const uint8_t *reply, size_t len,
                           void *arg)
 {
@@ -529,7 +542,7 @@ static void on_raft_reply(int status, const char *message, const uint8_t *reply,
     struct decoded_msg d;
     int rc = msg_decode(reply, len, &d);
     if (rc == MOM_OK && d.m.type != 0) {
-        mb->last_contact = clock_mono_ms();
+        member_heard(mb, d.m.incarnation);
         if (d.m.type == RAFT_MSG_APPEND_RESP && d.m.success && d.m.match_index > mb->match)
             mb->match = d.m.match_index;
         (void)raft_step(n->raft, &d.m);
@@ -1394,7 +1407,7 @@ static void on_raft_request(struct peer_request *req, const uint8_t *body, size_
     }
     struct member *mb = member_of(n, d.m.from);
     if (mb)
-        mb->last_contact = clock_mono_ms();
+        member_heard(mb, d.m.incarnation);
     if (n->nheld == n->held_cap) {
         size_t cap = n->held_cap ? n->held_cap * 2 : 64;
         struct held *h = realloc(n->held, cap * sizeof *h);
