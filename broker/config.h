@@ -33,6 +33,7 @@ struct config {
     uint64_t snapshot_entries;
     char cluster_secret[1024];
     uint64_t commit_timeout_ms;
+    bool bootstrap; /* fresh storage of a new cluster does not abstain */
     char peer_tls_cert[1024];
     char peer_tls_key[1024];
     char peer_tls_ca[1024];

@@ -78,9 +78,67 @@ static void handle_health(struct request_ctx *rc, bool ready)
     struct reply r = {0};
     if (ready && !node_writable(rc->srv->node))
         reply_set_json(&r, 503, "{\"status\":\"storage unavailable\"}");
+    else if (ready && !node_ready(rc->srv->node))
+        reply_set_json(&r, 503, "{\"status\":\"no leader or catching up\"}");
     else
         reply_set_json(&r, 200, "{\"status\":\"ok\"}");
     send_reply_and_free(rc, &r);
+}
+
+/* ---- cluster view: the peer glue's membership and health, with the Raft
+ * fields of this node filled in ---- */
+
+static void cluster_json(struct server *s, struct reply *r)
+{
+    if (peer_glue_cluster_json(s->peer, r) != MOM_OK) {
+        reply_error(r, 503, "unavailable", "out of memory");
+        return;
+    }
+    cJSON *root = cJSON_ParseWithLength(r->body, r->body_len);
+    if (!root)
+        return;
+    const struct node *n = s->node;
+    uint32_t leader = node_leader(n);
+    bool alone = cJSON_GetArraySize(cJSON_GetObjectItem(root, "nodes")) <= 1;
+    cJSON_ReplaceItemInObject(root, "role", cJSON_CreateString(node_role_name(n)));
+    cJSON_ReplaceItemInObject(root, "term", cJSON_CreateNumber((double)node_term(n)));
+    if (alone)
+        cJSON_ReplaceItemInObject(root, "leader", cJSON_CreateNumber(s->cfg->node_id));
+    else if (leader)
+        cJSON_ReplaceItemInObject(root, "leader", cJSON_CreateNumber(leader));
+    else
+        cJSON_ReplaceItemInObject(root, "leader", cJSON_CreateNull());
+    cJSON_ReplaceItemInObject(root, "commit_index",
+                              cJSON_CreateNumber((double)node_commit_index(n)));
+    cJSON_AddNumberToObject(root, "applied_index", (double)node_applied_index(n));
+    cJSON_AddBoolToObject(root, "abstaining", node_abstaining(n));
+    cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(root, "nodes"))
+    {
+        cJSON *idj = cJSON_GetObjectItem(m, "id");
+        uint32_t id = idj ? (uint32_t)idj->valuedouble : 0;
+        bool self = id == s->cfg->node_id;
+        uint32_t rid = alone ? node_id(n) : id;
+        const char *role = self ? node_role_name(n) : rid == leader ? "leader" : "follower";
+        cJSON_ReplaceItemInObject(m, "role", cJSON_CreateString(role));
+        cJSON_ReplaceItemInObject(m, "match_index",
+                                  cJSON_CreateNumber((double)node_member_match(n, rid)));
+        if (!self) {
+            uint64_t age = node_member_contact_ms(n, rid);
+            if (age != UINT64_MAX) {
+                cJSON_ReplaceItemInObject(m, "last_contact_ms", cJSON_CreateNumber((double)age));
+                cJSON_ReplaceItemInObject(m, "healthy",
+                                          cJSON_CreateBool(age < 3000 ||
+                                                           peer_glue_member_healthy(s->peer, id)));
+            }
+        }
+    }
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (text) {
+        reply_cleanup(r);
+        reply_set(r, 200, text, strlen(text));
+    }
 }
 
 /* ---- auth ---- */
@@ -574,11 +632,28 @@ void handlers_dispatch(struct request_ctx *rc)
     if (!check_names(rc, names))
         return;
     switch (rc->match.route) {
+    case ROUTE_QUEUES:
+    case ROUTE_QUEUE_GET:
+    case ROUTE_TOPICS:
+    case ROUTE_TOPIC_GET:
+    case ROUTE_TOPIC_READ:
+    case ROUTE_SUBSCRIPTIONS_OF_TOPIC:
+    case ROUTE_SUBSCRIPTION_GET:
+    case ROUTE_SUBSCRIPTION_READ:
+    case ROUTE_USER_SUBSCRIPTIONS:
+        /* linearizable reads: in a cluster, wait for the leader's commit index */
+        if (server_read_barrier(rc))
+            return;
+        break;
+    default:
+        break;
+    }
+    switch (rc->match.route) {
     case ROUTE_HEALTHZ: handle_health(rc, false); return;
     case ROUTE_READYZ: handle_health(rc, true); return;
     case ROUTE_AUTH_USERS: handle_register(rc); return;
     case ROUTE_AUTH_TOKEN: handle_token(rc); return;
-    case ROUTE_CLUSTER: peer_glue_cluster_json(s->peer, &r); break;
+    case ROUTE_CLUSTER: cluster_json(s, &r); break;
     case ROUTE_QUEUES: store_list_queues(s->store, &who, &r); break;
     case ROUTE_QUEUE_GET: store_get_queue(s->store, p0, &who, &r); break;
     case ROUTE_QUEUE_PUT: handle_queue_put(rc); return;

@@ -69,6 +69,7 @@ int main(int argc, char **argv)
            server_http_port(server), server_peer_port(server));
     fflush(stdout);
     event_base_dispatch(base);
+    server_handoff(server); /* a leader hands over before it goes */
     event_free(sigterm);
     event_free(sigint);
     server_free(server);

@@ -14,6 +14,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "replication/node.h"
+#include "replication/peer.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -120,7 +121,10 @@ uint64_t server_now_stamp(struct server *s)
 
 static void send_storage_error(struct request_ctx *rc, int err)
 {
-    if (err == MOM_ERR_NOSPACE)
+    if (err == MOM_ERR_UNAVAILABLE && node_writable(rc->srv->node))
+        server_send_error(rc, 503, "unavailable",
+                          "no leader could commit the write in time; retry");
+    else if (err == MOM_ERR_NOSPACE)
         server_send_error(rc, 507, "storage_unavailable", "the log cannot be written: disk full");
     else
         server_send_error(rc, 503, "storage_unavailable", "the write could not be made durable: %s",
@@ -179,7 +183,8 @@ static void deliver(struct request_ctx *rc, const struct reply *r)
 
 static void process_wakes(struct server *s);
 
-static void on_apply(void *arg, uint64_t index, const uint8_t *data, size_t len, void *ctx)
+static void on_apply(void *arg, uint64_t index, const uint8_t *data, size_t len, void *ctx,
+                     struct node_reply *remote)
 {
     struct server *s = arg;
     struct proposal *p = ctx == &s->tick_marker ? NULL : ctx;
@@ -190,6 +195,8 @@ static void on_apply(void *arg, uint64_t index, const uint8_t *data, size_t len,
     if (command_decode(data, len, &cmd) != MOM_OK) {
         /* Every replica skips the same undecodable entry. */
         log_error("log entry %llu does not decode as a Command; skipped", (unsigned long long)index);
+        if (remote)
+            remote->status = 500;
         if (rc) {
             rc->proposal = NULL;
             server_send_error(rc, 500, "bad_request", "the command could not be applied");
@@ -198,10 +205,18 @@ static void on_apply(void *arg, uint64_t index, const uint8_t *data, size_t len,
         return;
     }
     struct reply r = {0};
-    store_apply(s->store, index, &cmd, rc ? &r : NULL);
+    store_apply(s->store, index, &cmd, rc || remote ? &r : NULL);
     if (cmd.pb.time_ms > s->last_stamp)
         s->last_stamp = cmd.pb.time_ms;
     command_cleanup(&cmd);
+    if (remote) {
+        remote->status = r.status ? r.status : 500;
+        remote->body = r.body_len ? malloc(r.body_len) : NULL;
+        if (remote->body) {
+            memcpy(remote->body, r.body, r.body_len);
+            remote->len = r.body_len;
+        }
+    }
     if (rc) {
         rc->proposal = NULL;
         deliver(rc, &r);
@@ -226,6 +241,86 @@ static void on_fail(void *arg, void *ctx, int err)
     free(p);
 }
 
+/* Leader: a forwarded Command gets this leader's time stamp. */
+static int on_restamp(void *arg, const uint8_t *data, size_t len, uint8_t **out, size_t *outlen)
+{
+    struct server *s = arg;
+    struct command cmd;
+    int rc = command_decode(data, len, &cmd);
+    if (rc != MOM_OK)
+        return rc;
+    cmd.pb.time_ms = server_now_stamp(s);
+    rc = command_encode(&cmd, out, outlen);
+    command_cleanup(&cmd);
+    return rc;
+}
+
+static void on_read_ready(void *arg, void *ctx, int err)
+{
+    (void)arg;
+    struct proposal *p = ctx;
+    struct request_ctx *rc = p->rc;
+    free(p);
+    if (!rc)
+        return;
+    rc->proposal = NULL;
+    if (err != MOM_OK) {
+        server_send_error(rc, 503, "unavailable", "no leader confirmed the read in time; retry");
+        return;
+    }
+    rc->read_ok = true;
+    handlers_dispatch(rc);
+}
+
+bool server_read_barrier(struct request_ctx *rc)
+{
+    struct server *s = rc->srv;
+    if (rc->read_ok || node_members(s->node) <= 1)
+        return false;
+    struct proposal *p = malloc(sizeof *p);
+    if (!p) {
+        server_send_error(rc, 503, "unavailable", "out of memory");
+        return true;
+    }
+    p->rc = rc;
+    if (node_read_barrier(s->node, p) != MOM_OK) {
+        free(p);
+        server_send_error(rc, 503, "unavailable", "no leader is known; retry");
+        return true;
+    }
+    rc->proposal = p;
+    pause_request(rc);
+    return true;
+}
+
+/* A proposal forwarded to the leader came back with the leader's answer. */
+static void on_forwarded(void *arg, void *ctx, int status, const uint8_t *body, size_t len)
+{
+    struct server *s = arg;
+    if (ctx == &s->tick_marker) {
+        s->tick_in_flight = false;
+        return;
+    }
+    struct proposal *p = ctx;
+    struct request_ctx *rc = p->rc;
+    free(p);
+    if (!rc)
+        return;
+    rc->proposal = NULL;
+    struct reply r = {0};
+    char *copy = len ? malloc(len) : NULL;
+    if (len && !copy) {
+        server_send_error(rc, 503, "unavailable", "out of memory");
+        return;
+    }
+    if (copy)
+        memcpy(copy, body, len);
+    reply_set(&r, status, copy, len);
+    deliver(rc, &r);
+    reply_cleanup(&r);
+    process_wakes(s);
+}
+
 static int on_snapshot_write(void *arg, FILE *f)
 {
     return store_snapshot_write(((struct server *)arg)->store, f);
@@ -233,7 +328,26 @@ static int on_snapshot_write(void *arg, FILE *f)
 
 static int on_snapshot_read(void *arg, FILE *f)
 {
-    return store_snapshot_read(((struct server *)arg)->store, f);
+    struct server *s = arg;
+    int rc = store_snapshot_read(s->store, f);
+    if (rc == MOM_OK && store_last_time(s->store) > s->last_stamp)
+        s->last_stamp = store_last_time(s->store);
+    return rc;
+}
+
+static void on_store_change(void *arg, enum store_change change, const char *name);
+
+/* Before a snapshot from the leader replaces the state. */
+static int on_reset(void *arg)
+{
+    struct server *s = arg;
+    struct store *fresh = store_new();
+    if (!fresh)
+        return MOM_ERR_NOMEM;
+    store_free(s->store);
+    s->store = fresh;
+    store_set_observer(s->store, on_store_change, s);
+    return MOM_OK;
 }
 
 /* ---- long polls ---- */
@@ -329,7 +443,7 @@ static void on_cron(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct server *s = arg;
-    if (s->tick_in_flight || !node_writable(s->node))
+    if (s->tick_in_flight || !node_writable(s->node) || !node_is_leader(s->node))
         return;
     uint64_t deadline = store_next_deadline(s->store);
     if (deadline == UINT64_MAX || deadline > clock_wall_ms())
@@ -721,27 +835,6 @@ int server_new(struct event_base *base, const struct config *cfg, struct server 
     rc = setup_auth(s, cfg);
     if (rc != MOM_OK)
         goto fail;
-    struct node_config nc = {
-        .data_dir = cfg->data_dir,
-        .group_id = 0,
-        .sync = cfg->fsync == FSYNC_ALWAYS     ? NODE_SYNC_ALWAYS
-                : cfg->fsync == FSYNC_EVERYSEC ? NODE_SYNC_EVERYSEC
-                                               : NODE_SYNC_NEVER,
-        .snapshot_entries = cfg->snapshot_entries,
-    };
-    struct node_callbacks cb = {
-        .apply = on_apply,
-        .fail = on_fail,
-        .snapshot_write = on_snapshot_write,
-        .snapshot_read = on_snapshot_read,
-    };
-    rc = node_open(base, &nc, &cb, s, &s->node);
-    if (rc != MOM_OK)
-        goto fail;
-    s->last_stamp = store_last_time(s->store);
-    rc = setup_http(s, cfg);
-    if (rc != MOM_OK)
-        goto fail;
     struct peer_glue_config pc = {
         .node_id = cfg->node_id,
         .listen_addr = cfg->peer_addr,
@@ -756,6 +849,54 @@ int server_new(struct event_base *base, const struct config *cfg, struct server 
         log_error("cannot start the peer channel on %s: %s", cfg->peer_addr, mom_strerror(rc));
         goto fail;
     }
+    struct peer_member *members = calloc(PEER_MAX_MEMBERS, sizeof *members);
+    size_t n_members = 0;
+    if (!members) {
+        rc = MOM_ERR_NOMEM;
+        goto fail;
+    }
+    if (cfg->peers[0] &&
+        peer_parse_members(cfg->peers, members, PEER_MAX_MEMBERS, &n_members, NULL, 0) != MOM_OK)
+        n_members = 0;
+    bool ids_ok = true;
+    for (size_t i = 0; i < n_members; i++)
+        ids_ok = ids_ok && members[i].id >= 1 && members[i].id <= n_members;
+    free(members);
+    if (!ids_ok) {
+        log_error("MOM_PEERS must number its members 1..%zu", n_members);
+        rc = MOM_ERR_INVALID;
+        goto fail;
+    }
+    struct node_config nc = {
+        .data_dir = cfg->data_dir,
+        .group_id = 0,
+        .sync = cfg->fsync == FSYNC_ALWAYS     ? NODE_SYNC_ALWAYS
+                : cfg->fsync == FSYNC_EVERYSEC ? NODE_SYNC_EVERYSEC
+                                               : NODE_SYNC_NEVER,
+        .snapshot_entries = cfg->snapshot_entries,
+        .node_id = cfg->node_id,
+        .n_members = (uint32_t)n_members,
+        .peer = peer_glue_peer(s->peer),
+        .commit_timeout_ms = cfg->commit_timeout_ms,
+        .bootstrap = cfg->bootstrap,
+    };
+    struct node_callbacks cb = {
+        .apply = on_apply,
+        .fail = on_fail,
+        .forwarded = on_forwarded,
+        .snapshot_write = on_snapshot_write,
+        .snapshot_read = on_snapshot_read,
+        .reset = on_reset,
+        .read_ready = on_read_ready,
+        .restamp = on_restamp,
+    };
+    rc = node_open(base, &nc, &cb, s, &s->node);
+    if (rc != MOM_OK)
+        goto fail;
+    s->last_stamp = store_last_time(s->store);
+    rc = setup_http(s, cfg);
+    if (rc != MOM_OK)
+        goto fail;
     s->cron_ev = event_new(base, -1, EV_PERSIST, on_cron, s);
     struct timeval tv = {0, CRON_INTERVAL_MS * 1000};
     if (!s->cron_ev || event_add(s->cron_ev, &tv) != 0) {
@@ -789,6 +930,12 @@ void server_free(struct server *s)
     auth_free(s->auth);
     free(s->wakes);
     free(s);
+}
+
+void server_handoff(struct server *s)
+{
+    if (s && s->node)
+        node_transfer_leadership(s->node, 1000);
 }
 
 uint16_t server_http_port(const struct server *s) { return s->http_port; }

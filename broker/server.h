@@ -17,6 +17,9 @@ struct server;
 int server_new(struct event_base *base, const struct config *cfg, struct server **out);
 /* Stops serving and frees everything. Accepts NULL. */
 void server_free(struct server *s);
+/* Graceful stop of a cluster leader: hands leadership to an up-to-date
+ * follower, running the loop for at most about a second. */
+void server_handoff(struct server *s);
 uint16_t server_http_port(const struct server *s);
 uint16_t server_peer_port(const struct server *s);
 

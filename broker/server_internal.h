@@ -69,6 +69,7 @@ struct request_ctx {
     const char *query;
     bool paused;
     bool done;
+    bool read_ok;                 /* passed the read barrier (clusters) */
     struct proposal *proposal;
     /* long poll */
     enum wait_kind wait;
@@ -93,6 +94,10 @@ void server_send_parse_error(struct request_ctx *rc, const struct parse_error *e
 /* Stamps, encodes and proposes cmd for this request (identity from rc); the
  * answer is sent when it commits. cmd is not kept. */
 void server_propose(struct request_ctx *rc, struct command *cmd);
+/* Clusters: holds a read until this node has applied what the leader had
+ * committed, then dispatches the request again (rc->read_ok set). Returns
+ * true when the caller must stop (held or answered 503). */
+bool server_read_barrier(struct request_ctx *rc);
 /* Parks the request until `wait` can make progress or rc->deadline_ms
  * (monotonic) passes. */
 void server_wait(struct request_ctx *rc, enum wait_kind wait);

@@ -1,9 +1,13 @@
-/* The replication node: takes proposed Commands, makes them durable in the
- * write-ahead log with group commit (one write and one fdatasync per batch,
- * the sync on the I/O helper thread) and hands committed entries, in index
- * order, to the application's apply callback. It also owns snapshot files
- * (write temp, fsync, rename, fsync dir) and log compaction. A single node is
- * a cluster of one: it commits after its own durable append.
+/* The replication node: the Raft glue on the loop (DESIGN §3). It drives the
+ * pure core (raft.h) with ticks, peer messages over the peer channel and
+ * proposed Commands, makes log entries durable in the write-ahead log with
+ * group commit (one write and one fdatasync per batch, the sync on the I/O
+ * helper thread), persists the hard state and storage incarnation, and hands
+ * committed entries, in index order, to the application's apply callback.
+ * Followers forward proposals to the leader (Forward RPC) and get back the
+ * leader's answer. It also owns snapshot files (write temp, fsync, rename,
+ * fsync dir) and log compaction. A single node is a cluster of one: it
+ * commits after its own durable append.
  * Runs on the loop thread; reports back through struct node_callbacks.
  * SPDX-License-Identifier: MIT */
 #ifndef MOM_REPLICATION_NODE_H
@@ -16,21 +20,47 @@
 
 struct event_base;
 struct node;
+struct peer;
+
+/* The answer a forwarded proposal gets: filled by apply (body malloc'd, the
+ * node frees it). */
+struct node_reply {
+    int status;
+    uint8_t *body;
+    size_t len;
+};
 
 enum node_sync { NODE_SYNC_ALWAYS, NODE_SYNC_EVERYSEC, NODE_SYNC_NEVER };
 
 struct node_callbacks {
     /* A committed entry, in order. ctx is the proposer's context when this
-     * node proposed it in this process, else NULL (replay, other proposers). */
-    void (*apply)(void *arg, uint64_t index, const uint8_t *data, size_t len, void *ctx);
-    /* A proposal that will never be applied (write or sync failed): err is a
-     * MOM_ERR_* code (MOM_ERR_NOSPACE, MOM_ERR_IO, MOM_ERR_UNAVAILABLE). */
+     * node proposed it in this process, else NULL (replay, other proposers).
+     * `remote` is non-NULL when another node's client waits for this entry:
+     * apply then fills it with the HTTP answer. */
+    void (*apply)(void *arg, uint64_t index, const uint8_t *data, size_t len, void *ctx,
+                  struct node_reply *remote);
+    /* A proposal that will never be applied here or whose fate is unknown:
+     * err is a MOM_ERR_* code (MOM_ERR_NOSPACE, MOM_ERR_IO, MOM_ERR_UNAVAILABLE
+     * for no leader / commit timeout / lost leadership, MOM_ERR_CLOSED). */
     void (*fail)(void *arg, void *ctx, int err);
+    /* A proposal this follower forwarded was applied by the leader, which
+     * answered with this HTTP status and body (valid during the call). */
+    void (*forwarded)(void *arg, void *ctx, int status, const uint8_t *body, size_t len);
     /* Writes the application state (which has applied exactly `index`) to f.
      * Returns MOM_OK or an error. */
     int (*snapshot_write)(void *arg, FILE *f);
     /* Loads a snapshot into the (empty) application state. */
     int (*snapshot_read)(void *arg, FILE *f);
+    /* Empties the application state (before a snapshot received from the
+     * leader is loaded). Returns MOM_OK or MOM_ERR_NOMEM. */
+    int (*reset)(void *arg);
+    /* A read barrier (node_read_barrier) passed (err MOM_OK: the local state
+     * now reflects every write committed before the barrier) or failed
+     * (MOM_ERR_UNAVAILABLE: no leader confirmed in time; MOM_ERR_CLOSED). */
+    void (*read_ready)(void *arg, void *ctx, int err);
+    /* Optional, leader: re-encodes a Command a follower forwarded with this
+     * node's time stamp (DESIGN §2: the leader stamps). *out is malloc'd. */
+    int (*restamp)(void *arg, const uint8_t *data, size_t len, uint8_t **out, size_t *outlen);
 };
 
 struct node_config {
@@ -39,6 +69,13 @@ struct node_config {
     enum node_sync sync;
     uint64_t snapshot_entries;  /* entries between snapshots (0 = 100000) */
     uint64_t segment_bytes;     /* WAL segment size (0 = default) */
+    uint32_t node_id;           /* this member's id (1..n_members); ignored alone */
+    uint32_t n_members;         /* members are ids 1..n_members; 0 or 1 = alone */
+    struct peer *peer;          /* the peer channel (NULL when alone) */
+    uint32_t tick_ms;           /* 0 = 100 */
+    uint32_t election_ticks;    /* 0 = 10 */
+    uint64_t commit_timeout_ms; /* 0 = 5000 */
+    bool bootstrap;             /* fresh storage of a new cluster: do not abstain */
 };
 
 /* Opens the group's storage, loads the newest snapshot and replays the log
@@ -56,8 +93,34 @@ void node_close(struct node *n);
  * still owns ctx and must answer it; data is freed). */
 int node_propose(struct node *n, uint8_t *data, size_t len, void *ctx);
 
+/* Linearizable read: read_ready(ctx) fires once this node has applied the
+ * leader's commit index as of now (ReadIndex; a follower asks the leader
+ * with Forward{read_index}). Returns MOM_OK (the callback follows, never
+ * from inside this call) or MOM_ERR_UNAVAILABLE (no leader known; ctx not
+ * kept). */
+int node_read_barrier(struct node *n, void *ctx);
+/* Number of members (1 = alone: local reads are linearizable). */
+uint32_t node_members(const struct node *n);
+
 /* Whether writes are accepted (storage healthy). */
 bool node_writable(const struct node *n);
+/* Whether this node leads (proposals are appended here, not forwarded). */
+bool node_is_leader(const struct node *n);
+/* Whether the node knows a leader and has applied the commit index it learned. */
+bool node_ready(const struct node *n);
+/* Raft view for GET /v1/cluster. */
+const char *node_role_name(const struct node *n);
+uint32_t node_leader(const struct node *n);
+uint32_t node_id(const struct node *n);
+/* Wiped storage not caught up yet: grants no vote, counts for no quorum. */
+bool node_abstaining(const struct node *n);
+/* Leader: the member's acknowledged match index (self: last durable index);
+ * the age in ms of the last message from it (UINT64_MAX = never). */
+uint64_t node_member_match(const struct node *n, uint32_t id);
+uint64_t node_member_contact_ms(const struct node *n, uint32_t id);
+/* Graceful stop: hand leadership to an up-to-date follower and run the loop
+ * for at most max_ms until it took over. */
+void node_transfer_leadership(struct node *n, uint32_t max_ms);
 uint64_t node_commit_index(const struct node *n);
 uint64_t node_applied_index(const struct node *n);
 uint64_t node_term(const struct node *n);
