@@ -661,6 +661,7 @@ def parse_args(argv):
                     help="memory test: publish in batches of 1000 (a log of count/1000 "
                          "entries) or one message per request with wrk (count entries)")
     ap.add_argument("--skip-memory", action="store_true", help="skip memory/restart test")
+    ap.add_argument("--skip-cluster", action="store_true", help="skip the three-node cluster")
     ap.add_argument("--rx-prefill", type=int, default=0,
                     help="messages queued before each receive+ack run "
                          "(default: half the baseline rate x duration)")
@@ -684,6 +685,127 @@ def parse_args(argv):
         if not os.access(path, os.X_OK):
             ap.error(f"not executable: {path}")
     return args
+
+
+def free_port():
+    import socket
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
+
+
+class ClusterNode:
+    """One member of a three-node cluster on loopback (fixed peer port)."""
+
+    def __init__(self, args, procs, log_dir, tmp, secret, node_id, peers, peer_port):
+        self.args, self.procs, self.log_dir = args, procs, log_dir
+        self.node_id, self.peers, self.peer_port = node_id, peers, peer_port
+        self.data_dir = os.path.join(tmp, f"cluster-{node_id}")
+        self.secret = secret
+        self.starts = 0
+        self.proc = None
+        self.base = None
+
+    def start(self, bootstrap):
+        self.starts += 1
+        argv = [self.args.momd, "--node-id", str(self.node_id), "--http-addr", "127.0.0.1:0",
+                "--peer-addr", f"127.0.0.1:{self.peer_port}", "--peers", self.peers,
+                "--cluster-secret", self.secret, "--data-dir", self.data_dir,
+                "--jwt-secret", self.secret, "--fsync", "always",
+                "--log-level", self.args.momd_log_level]
+        if bootstrap:
+            argv += ["--bootstrap", "true"]
+        self.proc = self.procs.add(Proc(f"cluster{self.node_id}-{self.starts}", argv,
+                                        self.log_dir))
+        m, _ = self.proc.wait_line(r"MOMD READY .*http=(\S+)", self.args.start_timeout)
+        self.base = f"http://{m.group(1)}"
+        return self
+
+
+def cluster_leader(nodes, token, timeout=15.0):
+    s = session(token)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for n in nodes:
+            if not n.proc.alive():
+                continue
+            try:
+                v = s.get(n.base + "/v1/cluster", timeout=2).json()
+            except (requests.RequestException, ValueError):
+                continue
+            if v.get("role") == "leader":
+                return n
+        time.sleep(0.05)
+    raise BenchError("no leader elected within %.0f s" % timeout)
+
+
+def run_cluster_bench(args, results, procs, tmp, log_dir, secret, token):
+    """Issue 4's bench: publish through the leader and through a follower of
+    a three-node cluster (fsync=always, 64 connections) beside the
+    single-node publish of this run, and the failover time (kill -9 of the
+    leader to the first committed write) over several trials."""
+    ports = [free_port() for _ in range(3)]
+    peers = ",".join(f"{i + 1}=127.0.0.1:{p}" for i, p in enumerate(ports))
+    nodes = [ClusterNode(args, procs, log_dir, tmp, secret, i + 1, peers, ports[i])
+             for i in range(3)]
+    for n in nodes:
+        n.start(bootstrap=True)
+    s = session(token)
+    leader = cluster_leader(nodes, token)
+    follower = next(n for n in nodes if n is not leader)
+    for n in nodes:
+        wait_readyz(n.base, n.proc, args.start_timeout)
+    single = next((r["res"]["rps"] for r in results.rows
+                   if r["case"] == "publish_always" and r["conns"] == 64 and r["res"]), None)
+    lines = ["| path | req/s | ratio to single node | p50 ms | p99 ms | target | met? |",
+             "|---|---:|---:|---:|---:|---|---|"]
+    for label, node in (("through the leader", leader), ("through a follower", follower)):
+        q = "cl-" + label.split()[-1]
+        create(s, node.base, "queues", q)
+        log(f"3-node publish {label} -c64 for {args.duration}s")
+        res = run_wrk(args, "publish.lua", node.base, 64, {"MOM_TOKEN": token, "MOM_QUEUE": q})
+        ratio = res["rps"] / single if single else 0.0
+        p99 = res["p99_us"] / 1000
+        met = ratio >= 0.5 and p99 < 20
+        lines.append(f"| {label} | {res['rps']:,.0f} | {ratio:.2f} | {fmt_ms(res['p50_us'])} | "
+                     f"{fmt_ms(res['p99_us'])} | ratio >= 0.5, p99 < 20 ms | "
+                     f"{'yes' if met else '**no**'} |")
+        if not met:
+            results.missed += 1
+    create(s, leader.base, "queues", "failover")
+    times = []
+    for trial in range(3 if args.quick else 5):
+        leader = cluster_leader(nodes, token)
+        others = [n for n in nodes if n is not leader]
+        leader.proc.popen.kill()
+        leader.proc.popen.wait(timeout=10)
+        t0 = time.monotonic()
+        done = None
+        while time.monotonic() - t0 < 30 and done is None:
+            for n in others:
+                try:
+                    r = s.post(n.base + "/v1/queues/failover/messages", data=b"x" * 100,
+                               timeout=1)
+                except requests.RequestException:
+                    continue
+                if r.status_code == 201:
+                    done = time.monotonic() - t0
+                    break
+            time.sleep(0.01)
+        if done is None:
+            raise BenchError(f"failover trial {trial + 1}: no write committed within 30 s")
+        times.append(done)
+        log(f"failover trial {trial + 1}: {done:.2f} s")
+        leader.proc.stop()
+        leader.start(bootstrap=False)
+        wait_readyz(leader.base, leader.proc, args.start_timeout)
+    lines += ["", "| failover: kill -9 of the leader to the first committed write | value |",
+              "|---|---:|"]
+    lines += [f"| trial {i + 1} | {t:.2f} s |" for i, t in enumerate(times)]
+    lines.append(f"| median | {sorted(times)[len(times) // 2]:.2f} s |")
+    for n in nodes:
+        n.proc.stop()
+    return "\n".join(lines)
 
 
 def run_peer_bench(args):
@@ -713,6 +835,7 @@ def main(argv):
     token = mint_token(secret)
     failed = False
     peer_report = None
+    cluster_report = None
     started = datetime.datetime.now(datetime.timezone.utc)
     machine_before = machine_line()
     load_before = os.getloadavg()[0]
@@ -745,6 +868,8 @@ def main(argv):
         if not args.skip_memory:
             run_memory(args, results, procs, tmp, log_dir, secret, token)
         peer_report = run_peer_bench(args)
+        if not args.skip_cluster:
+            cluster_report = run_cluster_bench(args, results, procs, tmp, log_dir, secret, token)
     except (BenchError, requests.RequestException) as e:
         failed = True
         results.problems.append(str(e))
@@ -773,6 +898,9 @@ def main(argv):
     report += ["## Throughput and latency", "", table(results), ""]
     if not args.skip_memory:
         report += ["## Memory and restart", "", memory_table(results)]
+    if cluster_report:
+        report += ["", "## Three-node cluster (fsync=always, 64 connections)", "",
+                   cluster_report, ""]
     if peer_report:
         report += ["", "## Peer channel (gRPC over our HTTP/2, one loopback connection)", "",
                    "```", peer_report.rstrip(), "```", ""]
