@@ -12,6 +12,7 @@
 #include "broker/server_internal.h"
 #include "common/clock.h"
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "replication/node.h"
 #include "replication/peer.h"
@@ -663,21 +664,6 @@ static int split_host_port(const char *addr, char *host, size_t hostlen, uint16_
     return MOM_OK;
 }
 
-static int mkdir_p(const char *path)
-{
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-            return MOM_ERR_IO;
-        *p = '/';
-    }
-    return mkdir(buf, 0700) != 0 && errno != EEXIST ? MOM_ERR_IO : MOM_OK;
-}
-
 /* DATA/jwt-secret: created once with 32 random bytes (hex), mode 0600. */
 static int load_or_create_secret(const char *data_dir, char *out, size_t outlen, bool *created)
 {
@@ -821,7 +807,7 @@ int server_new(struct event_base *base, const struct config *cfg, struct server 
     s->base = base;
     s->cfg = cfg;
     snprintf(s->node_id_text, sizeof s->node_id_text, "%u", cfg->node_id);
-    int rc = mkdir_p(cfg->data_dir);
+    int rc = fs_mkdir_p(cfg->data_dir);
     if (rc != MOM_OK) {
         log_error("cannot create data dir %s: %s", cfg->data_dir, strerror(errno));
         goto fail;

@@ -35,6 +35,7 @@
 
 #include "common/clock.h"
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "proto/mom.pb.h"
 #include "replication/grpcmsg.h"
@@ -246,16 +247,6 @@ static void fail_pending_from(struct node *n, uint64_t from, int err)
 
 /* ---- hard state file ---- */
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return MOM_ERR_IO;
-    int rc = fsync(fd) == 0 ? MOM_OK : mom_err_from_errno(errno);
-    close(fd);
-    return rc;
-}
-
 /* group dir/raft-state: "term vote abstain incarnation\n", replaced atomically. */
 static int hard_state_write(struct node *n, const struct raft_hard_state *hs)
 {
@@ -275,7 +266,7 @@ static int hard_state_write(struct node *n, const struct raft_hard_state *hs)
     if (rc == MOM_OK && rename(tmp, path) != 0)
         rc = mom_err_from_errno(errno);
     if (rc == MOM_OK && n->sync != NODE_SYNC_NEVER)
-        rc = fsync_dir(n->dir);
+        rc = fs_fsync_dir(n->dir);
     return rc;
 }
 
@@ -1031,7 +1022,7 @@ static int install_snapshot(struct node *n, uint64_t index, uint64_t term)
     }
     if (rename(recv, final) != 0)
         return mom_err_from_errno(errno);
-    int rc = fsync_dir(n->dir);
+    int rc = fs_fsync_dir(n->dir);
     if (rc != MOM_OK)
         return rc;
     FILE *f = fopen(final, "rb");
@@ -1585,7 +1576,7 @@ static void on_snapshot_child(evutil_socket_t fd, short what, void *arg)
     if (rc == MOM_OK && rename(tmp, final) != 0)
         rc = mom_err_from_errno(errno);
     if (rc == MOM_OK)
-        rc = fsync_dir(n->dir);
+        rc = fs_fsync_dir(n->dir);
     if (rc != MOM_OK) {
         unlink(tmp);
         log_error("snapshot at index %" PRIu64 " failed (child status %d): %s",
@@ -1644,23 +1635,6 @@ static void take_snapshot(struct node *n)
 }
 
 /* ---- open / close ---- */
-
-static int mkdir_p(const char *path)
-{
-    char buf[1100];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-            return MOM_ERR_IO;
-        *p = '/';
-    }
-    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-        return MOM_ERR_IO;
-    return MOM_OK;
-}
 
 static int replay_one(void *arg, uint64_t term, uint64_t index, const uint8_t *data, size_t len)
 {
@@ -1782,7 +1756,7 @@ int node_open(struct event_base *base, const struct node_config *cfg,
         n->mem[i] = (struct member){.n = n, .id = i, .snap_fd = -1};
     snprintf(n->dir, sizeof n->dir, "%s/group-%u", cfg->data_dir, cfg->group_id);
     snprintf(n->log_dir, sizeof n->log_dir, "%s/log", n->dir);
-    rc = mkdir_p(n->log_dir);
+    rc = fs_mkdir_p(n->log_dir);
     if (rc != MOM_OK) {
         log_error("cannot create %s: %s", n->log_dir, strerror(errno));
         goto fail;
