@@ -435,51 +435,52 @@ static bool receipt_fits(struct request_ctx *rc)
     return false;
 }
 
-static void handle_ack(struct request_ctx *rc)
+/* Ack, nack and extend: a queue, a receipt and (nack, extend) one number. */
+static void propose_on_receipt(struct request_ctx *rc, pb_size_t kind, uint64_t number)
 {
     if (!receipt_fits(rc))
         return;
     struct command cmd;
-    init_command(&cmd, mom_v1_Command_ack_tag);
-    set_str(cmd.pb.kind.ack.queue, sizeof cmd.pb.kind.ack.queue, rc->match.params[0]);
-    set_str(cmd.pb.kind.ack.receipt, sizeof cmd.pb.kind.ack.receipt, rc->match.params[1]);
+    init_command(&cmd, kind);
+    char *queue, *receipt;
+    size_t qsize, rsize;
+    if (kind == mom_v1_Command_ack_tag) {
+        queue = cmd.pb.kind.ack.queue, qsize = sizeof cmd.pb.kind.ack.queue;
+        receipt = cmd.pb.kind.ack.receipt, rsize = sizeof cmd.pb.kind.ack.receipt;
+    } else if (kind == mom_v1_Command_nack_tag) {
+        queue = cmd.pb.kind.nack.queue, qsize = sizeof cmd.pb.kind.nack.queue;
+        receipt = cmd.pb.kind.nack.receipt, rsize = sizeof cmd.pb.kind.nack.receipt;
+        cmd.pb.kind.nack.delay_ms = number;
+    } else {
+        queue = cmd.pb.kind.extend.queue, qsize = sizeof cmd.pb.kind.extend.queue;
+        receipt = cmd.pb.kind.extend.receipt, rsize = sizeof cmd.pb.kind.extend.receipt;
+        cmd.pb.kind.extend.visibility_timeout_ms = number;
+    }
+    set_str(queue, qsize, rc->match.params[0]);
+    set_str(receipt, rsize, rc->match.params[1]);
     server_propose(rc, &cmd);
 }
+
+static void handle_ack(struct request_ctx *rc) { propose_on_receipt(rc, mom_v1_Command_ack_tag, 0); }
 
 static void handle_nack(struct request_ctx *rc)
 {
     struct parse_error err;
     uint64_t delay;
-    if (http_parse_nack(rc->body, rc->body_len, &delay, &err)) {
+    if (http_parse_nack(rc->body, rc->body_len, &delay, &err))
         server_send_parse_error(rc, &err);
-        return;
-    }
-    if (!receipt_fits(rc))
-        return;
-    struct command cmd;
-    init_command(&cmd, mom_v1_Command_nack_tag);
-    set_str(cmd.pb.kind.nack.queue, sizeof cmd.pb.kind.nack.queue, rc->match.params[0]);
-    set_str(cmd.pb.kind.nack.receipt, sizeof cmd.pb.kind.nack.receipt, rc->match.params[1]);
-    cmd.pb.kind.nack.delay_ms = delay;
-    server_propose(rc, &cmd);
+    else
+        propose_on_receipt(rc, mom_v1_Command_nack_tag, delay);
 }
 
 static void handle_extend(struct request_ctx *rc)
 {
     struct parse_error err;
     uint64_t vt;
-    if (http_parse_extend(rc->body, rc->body_len, &vt, &err)) {
+    if (http_parse_extend(rc->body, rc->body_len, &vt, &err))
         server_send_parse_error(rc, &err);
-        return;
-    }
-    if (!receipt_fits(rc))
-        return;
-    struct command cmd;
-    init_command(&cmd, mom_v1_Command_extend_tag);
-    set_str(cmd.pb.kind.extend.queue, sizeof cmd.pb.kind.extend.queue, rc->match.params[0]);
-    set_str(cmd.pb.kind.extend.receipt, sizeof cmd.pb.kind.extend.receipt, rc->match.params[1]);
-    cmd.pb.kind.extend.visibility_timeout_ms = vt;
-    server_propose(rc, &cmd);
+    else
+        propose_on_receipt(rc, mom_v1_Command_extend_tag, vt);
 }
 
 /* ---- topic reads and subscriptions ---- */
