@@ -535,22 +535,10 @@ static void handle_topic_read(struct request_ctx *rc, bool subscription)
         }
     }
     if (rc->from == STORE_FROM_LATEST && wait_ms) {
-        /* Pin "latest" to the current end so a wake sees what arrived. */
-        struct store_caller who = server_caller(rc);
-        struct reply r = {0};
-        bool empty;
-        store_read_topic(rc->srv->store, rc->match.params[0], STORE_FROM_LATEST, 0, 1, &who, &r,
-                         &empty);
-        if (r.status == 200) {
-            cJSON *j = cJSON_ParseWithLength(r.body, r.body_len);
-            cJSON *next = j ? cJSON_GetObjectItemCaseSensitive(j, "next_offset") : NULL;
-            if (cJSON_IsNumber(next)) {
-                rc->from = STORE_FROM_OFFSET;
-                rc->offset = (uint64_t)next->valuedouble;
-            }
-            cJSON_Delete(j);
-        }
-        reply_cleanup(&r);
+        /* Pin "latest" to the current end so a wake sees what arrived;
+         * an unknown topic stays "latest" and the read answers 404. */
+        if (store_topic_next_offset(rc->srv->store, rc->match.params[0], &rc->offset))
+            rc->from = STORE_FROM_OFFSET;
     }
     rc->deadline_ms = clock_mono_ms() + wait_ms;
     try_read(rc, wait_ms == 0);

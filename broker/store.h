@@ -87,6 +87,8 @@ bool store_queue_has_visible(const struct store *s, const char *queue, uint64_t 
 /* Whether the queue/topic exists (for long-poll bookkeeping). */
 bool store_queue_exists(const struct store *s, const char *queue);
 bool store_topic_exists(const struct store *s, const char *topic);
+/* The offset the next message of topic will get; false when it does not exist. */
+bool store_topic_next_offset(const struct store *s, const char *topic, uint64_t *out);
 
 /* The stored password hash of a registered user, or NULL. */
 const char *store_user_password_hash(const struct store *s, const char *username);

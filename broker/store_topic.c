@@ -31,6 +31,15 @@ static uint64_t next_offset(const struct topic *t)
     return t->first_offset + t->count;
 }
 
+bool store_topic_next_offset(const struct store *s, const char *topic, uint64_t *out)
+{
+    const struct topic *t = topic_find(s, topic);
+    if (!t)
+        return false;
+    *out = next_offset(t);
+    return true;
+}
+
 static uint64_t add_ms(uint64_t t, uint64_t ms)
 {
     return t > STORE_NO_TIME - 1 - ms ? STORE_NO_TIME - 1 : t + ms;
