@@ -104,7 +104,7 @@ sim: $(SIM_BIN)
 	@set -e; if [ -n "$(SIM_BIN)" ]; then $(SIM_BIN) --seeds $${SIM_SEEDS:-10000}; fi
 
 integration: $(BUILD)/momd
-	MOMD=$(abspath $(BUILD)/momd) $(PYTHON) -m pytest -q -p no:cacheprovider test/integration
+	MOMD=$(abspath $(BUILD)/momd) $(PYTHON) -m pytest -q -p no:cacheprovider --basetemp=$(abspath $(BUILD))/pytest test/integration
 
 test: deps
 	@$(MAKE) --no-print-directory all unit sim integration

@@ -7,6 +7,7 @@
 #include "common/err.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,8 @@ static const struct option_def options[] = {
     NUM(OPT_U64, token_ttl_s, "--token-ttl-s", "MOM_TOKEN_TTL_S", "lifetime of issued tokens (3600)"),
     NUM(OPT_U64, snapshot_entries, "--snapshot-entries", "MOM_SNAPSHOT_ENTRIES",
         "log entries between snapshots (100000)"),
+    NUM(OPT_U64, wal_segment_mb, "--wal-segment-mb", "MOM_WAL_SEGMENT_MB",
+        "log segment size in MiB, preallocated on disk (64; 1..1024)"),
     STR(cluster_secret, "--cluster-secret", "MOM_CLUSTER_SECRET", "shared secret of the peers"),
     NUM(OPT_U64, commit_timeout_ms, "--commit-timeout-ms", "MOM_COMMIT_TIMEOUT_MS",
         "answer 503 when a write cannot commit in time (5000)"),
@@ -76,6 +79,7 @@ void config_defaults(struct config *cfg)
     strcpy(cfg->log_level, "info");
     cfg->token_ttl_s = 3600;
     cfg->snapshot_entries = 100000;
+    cfg->wal_segment_mb = 64;
     cfg->commit_timeout_ms = 5000;
 }
 
@@ -307,6 +311,11 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
     if (config_apply_env(cfg, getenv_fn, err, errlen) ||
         config_apply_args(cfg, argc, argv, err, errlen))
         return MOM_ERR_INVALID;
+    if (cfg->wal_segment_mb < 1 || cfg->wal_segment_mb > 1024) {
+        snprintf(err, errlen, "MOM_WAL_SEGMENT_MB: expected 1..1024, got %" PRIu64,
+                 cfg->wal_segment_mb);
+        return MOM_ERR_INVALID;
+    }
     return MOM_OK;
 }
 

@@ -31,6 +31,7 @@ struct config {
     char log_level[16];
     uint64_t token_ttl_s;
     uint64_t snapshot_entries;
+    uint64_t wal_segment_mb; /* WAL segment size in MiB, 1..1024 */
     char cluster_secret[1024];
     uint64_t commit_timeout_ms;
     bool bootstrap; /* fresh storage of a new cluster does not abstain */

@@ -860,6 +860,7 @@ int server_new(struct event_base *base, const struct config *cfg, struct server 
                 : cfg->fsync == FSYNC_EVERYSEC ? NODE_SYNC_EVERYSEC
                                                : NODE_SYNC_NEVER,
         .snapshot_entries = cfg->snapshot_entries,
+        .segment_bytes = cfg->wal_segment_mb << 20,
         .node_id = cfg->node_id,
         .n_members = (uint32_t)n_members,
         .peer = peer_glue_peer(s->peer),

@@ -1846,7 +1846,10 @@ int node_open(struct event_base *base, const struct node_config *cfg,
             pump(n);
         n->startup = false;
         if (rc != MOM_OK || !n->writable || raft_role(n->raft) != RAFT_LEADER) {
-            log_error("cannot recover the log (%s)", mom_strerror(rc));
+            log_error("cannot recover the log: %s",
+                      rc != MOM_OK   ? mom_strerror(rc)
+                      : !n->writable ? "the first write after start-up failed (see above)"
+                                     : "the single member did not become leader");
             rc = rc != MOM_OK ? rc : MOM_ERR_IO;
             goto fail;
         }

@@ -9,6 +9,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -73,6 +74,8 @@ class Momd:
         os.makedirs(self.data_dir, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOM_")}
         env.update(self.env)
+        # small segments keep a run's disk use low and rotate more often
+        env.setdefault("MOM_WAL_SEGMENT_MB", "4")
         env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
         errf = open(self.stderr_path, "ab")
@@ -387,6 +390,29 @@ def healthy(momd):
 
 
 # ---- fixtures ---------------------------------------------------------------
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the item, for _free_test_disk."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture(autouse=True)
+def _free_test_disk(request, tmp_path):
+    """Every node preallocates its log segment, so a whole run would leave
+    gigabytes behind: once a test passed (its brokers are stopped by then,
+    this fixture is torn down last) its data directories go; the stderr
+    files stay, and a failed test keeps everything for the post-mortem."""
+    yield
+    call = getattr(request.node, "rep_call", None)
+    if call is None or not call.passed:
+        return
+    for entry in os.scandir(tmp_path):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
 
 @pytest.fixture(autouse=True)
 def _test_deadline():

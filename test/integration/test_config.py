@@ -3,6 +3,7 @@
 # defaults, --help works and a bad option stops start-up.
 # SPDX-License-Identifier: MIT
 
+import os
 import socket
 import subprocess
 
@@ -58,3 +59,33 @@ def test_help_and_bad_option(tmp_path):
                        capture_output=True, timeout=10)
     assert r.returncode != 0
     assert b"MOMD READY" not in r.stdout
+
+
+def test_wal_segment_size_rotates_and_recovers(momd_factory):
+    m = momd_factory(env={"MOM_WAL_SEGMENT_MB": "1"}, args=["--snapshot-entries", "1000000"])
+    c = Client(m, mint("alice"))
+    c.create_queue("q")
+    body = b"s" * 50000
+    for _ in range(50):  # 2.5 MB of payload: at least three 1 MiB segments
+        c.publish("q", body)
+    log_dir = os.path.join(m.data_dir, "group-0", "log")
+    segments = sorted(f for f in os.listdir(log_dir) if f.endswith(".seg"))
+    assert len(segments) >= 3, segments
+    for name in segments[:-1]:
+        # a segment rotates once it passes the limit; one batch may overshoot
+        assert os.path.getsize(os.path.join(log_dir, name)) < 2 * 1024 * 1024, name
+    m.restart()
+    assert c.get_queue("q")["depth"] == 50
+    msgs = c.receive("q", max=50, ack="auto")
+    assert len(msgs) == 50
+    assert all(x["encoding"] == "utf-8" and x["body"] == body.decode() for x in msgs)
+
+
+def test_wal_segment_size_out_of_range_refuses_to_start(tmp_path):
+    for bad in ("0", "1025", "many"):
+        r = subprocess.run([MOMD_BIN, "--wal-segment-mb", bad, "--data-dir", str(tmp_path / "d"),
+                            "--http-addr", "127.0.0.1:0", "--peer-addr", "127.0.0.1:0"],
+                           capture_output=True, timeout=10)
+        assert r.returncode != 0, bad
+        assert b"MOM_WAL_SEGMENT_MB" in r.stderr, r.stderr[-300:]
+        assert b"MOMD READY" not in r.stdout

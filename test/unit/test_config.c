@@ -39,6 +39,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.fsync, FSYNC_ALWAYS);
     assert_int_equal(c.max_body, 1048576);
     assert_true(c.allow_registration);
+    assert_int_equal(c.wal_segment_mb, 64);
 }
 
 static void test_precedence(void **state)
@@ -82,6 +83,14 @@ static void test_errors(void **state)
     assert_int_not_equal(config_apply_args(&c, 3, negative, err, sizeof err), 0);
     assert_int_not_equal(config_apply_file(&c, "UNKNOWN=1\n", err, sizeof err), 0);
     assert_int_not_equal(config_apply_file(&c, "no equals sign\n", err, sizeof err), 0);
+    char *segment_zero[] = {"momd", "--wal-segment-mb", "0"};
+    assert_int_not_equal(config_load(&c, 3, segment_zero, no_env, err, sizeof err), 0);
+    assert_non_null(strstr(err, "MOM_WAL_SEGMENT_MB"));
+    char *segment_huge[] = {"momd", "--wal-segment-mb", "1025"};
+    assert_int_not_equal(config_load(&c, 3, segment_huge, no_env, err, sizeof err), 0);
+    char *segment_ok[] = {"momd", "--wal-segment-mb", "1024"};
+    assert_int_equal(config_load(&c, 3, segment_ok, no_env, err, sizeof err), 0);
+    assert_int_equal(c.wal_segment_mb, 1024);
     char *help[] = {"momd", "--help"};
     assert_int_equal(config_load(&c, 2, help, no_env, err, sizeof err), 0);
     assert_true(c.help);
