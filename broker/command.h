@@ -30,6 +30,10 @@ struct command {
  * Returns MOM_OK, MOM_ERR_NOMEM or MOM_ERR_INVALID. */
 int command_encode(const struct command *cmd, uint8_t **out, size_t *out_len);
 
+/* The same bytes through nanopb's reflective pb_encode for every kind;
+ * command_encode lays Publish out by hand and tests compare the two. */
+int command_encode_generic(const struct command *cmd, uint8_t **out, size_t *out_len);
+
 /* Decodes buf into out. Item bodies point into buf, which must outlive out.
  * Returns MOM_OK, MOM_ERR_INVALID (undecodable; out is cleaned) or MOM_ERR_NOMEM.
  * Pure over the bytes: safe on any input (fuzzable). */

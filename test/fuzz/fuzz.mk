@@ -1,6 +1,6 @@
-# libFuzzer harnesses of the peer channel's parsers (test/fuzz/fuzz_*.c),
-# built with clang -fsanitize=fuzzer,address,undefined from the sources they
-# need (plus the nanopb code, generated into $(BUILD)/proto as the main
+# libFuzzer harnesses of the peer channel's parsers and of the log's Command
+# codec (test/fuzz/fuzz_*.c), built with clang -fsanitize=fuzzer,address,
+# undefined from the sources they need (plus the nanopb code, generated into $(BUILD)/proto as the main
 # Makefile does). `fuzz-run` runs each for FUZZ_SECONDS on its seed corpus in
 # test/fuzz/corpus/<harness>/ (read only; new inputs go to
 # $(BUILD)/corpus/<harness>/) and fails on the first crash, leak or timeout;
@@ -22,11 +22,13 @@ SRC_fuzz_h2frame := replication/h2frame.c common/err.c
 SRC_fuzz_headers := replication/h2conn.c replication/h2frame.c common/err.c
 SRC_fuzz_h2conn  := replication/h2conn.c replication/h2frame.c common/err.c
 SRC_fuzz_grpcmsg := replication/grpcmsg.c common/err.c $(BUILD)/proto/mom.pb.c
+SRC_fuzz_command := broker/command.c common/err.c $(BUILD)/proto/mom.pb.c
 SRC_fuzz_members := replication/peer.c replication/h2conn.c replication/h2frame.c \
                     replication/grpcmsg.c common/err.c common/log.c common/clock.c
 LIB_fuzz_headers := -lnghttp2
 LIB_fuzz_h2conn  := -lnghttp2
 LIB_fuzz_grpcmsg := -l:libprotobuf-nanopb.a
+LIB_fuzz_command := -l:libprotobuf-nanopb.a
 LIB_fuzz_members := -levent -ljwt -lssl -lcrypto -lnghttp2
 
 .PHONY: fuzz-build fuzz-run

@@ -1,10 +1,12 @@
 /* Writes the seed corpus of the fuzz harnesses into test/fuzz/corpus/: real
  * traffic captured from an h2conn client/server pair (gRPC Ping calls with
- * HPACK-compressed headers, trailers, flow control) plus hand-made frames.
+ * HPACK-compressed headers, trailers, flow control) plus hand-made frames,
+ * and encoded Commands of the kinds the log holds most.
  * Not part of any build; run from the repository root after `make`:
  *   cc -std=c11 -D_GNU_SOURCE -I. -Ibuild test/fuzz/make_seeds.c build/libmom.a \
  *      -lnghttp2 -l:libprotobuf-nanopb.a -o /tmp/make_seeds && /tmp/make_seeds
  * SPDX-License-Identifier: MIT */
+#include "broker/command.h"
 #include "replication/grpcmsg.h"
 #include "replication/h2conn.h"
 #include "replication/h2frame.h"
@@ -94,8 +96,83 @@ static size_t hpack(const struct h2conn_header *h, size_t n, uint8_t *out, size_
     return len < 0 ? 0 : (size_t)len;
 }
 
+static void command_seed(const char *name, const struct command *c)
+{
+    uint8_t *buf;
+    size_t len;
+    if (command_encode(c, &buf, &len) != 0) {
+        fprintf(stderr, "cannot encode seed %s\n", name);
+        exit(1);
+    }
+    write_seed("fuzz_command", name, NULL, 0, buf, len);
+    free(buf);
+}
+
+static void command_seeds(void)
+{
+    struct command c;
+    struct command_item items[3];
+    memset(items, 0, sizeof items);
+    items[0].body = (const uint8_t *)"hello";
+    items[0].body_len = 5;
+    strcpy(items[0].content_type, "text/plain");
+    items[1].body = (const uint8_t *)"\xff\x00binary";
+    items[1].body_len = 8;
+    items[1].delay_ms = 1500;
+    items[2].body_len = 0;
+
+    memset(&c, 0, sizeof c);
+    c.pb.time_ms = 1764300000000u;
+    strcpy(c.pb.user, "alice");
+    c.pb.which_kind = mom_v1_Command_publish_tag;
+    strcpy(c.pb.kind.publish.name, "orders");
+    c.items = items;
+    c.item_count = 1;
+    command_seed("publish_one", &c);
+    c.item_count = 3;
+    c.pb.kind.publish.batch = true;
+    strcpy(c.pb.kind.publish.idempotency_key, "k-1");
+    c.pb.admin = true;
+    command_seed("publish_batch", &c);
+    c.pb.kind.publish.kind = mom_v1_ResourceKind_TOPIC;
+    command_seed("publish_topic_batch", &c);
+
+    memset(&c, 0, sizeof c);
+    c.pb.time_ms = 1764300000001u;
+    strcpy(c.pb.user, "bob");
+    c.pb.which_kind = mom_v1_Command_create_queue_tag;
+    strcpy(c.pb.kind.create_queue.name, "q");
+    c.pb.kind.create_queue.has_settings = true;
+    c.pb.kind.create_queue.settings.visibility_timeout_ms = 30000;
+    c.pb.kind.create_queue.settings.max_deliveries = 3;
+    strcpy(c.pb.kind.create_queue.settings.dead_letter_queue, "dlq");
+    c.pb.kind.create_queue.settings.present = 7;
+    command_seed("create_queue", &c);
+
+    memset(&c, 0, sizeof c);
+    c.pb.time_ms = 1764300000002u;
+    strcpy(c.pb.user, "bob");
+    c.pb.which_kind = mom_v1_Command_receive_tag;
+    strcpy(c.pb.kind.receive.queue, "q");
+    c.pb.kind.receive.max = 10;
+    c.pb.kind.receive.auto_ack = true;
+    command_seed("receive", &c);
+
+    memset(&c, 0, sizeof c);
+    c.pb.which_kind = mom_v1_Command_ack_tag;
+    strcpy(c.pb.kind.ack.queue, "q");
+    strcpy(c.pb.kind.ack.receipt, "0000000000000001.0000000000000002");
+    command_seed("ack", &c);
+
+    memset(&c, 0, sizeof c);
+    c.pb.time_ms = 1764300000003u;
+    c.pb.which_kind = mom_v1_Command_tick_tag;
+    command_seed("tick", &c);
+}
+
 int main(void)
 {
+    command_seeds();
     const struct h2conn_header req[] = {
         {":method", 7, "POST", 4, false},
         {":scheme", 7, "http", 4, false},

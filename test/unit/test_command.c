@@ -233,6 +233,69 @@ static void test_publish_empty_body(void **state)
     free(buf);
 }
 
+/* command_encode lays Publish out by hand; pb_encode must agree byte for
+ * byte on every combination of present and absent fields, on lengths that
+ * need one, two and three varint bytes, and on batches. */
+static void test_publish_layout_matches_pb_encode(void **state)
+{
+    (void)state;
+    static uint8_t big[20000];
+    memset(big, 'b', sizeof big);
+    static const size_t body_lens[] = {0, 1, 127, 128, 16383, 16384, sizeof big};
+    static const uint64_t delays[] = {0, 1, 300, UINT64_MAX};
+    struct command_item items[3];
+    unsigned checked = 0;
+    for (unsigned mask = 0; mask < 64; mask++) {
+        for (size_t b = 0; b < sizeof body_lens / sizeof body_lens[0]; b++) {
+            struct command c;
+            memset(&c, 0, sizeof c);
+            c.pb.which_kind = mom_v1_Command_publish_tag;
+            c.pb.time_ms = (mask & 1) ? 1700000000123u : 0;
+            if (mask & 2)
+                strcpy(c.pb.user, "alice");
+            c.pb.admin = (mask & 4) != 0;
+            mom_v1_Publish *pub = &c.pb.kind.publish;
+            pub->kind = (mask & 8) ? mom_v1_ResourceKind_TOPIC : mom_v1_ResourceKind_QUEUE;
+            if (mask & 16)
+                strcpy(pub->idempotency_key, "key-1");
+            pub->batch = (mask & 32) != 0;
+            memset(pub->name, 'n', 128); /* longest name */
+            pub->name[128] = '\0';
+            c.item_count = b % 4;
+            for (size_t i = 0; i < c.item_count; i++) {
+                memset(&items[i], 0, sizeof items[i]);
+                items[i].body = big;
+                items[i].body_len = body_lens[(b + i) % (sizeof body_lens / sizeof body_lens[0])];
+                if ((mask + i) & 1)
+                    strcpy(items[i].content_type, "text/plain; charset=utf-8");
+                items[i].delay_ms = delays[(mask + i) % 4];
+            }
+            c.items = c.item_count ? items : NULL;
+            uint8_t *fast, *generic;
+            size_t fast_len, generic_len;
+            assert_int_equal(command_encode(&c, &fast, &fast_len), MOM_OK);
+            assert_int_equal(command_encode_generic(&c, &generic, &generic_len), MOM_OK);
+            assert_int_equal(fast_len, generic_len);
+            assert_memory_equal(fast, generic, fast_len);
+            struct command d;
+            assert_int_equal(command_decode(fast, fast_len, &d), MOM_OK);
+            assert_int_equal(d.item_count, c.item_count);
+            for (size_t i = 0; i < c.item_count; i++) {
+                assert_int_equal(d.items[i].body_len, items[i].body_len);
+                assert_int_equal(d.items[i].delay_ms, items[i].delay_ms);
+                assert_string_equal(d.items[i].content_type, items[i].content_type);
+            }
+            assert_int_equal(d.pb.kind.publish.batch, pub->batch);
+            assert_string_equal(d.pb.kind.publish.idempotency_key, pub->idempotency_key);
+            command_cleanup(&d);
+            free(fast);
+            free(generic);
+            checked++;
+        }
+    }
+    assert_int_equal(checked, 64 * 7);
+}
+
 static void test_publish_1mib_zero_copy(void **state)
 {
     (void)state;
@@ -394,6 +457,29 @@ static void test_oneof_replaced(void **state)
     free(b);
 }
 
+/* A body with a wire type other than length-delimited (found by
+ * fuzz_command) reaches the callback as a copy on nanopb's stack; decoding
+ * must refuse it instead of pointing the body at a dead frame. */
+static void test_body_with_wrong_wire_type_is_refused(void **state)
+{
+    (void)state;
+    /* Command{publish(15){items(3){body(1) as varint 0x0bdc}}} */
+    static const uint8_t varint_body[] = {0x7a, 0x05, 0x1a, 0x03, 0x08, 0xdc, 0x0b};
+    struct command d;
+    assert_int_equal(command_decode(varint_body, sizeof varint_body, &d), MOM_ERR_INVALID);
+    assert_null(d.items);
+    /* body(1) as fixed32 */
+    static const uint8_t fixed_body[] = {0x7a, 0x07, 0x1a, 0x05, 0x0d, 1, 2, 3, 4};
+    assert_int_equal(command_decode(fixed_body, sizeof fixed_body, &d), MOM_ERR_INVALID);
+    /* the same item with a length-delimited body decodes, pointing into the input */
+    static const uint8_t good[] = {0x7a, 0x06, 0x1a, 0x04, 0x0a, 0x02, 0xdc, 0x0b};
+    assert_int_equal(command_decode(good, sizeof good, &d), MOM_OK);
+    assert_int_equal(d.item_count, 1);
+    assert_ptr_equal(d.items[0].body, good + 6);
+    assert_int_equal(d.items[0].body_len, 2);
+    command_cleanup(&d);
+}
+
 static void test_truncated_and_garbage(void **state)
 {
     (void)state;
@@ -463,10 +549,12 @@ int main(void)
         cmocka_unit_test(test_simple_kinds),
         cmocka_unit_test(test_publish_single),
         cmocka_unit_test(test_publish_empty_body),
+        cmocka_unit_test(test_publish_layout_matches_pb_encode),
         cmocka_unit_test(test_publish_1mib_zero_copy),
         cmocka_unit_test(test_publish_batch_1000),
         cmocka_unit_test(test_merged_publish_limit),
         cmocka_unit_test(test_oneof_replaced),
+        cmocka_unit_test(test_body_with_wrong_wire_type_is_refused),
         cmocka_unit_test(test_truncated_and_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
