@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: MIT */
 #include "broker/router.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,6 +46,8 @@ static const struct route_def routes[] = {
     {"v1/topics/{}/subscriptions/{}/ack", HTTP_POST, ROUTE_SUBSCRIPTION_ACK},
     {"v1/subscriptions", HTTP_GET, ROUTE_USER_SUBSCRIPTIONS},
 };
+
+#define ROUTE_COUNT (sizeof routes / sizeof routes[0])
 
 enum http_method router_method(const char *name)
 {
@@ -174,11 +177,21 @@ enum router_result router_match(enum http_method method, const char *path, size_
     struct segments s;
     if (!split_path(path, path_len, &s))
         return ROUTER_NOT_FOUND;
+    /* The segment count of each pattern, counted once (the loop thread
+     * and the fuzzers are single-threaded; a racing first fill would
+     * write the same values anyway). */
+    static uint8_t route_segments[ROUTE_COUNT];
+    static bool counted;
+    if (!counted) {
+        for (size_t i = 0; i < ROUTE_COUNT; i++)
+            route_segments[i] = (uint8_t)pattern_segments(routes[i].pattern);
+        counted = true;
+    }
     const struct route_def *hit = NULL;
     unsigned allowed = 0;
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+    for (size_t i = 0; i < ROUTE_COUNT; i++) {
         /* cheap filters first: segment count and the first segment */
-        if (pattern_segments(routes[i].pattern) != s.n ||
+        if (route_segments[i] != s.n ||
             s.len[0] == 0 || routes[i].pattern[0] != s.start[0][0] ||
             !pattern_matches(routes[i].pattern, &s))
             continue;
