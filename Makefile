@@ -15,7 +15,8 @@ STRICT := -Wconversion -Wsign-conversion
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -DPB_ENABLE_MALLOC $(OPT) -g $(WARN) \
           -I. -I$(BUILD) -isystem /usr/include/evhtp -pthread $(EXTRA_CFLAGS)
 ifneq ($(SANITIZER),)
-CFLAGS_ALL += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+CFLAGS_ALL += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+              -DMOM_CHECK_LOCAL_APPLY
 LDSAN      := -fsanitize=$(SANITIZER)
 endif
 LDLIBS := -levhtp -levent -levent_pthreads -ljwt -lcjson -lnghttp2 -lssl -lcrypto \

@@ -53,9 +53,15 @@ struct client_conn {
     struct client_conn *prev, *next;
 };
 
-/* One in-flight Command: outlives its request if the client leaves. */
+/* One in-flight Command (or read barrier): outlives its request if the
+ * client leaves. While the request lives, a Command with at most one item
+ * is also kept decoded, so that its own leader applies it without decoding
+ * the bytes it has just encoded (the item body points into the request). */
 struct proposal {
     struct request_ctx *rc;       /* NULL once the request is gone */
+    bool has_cmd;                 /* cmd is what was encoded (use only while rc) */
+    struct command cmd;           /* cmd.items points at item when it has one */
+    struct command_item item;
 };
 
 struct request_ctx {
