@@ -50,6 +50,8 @@ static const struct option_def options[] = {
     NUM(OPT_U64, token_ttl_s, "--token-ttl-s", "MOM_TOKEN_TTL_S", "lifetime of issued tokens (3600)"),
     NUM(OPT_U64, snapshot_entries, "--snapshot-entries", "MOM_SNAPSHOT_ENTRIES",
         "log entries between snapshots (100000)"),
+    NUM(OPT_U64, snapshot_log_mb, "--snapshot-log-mb", "MOM_SNAPSHOT_LOG_MB",
+        "or log MiB held in memory that start a snapshot (64)"),
     NUM(OPT_U64, wal_segment_mb, "--wal-segment-mb", "MOM_WAL_SEGMENT_MB",
         "log segment size in MiB, preallocated on disk (64; 1..1024)"),
     STR(cluster_secret, "--cluster-secret", "MOM_CLUSTER_SECRET", "shared secret of the peers"),
@@ -80,6 +82,7 @@ void config_defaults(struct config *cfg)
     cfg->token_ttl_s = 3600;
     cfg->snapshot_entries = 100000;
     cfg->wal_segment_mb = 64;
+    cfg->snapshot_log_mb = 64;
     cfg->commit_timeout_ms = 5000;
 }
 
@@ -314,6 +317,11 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
     if (cfg->wal_segment_mb < 1 || cfg->wal_segment_mb > 1024) {
         snprintf(err, errlen, "MOM_WAL_SEGMENT_MB: expected 1..1024, got %" PRIu64,
                  cfg->wal_segment_mb);
+        return MOM_ERR_INVALID;
+    }
+    if (cfg->snapshot_log_mb < 1 || cfg->snapshot_log_mb > (1u << 20)) {
+        snprintf(err, errlen, "MOM_SNAPSHOT_LOG_MB: expected 1..1048576, got %" PRIu64,
+                 cfg->snapshot_log_mb);
         return MOM_ERR_INVALID;
     }
     return MOM_OK;

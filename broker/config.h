@@ -32,6 +32,7 @@ struct config {
     uint64_t token_ttl_s;
     uint64_t snapshot_entries;
     uint64_t wal_segment_mb; /* WAL segment size in MiB, 1..1024 */
+    uint64_t snapshot_log_mb; /* log MiB in memory that start a snapshot */
     char cluster_secret[1024];
     uint64_t commit_timeout_ms;
     bool bootstrap; /* fresh storage of a new cluster does not abstain */

@@ -905,6 +905,7 @@ int server_new(struct event_base *base, const struct config *cfg, struct server 
                 : cfg->fsync == FSYNC_EVERYSEC ? NODE_SYNC_EVERYSEC
                                                : NODE_SYNC_NEVER,
         .snapshot_entries = cfg->snapshot_entries,
+        .snapshot_bytes = cfg->snapshot_log_mb << 20,
         .segment_bytes = cfg->wal_segment_mb << 20,
         .node_id = cfg->node_id,
         .n_members = (uint32_t)n_members,

@@ -24,7 +24,9 @@
  * abstains (raft.h) until caught up. A new cluster's first start passes
  * bootstrap so its empty members may vote (deploy/local-cluster.sh does).
  *
- * Snapshots: every snapshot_entries applied entries a forked child writes
+ * Snapshots: every snapshot_entries applied entries, or once the entries
+ * held in memory reach snapshot_bytes (a log of large batches would
+ * otherwise hold up to snapshot_entries of them), a forked child writes
  * the application state to snapshot.tmp and syncs it; the loop then renames
  * it to snapshot-<index>-<term>.snap, syncs the directory, removes older
  * snapshots, compacts the core and deletes the WAL segments below it.
@@ -128,6 +130,7 @@ struct node {
     void *arg;
     enum node_sync sync;
     uint64_t snapshot_entries;
+    uint64_t snapshot_bytes;
     char dir[1024];
     char log_dir[1100];
     uint32_t group_id;
@@ -761,6 +764,16 @@ static int queue_msg(struct node *n, uint64_t id, const struct raft_msg *m, bool
 
 static void take_snapshot(struct node *n);
 
+/* By count, or by the bytes the core holds once a few entries were applied
+ * since the last snapshot (so that a log of unapplied entries cannot start
+ * one snapshot after another). */
+static bool snapshot_due(const struct node *n)
+{
+    uint64_t applied = n->applied_index - n->snapshot_index;
+    return applied >= n->snapshot_entries ||
+           (applied >= NODE_SNAPSHOT_MIN_ENTRIES && raft_log_bytes(n->raft) >= n->snapshot_bytes);
+}
+
 static void apply_entry(struct node *n, const struct raft_entry *e)
 {
     struct pending *p;
@@ -1123,8 +1136,7 @@ static void handle_ready(struct node *n, struct raft_ready *rd)
         n->need_id = id;
     else
         mark_persisted(n, id);
-    if (n->applied_index >= n->snapshot_index + n->snapshot_entries && !n->snap_pid &&
-        !n->startup)
+    if (!n->snap_pid && !n->startup && snapshot_due(n))
         take_snapshot(n);
 }
 
@@ -1735,6 +1747,7 @@ int node_open(struct event_base *base, const struct node_config *cfg,
     n->arg = arg;
     n->sync = cfg->sync;
     n->snapshot_entries = cfg->snapshot_entries ? cfg->snapshot_entries : 100000;
+    n->snapshot_bytes = cfg->snapshot_bytes ? cfg->snapshot_bytes : NODE_SNAPSHOT_BYTES_DEFAULT;
     n->writable = true;
     n->snap_pipe = -1;
     n->group_id = cfg->group_id;

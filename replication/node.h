@@ -63,11 +63,15 @@ struct node_callbacks {
     int (*restamp)(void *arg, const uint8_t *data, size_t len, uint8_t **out, size_t *outlen);
 };
 
+#define NODE_SNAPSHOT_BYTES_DEFAULT (64ull << 20)
+#define NODE_SNAPSHOT_MIN_ENTRIES 16 /* applied since the last snapshot, for the bytes rule */
+
 struct node_config {
     const char *data_dir;       /* the group's files live in data_dir/group-<id>/ */
     uint32_t group_id;
     enum node_sync sync;
     uint64_t snapshot_entries;  /* entries between snapshots (0 = 100000) */
+    uint64_t snapshot_bytes;    /* or entry bytes held in memory (0 = default) */
     uint64_t segment_bytes;     /* WAL segment size (0 = default) */
     uint32_t node_id;           /* this member's id (1..n_members); ignored alone */
     uint32_t n_members;         /* members are ids 1..n_members; 0 or 1 = alone */

@@ -81,11 +81,14 @@ def test_wal_segment_size_rotates_and_recovers(momd_factory):
     assert all(x["encoding"] == "utf-8" and x["body"] == body.decode() for x in msgs)
 
 
-def test_wal_segment_size_out_of_range_refuses_to_start(tmp_path):
-    for bad in ("0", "1025", "many"):
-        r = subprocess.run([MOMD_BIN, "--wal-segment-mb", bad, "--data-dir", str(tmp_path / "d"),
+def test_sizes_out_of_range_refuse_to_start(tmp_path):
+    for flag, env, bad in (("--wal-segment-mb", "MOM_WAL_SEGMENT_MB", "0"),
+                           ("--wal-segment-mb", "MOM_WAL_SEGMENT_MB", "1025"),
+                           ("--wal-segment-mb", "MOM_WAL_SEGMENT_MB", "many"),
+                           ("--snapshot-log-mb", "MOM_SNAPSHOT_LOG_MB", "0")):
+        r = subprocess.run([MOMD_BIN, flag, bad, "--data-dir", str(tmp_path / "d"),
                             "--http-addr", "127.0.0.1:0", "--peer-addr", "127.0.0.1:0"],
                            capture_output=True, timeout=10)
-        assert r.returncode != 0, bad
-        assert b"MOM_WAL_SEGMENT_MB" in r.stderr, r.stderr[-300:]
+        assert r.returncode != 0, (flag, bad)
+        assert env.encode() in r.stderr, r.stderr[-300:]
         assert b"MOMD READY" not in r.stdout

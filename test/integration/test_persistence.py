@@ -372,3 +372,22 @@ def test_torn_record_after_last_record(momd, shape):
     momd.kill9()
     momd.start()
     assert [body_bytes(x) for x in c.receive("q", max=10)] == [b"after"]
+
+
+def test_large_batches_start_a_snapshot_by_log_size(momd_factory):
+    """A few large batches never reach MOM_SNAPSHOT_ENTRIES; the log held in
+    memory reaching MOM_SNAPSHOT_LOG_MB starts the snapshot instead."""
+    m = momd_factory(args=["--snapshot-entries", "1000000", "--snapshot-log-mb", "1"])
+    c = Client(m, mint("alice"))
+    c.create_queue("q")
+    body = "b" * 1000
+    for i in range(40):  # 40 batches of 100 x 1 KB: ~4 MB of log
+        r = c.post("/v1/queues/q/messages/batch",
+                   json={"messages": [{"body": body} for _ in range(100)]})
+        assert r.status_code == 201, r.text
+    wait_until(lambda: "snapshot written" in m.stderr_since_start(), timeout=20,
+             what="a snapshot started by the log size")
+    assert c.get_queue("q")["depth"] == 4000
+    m.restart()
+    assert "loaded snapshot" in m.stderr_since_start()
+    assert c.get_queue("q")["depth"] == 4000

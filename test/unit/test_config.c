@@ -40,6 +40,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_body, 1048576);
     assert_true(c.allow_registration);
     assert_int_equal(c.wal_segment_mb, 64);
+    assert_int_equal(c.snapshot_log_mb, 64);
 }
 
 static void test_precedence(void **state)
