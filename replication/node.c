@@ -145,6 +145,7 @@ struct node {
     struct wal *wal;
     struct syncer *syncer;
     struct event *kick_ev;
+    struct event *release_ev; /* frees compacted entries a slice per turn */
     struct event *sync_done_ev;
     struct event *everysec_ev;
     struct event *tick_ev;
@@ -1599,6 +1600,8 @@ static void on_snapshot_child(evutil_socket_t fd, short what, void *arg)
     n->snapshot_term = n->snap_child_term;
     if (raft_compact(n->raft, n->snapshot_index) != MOM_OK)
         log_warn("raft_compact(%" PRIu64 ") refused", n->snapshot_index);
+    else if (n->release_ev)
+        event_active(n->release_ev, EV_WRITE, 0);
     n->stats.snapshots++;
     scan_snapshots(n->dir, true, n->snapshot_index);
     rc = wal_compact(n->wal, n->snapshot_index);
@@ -1702,22 +1705,37 @@ static int load_snapshot(struct node *n)
     return MOM_OK;
 }
 
+/* Frees the data of compacted entries, RELEASE_SLICE per loop turn. */
+#define RELEASE_SLICE 2048
+
+static void on_release(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct node *n = arg;
+    if (raft_release(n->raft, RELEASE_SLICE) > 0)
+        event_active(n->release_ev, EV_WRITE, 0);
+}
+
 static int setup_events(struct node *n)
 {
     int rc = syncer_start(&n->syncer);
     if (rc != MOM_OK)
         return rc;
     n->kick_ev = event_new(n->base, -1, 0, on_kick, n);
+    n->release_ev = event_new(n->base, -1, 0, on_release, n);
     n->sync_done_ev =
         event_new(n->base, syncer_event_fd(n->syncer), EV_READ | EV_PERSIST, on_sync_done, n);
     n->tick_ev = event_new(n->base, -1, EV_PERSIST, on_tick, n);
-    if (!n->kick_ev || !n->sync_done_ev || !n->tick_ev)
+    if (!n->kick_ev || !n->release_ev || !n->sync_done_ev || !n->tick_ev)
         return MOM_ERR_NOMEM;
     /* Lowest priority: the pump runs after the turn's client callbacks, so
      * one Ready (one write, one sync) carries the whole turn. */
     int nprio = event_base_get_npriorities(n->base);
-    if (nprio > 1)
+    if (nprio > 1) {
         event_priority_set(n->kick_ev, nprio - 1);
+        event_priority_set(n->release_ev, nprio - 1);
+    }
     event_add(n->sync_done_ev, NULL);
     struct timeval tv = {(time_t)(n->tick_ms / 1000), (suseconds_t)(n->tick_ms % 1000) * 1000};
     if (event_add(n->tick_ev, &tv) != 0)
@@ -1937,6 +1955,8 @@ void node_close(struct node *n)
     }
     if (n->kick_ev)
         event_free(n->kick_ev);
+    if (n->release_ev)
+        event_free(n->release_ev);
     if (n->sync_done_ev)
         event_free(n->sync_done_ev);
     if (n->everysec_ev)

@@ -340,6 +340,10 @@ int raft_campaign(struct raft *r);
  * it will be sent RAFT_MSG_SNAPSHOT. Returns MOM_OK or MOM_ERR_INVALID
  * (index above the applied index, or not above the current snapshot). */
 int raft_compact(struct raft *r, uint64_t index);
+/* Frees up to max data buffers of compacted entries (raft_compact defers
+ * them so that a large compaction does not stall the caller); returns how
+ * many are left. raft_free frees the rest. */
+size_t raft_release(struct raft *r, size_t max);
 
 /* The glue finished (ok) or gave up (!ok) streaming a snapshot to `to`.
  * On failure the leader probes the follower again. */

@@ -478,10 +478,17 @@ static void test_snapshot_install(void **state)
     l->snap_index = 15;
     l->snap_sum = 14 * 15 / 2; /* values 1..14 sit at indexes 2..15 */
     l->snap_count = 14;
+    uint64_t bytes_before = raft_log_bytes(l->r);
     assert_int_equal(raft_compact(l->r, 15), MOM_OK);
     assert_int_equal(raft_first_index(l->r), 16);
     assert_int_equal(raft_snapshot(l->r).index, 15);
     assert_int_equal(raft_compact(l->r, 15), MOM_ERR_INVALID);
+    /* the 14 data buffers (index 1 is the empty election entry) are freed
+     * later, a slice at a time; the byte count drops at once */
+    assert_int_equal(raft_log_bytes(l->r), bytes_before - 14 * sizeof(uint64_t));
+    assert_int_equal(raft_release(l->r, 10), 4);
+    assert_int_equal(raft_release(l->r, 10), 0);
+    assert_int_equal(raft_release(l->r, 10), 0);
 
     isolate(tn, 3, false);
     tick_all(tn, 3);
