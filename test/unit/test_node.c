@@ -4,6 +4,7 @@
  * hard state and incarnation persist in raft-state; snapshots are taken,
  * the log is compacted and recovery loads the snapshot and replays the rest.
  * SPDX-License-Identifier: MIT */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -172,6 +173,23 @@ static void test_single_member_commits_and_recovers(void **state)
     remove_dir(dir);
 }
 
+static size_t count_snapshot_files(const char *dir)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/group-0", dir);
+    DIR *d = opendir(path);
+    assert_non_null(d);
+    size_t count = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len > 5 && !strcmp(e->d_name + len - 5, ".snap"))
+            count++;
+    }
+    closedir(d);
+    return count;
+}
+
 static void test_snapshot_compacts_and_recovers(void **state)
 {
     (void)state;
@@ -191,17 +209,19 @@ static void test_snapshot_compacts_and_recovers(void **state)
     struct node_stats st;
     for (int i = 0; i < 2000; i++) {
         node_get_stats(n, &st);
-        if (st.snapshots >= 1)
+        if (st.snapshots >= 2)
             break;
         event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
         usleep(1000);
     }
-    assert_true(st.snapshots >= 1);
+    assert_true(st.snapshots >= 2);
+    /* the child that wrote the newer snapshot deleted the older one */
+    assert_int_equal(count_snapshot_files(dir), 1);
     node_close(n);
 
     struct app b = {0};
     assert_int_equal(node_open(base, &cfg, &callbacks, &b, &n), MOM_OK);
-    assert_true(b.snapshot_base >= 10);
+    assert_true(b.snapshot_base >= 20);
     assert_int_equal(b.n, 30);
     for (size_t i = 0; i < 30; i++)
         assert_int_equal(b.applied[i], i);
