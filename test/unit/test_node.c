@@ -173,6 +173,21 @@ static void test_single_member_commits_and_recovers(void **state)
     remove_dir(dir);
 }
 
+/* Runs the loop until the node has finished `count` snapshots (bounded). */
+static void wait_for_snapshots(struct event_base *base, struct node *n, uint64_t count)
+{
+    struct node_stats st;
+    for (int i = 0; i < 2000; i++) {
+        node_get_stats(n, &st);
+        if (st.snapshots >= count)
+            return;
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        usleep(1000);
+    }
+    fail_msg("only %llu of %llu snapshots finished", (unsigned long long)st.snapshots,
+             (unsigned long long)count);
+}
+
 static size_t count_snapshot_files(const char *dir)
 {
     char path[128];
@@ -206,15 +221,7 @@ static void test_snapshot_compacts_and_recovers(void **state)
         assert_int_equal(node_propose(n, value(i), sizeof(uint64_t), NULL), MOM_OK);
         run_until(base, &a, (size_t)i + 1);
     }
-    struct node_stats st;
-    for (int i = 0; i < 2000; i++) {
-        node_get_stats(n, &st);
-        if (st.snapshots >= 2)
-            break;
-        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-        usleep(1000);
-    }
-    assert_true(st.snapshots >= 2);
+    wait_for_snapshots(base, n, 2);
     /* the child that wrote the newer snapshot deleted the older one */
     assert_int_equal(count_snapshot_files(dir), 1);
     node_close(n);
@@ -255,15 +262,7 @@ static void test_snapshot_by_bytes(void **state)
         assert_int_equal(node_propose(n, big, 8192, NULL), MOM_OK);
         run_until(base, &a, (size_t)i + 1);
     }
-    struct node_stats st;
-    for (int i = 0; i < 2000; i++) {
-        node_get_stats(n, &st);
-        if (st.snapshots >= 1)
-            break;
-        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-        usleep(1000);
-    }
-    assert_true(st.snapshots >= 1);
+    wait_for_snapshots(base, n, 1);
     node_close(n);
 
     struct app b = {0};
