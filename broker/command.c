@@ -9,6 +9,7 @@
 
 #include "common/err.h"
 
+#include <pb_common.h>
 #include <pb_decode.h>
 #include <pb_encode.h>
 #include <stdlib.h>
@@ -101,7 +102,7 @@ static size_t varint_size(uint64_t v)
     return n;
 }
 
-/* tag (field numbers here are < 16: one byte) + length + bytes */
+/* tag (field numbers 1..15: one byte) + length + bytes */
 static size_t string_field_size(size_t len)
 {
     return len ? 1 + varint_size(len) + len : 0;
@@ -174,6 +175,47 @@ static int encode_publish(const struct command *cmd, uint8_t **out, size_t *out_
     return MOM_OK;
 }
 
+/* ---- the other kinds: inner message by pb_encode, envelope by hand ----
+ * Receive, Ack and the rest are small flat messages; what cost ~6.5k
+ * instructions was pb_encode walking Command's descriptors and sizing the
+ * oneof member in a pass of its own. The member is encoded once into a
+ * stack buffer and framed as pb_encode frames a submessage. Kinds with
+ * callbacks inside (SetAcl) take the reflective path. */
+#define INNER_MAX 1024
+
+static int encode_enveloped(const struct command *cmd, uint8_t **out, size_t *out_len)
+{
+    pb_field_iter_t it;
+    if (!pb_field_iter_begin_const(&it, mom_v1_Command_fields, &cmd->pb) ||
+        !pb_field_iter_find(&it, cmd->pb.which_kind) || !it.submsg_desc)
+        return command_encode_generic(cmd, out, out_len);
+    uint8_t inner[INNER_MAX];
+    pb_ostream_t is = pb_ostream_from_buffer(inner, sizeof inner);
+    if (!pb_encode(&is, it.submsg_desc, it.pData))
+        return command_encode_generic(cmd, out, out_len); /* larger than INNER_MAX */
+    size_t inner_len = is.bytes_written;
+    size_t user_len = strnlen(cmd->pb.user, sizeof cmd->pb.user - 1);
+    size_t total = varint_field_size(cmd->pb.time_ms) + string_field_size(user_len) +
+                   (cmd->pb.admin ? 2 : 0) + varint_size((uint64_t)cmd->pb.which_kind << 3) +
+                   varint_size(inner_len) + inner_len;
+    uint8_t *buf = malloc(total);
+    if (!buf)
+        return MOM_ERR_NOMEM;
+    pb_ostream_t os = pb_ostream_from_buffer(buf, total);
+    bool ok = put_varint(&os, mom_v1_Command_time_ms_tag, cmd->pb.time_ms) &&
+              put_string(&os, mom_v1_Command_user_tag, cmd->pb.user, user_len) &&
+              put_varint(&os, mom_v1_Command_admin_tag, cmd->pb.admin) &&
+              pb_encode_tag(&os, PB_WT_STRING, cmd->pb.which_kind) &&
+              pb_encode_string(&os, inner, inner_len);
+    if (!ok || os.bytes_written != total) {
+        free(buf);
+        return MOM_ERR_INVALID;
+    }
+    *out = buf;
+    *out_len = total;
+    return MOM_OK;
+}
+
 int command_encode(const struct command *cmd, uint8_t **out, size_t *out_len)
 {
     *out = NULL;
@@ -182,7 +224,9 @@ int command_encode(const struct command *cmd, uint8_t **out, size_t *out_len)
         return MOM_ERR_INVALID;
     if (cmd->pb.which_kind == mom_v1_Command_publish_tag)
         return encode_publish(cmd, out, out_len);
-    return command_encode_generic(cmd, out, out_len);
+    if (cmd->pb.which_kind == mom_v1_Command_set_acl_tag || cmd->pb.which_kind == 0)
+        return command_encode_generic(cmd, out, out_len);
+    return encode_enveloped(cmd, out, out_len);
 }
 
 /* ---- decode ---- */

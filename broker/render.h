@@ -18,8 +18,6 @@ struct jbuf {
     size_t len;
     size_t cap;
     bool oom;
-    uint64_t time_sec;  /* cache of the last formatted second (jbuf_time) */
-    char time_text[20]; /* "YYYY-MM-DDTHH:MM:SS" of time_sec, "" when none */
 };
 
 void jbuf_init(struct jbuf *b);

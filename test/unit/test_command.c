@@ -296,6 +296,123 @@ static void test_publish_layout_matches_pb_encode(void **state)
     assert_int_equal(checked, 64 * 7);
 }
 
+/* Every other kind: the member is encoded by pb_encode and framed by
+ * hand; the bytes must equal pb_encode's framing of the whole Command, with
+ * fields absent and present, the longest strings and the largest numbers. */
+static void fill_kind(struct command *c, pb_size_t kind, bool full)
+{
+    const char *name = full ? "0123456789012345678901234567890123456789012345678901234567890123"
+                              "0123456789012345678901234567890123456789012345678901234567890123"
+                            : "q";
+    uint64_t big = full ? UINT64_MAX : 1;
+    c->pb.which_kind = kind;
+    switch (kind) {
+    case mom_v1_Command_create_queue_tag:
+        strcpy(c->pb.kind.create_queue.name, name);
+        c->pb.kind.create_queue.has_settings = full;
+        c->pb.kind.create_queue.settings.visibility_timeout_ms = big;
+        c->pb.kind.create_queue.settings.max_deliveries = 7;
+        strcpy(c->pb.kind.create_queue.settings.dead_letter_queue, name);
+        c->pb.kind.create_queue.settings.max_length = big;
+        c->pb.kind.create_queue.settings.private_access = full;
+        c->pb.kind.create_queue.settings.present = 0x7e;
+        break;
+    case mom_v1_Command_delete_queue_tag:
+        strcpy(c->pb.kind.delete_queue.name, name);
+        break;
+    case mom_v1_Command_create_topic_tag:
+        strcpy(c->pb.kind.create_topic.name, name);
+        c->pb.kind.create_topic.has_settings = full;
+        c->pb.kind.create_topic.settings.retention_ms = big;
+        c->pb.kind.create_topic.settings.retention_bytes = big;
+        c->pb.kind.create_topic.settings.present = 0x3e;
+        break;
+    case mom_v1_Command_delete_topic_tag:
+        strcpy(c->pb.kind.delete_topic.name, name);
+        break;
+    case mom_v1_Command_receive_tag:
+        strcpy(c->pb.kind.receive.queue, name);
+        c->pb.kind.receive.max = full ? 100 : 0;
+        c->pb.kind.receive.has_visibility_timeout = full;
+        c->pb.kind.receive.visibility_timeout_ms = big;
+        c->pb.kind.receive.auto_ack = full;
+        break;
+    case mom_v1_Command_ack_tag:
+        strcpy(c->pb.kind.ack.queue, name);
+        strcpy(c->pb.kind.ack.receipt, "00000000000000010000000000000002");
+        break;
+    case mom_v1_Command_nack_tag:
+        strcpy(c->pb.kind.nack.queue, name);
+        strcpy(c->pb.kind.nack.receipt, "r");
+        c->pb.kind.nack.delay_ms = big;
+        break;
+    case mom_v1_Command_extend_tag:
+        strcpy(c->pb.kind.extend.queue, name);
+        strcpy(c->pb.kind.extend.receipt, "r");
+        c->pb.kind.extend.visibility_timeout_ms = big;
+        break;
+    case mom_v1_Command_create_subscription_tag:
+        strcpy(c->pb.kind.create_subscription.topic, name);
+        strcpy(c->pb.kind.create_subscription.name, name);
+        c->pb.kind.create_subscription.start_earliest = full;
+        break;
+    case mom_v1_Command_delete_subscription_tag:
+        strcpy(c->pb.kind.delete_subscription.topic, name);
+        strcpy(c->pb.kind.delete_subscription.name, name);
+        break;
+    case mom_v1_Command_subscription_ack_tag:
+        strcpy(c->pb.kind.subscription_ack.topic, name);
+        strcpy(c->pb.kind.subscription_ack.name, name);
+        c->pb.kind.subscription_ack.offset = big;
+        break;
+    case mom_v1_Command_register_user_tag:
+        strcpy(c->pb.kind.register_user.username, name);
+        memset(c->pb.kind.register_user.password_hash, 'h', 255);
+        break;
+    default: /* noop, tick: no fields */
+        break;
+    }
+}
+
+static void test_enveloped_kinds_match_pb_encode(void **state)
+{
+    (void)state;
+    static const pb_size_t kinds[] = {
+        mom_v1_Command_noop_tag,          mom_v1_Command_create_queue_tag,
+        mom_v1_Command_delete_queue_tag,  mom_v1_Command_create_topic_tag,
+        mom_v1_Command_delete_topic_tag,  mom_v1_Command_receive_tag,
+        mom_v1_Command_ack_tag,           mom_v1_Command_nack_tag,
+        mom_v1_Command_extend_tag,        mom_v1_Command_tick_tag,
+        mom_v1_Command_create_subscription_tag, mom_v1_Command_delete_subscription_tag,
+        mom_v1_Command_subscription_ack_tag,    mom_v1_Command_register_user_tag,
+        mom_v1_Command_set_acl_tag};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        for (unsigned mask = 0; mask < 16; mask++) {
+            struct command c;
+            memset(&c, 0, sizeof c);
+            c.pb.time_ms = (mask & 1) ? UINT64_MAX : 0;
+            if (mask & 2)
+                memset(c.pb.user, 'u', 128);
+            c.pb.admin = (mask & 4) != 0;
+            fill_kind(&c, kinds[k], (mask & 8) != 0);
+            uint8_t *fast, *generic;
+            size_t fast_len, generic_len;
+            assert_int_equal(command_encode(&c, &fast, &fast_len), MOM_OK);
+            assert_int_equal(command_encode_generic(&c, &generic, &generic_len), MOM_OK);
+            assert_int_equal(fast_len, generic_len);
+            assert_memory_equal(fast, generic, fast_len);
+            struct command d;
+            assert_int_equal(command_decode(fast, fast_len, &d), MOM_OK);
+            assert_int_equal(d.pb.which_kind, kinds[k]);
+            assert_int_equal(d.pb.time_ms, c.pb.time_ms);
+            assert_string_equal(d.pb.user, c.pb.user);
+            command_cleanup(&d);
+            free(fast);
+            free(generic);
+        }
+    }
+}
+
 static void test_publish_1mib_zero_copy(void **state)
 {
     (void)state;
@@ -550,6 +667,7 @@ int main(void)
         cmocka_unit_test(test_publish_single),
         cmocka_unit_test(test_publish_empty_body),
         cmocka_unit_test(test_publish_layout_matches_pb_encode),
+        cmocka_unit_test(test_enveloped_kinds_match_pb_encode),
         cmocka_unit_test(test_publish_1mib_zero_copy),
         cmocka_unit_test(test_publish_batch_1000),
         cmocka_unit_test(test_merged_publish_limit),
