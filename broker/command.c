@@ -130,6 +130,33 @@ static bool put_varint(pb_ostream_t *os, uint32_t field, uint64_t v)
     return !v || (pb_encode_tag(os, PB_WT_VARINT, field) && pb_encode_varint(os, v));
 }
 
+/* Command's own fields (time_ms, user, admin), ahead of the oneof member. */
+static size_t envelope_size(const struct command *cmd, size_t user_len)
+{
+    return varint_field_size(cmd->pb.time_ms) + string_field_size(user_len) +
+           (cmd->pb.admin ? 2 : 0);
+}
+
+static bool put_envelope(pb_ostream_t *os, const struct command *cmd, size_t user_len)
+{
+    return put_varint(os, mom_v1_Command_time_ms_tag, cmd->pb.time_ms) &&
+           put_string(os, mom_v1_Command_user_tag, cmd->pb.user, user_len) &&
+           put_varint(os, mom_v1_Command_admin_tag, cmd->pb.admin);
+}
+
+/* Hands buf out when every byte planned was written, else frees it. */
+static int finish_layout(uint8_t *buf, bool ok, const pb_ostream_t *os, size_t total,
+                         uint8_t **out, size_t *out_len)
+{
+    if (!ok || os->bytes_written != total) {
+        free(buf);
+        return MOM_ERR_INVALID;
+    }
+    *out = buf;
+    *out_len = total;
+    return MOM_OK;
+}
+
 static int encode_publish(const struct command *cmd, uint8_t **out, size_t *out_len)
 {
     const mom_v1_Publish *pub = &cmd->pb.kind.publish;
@@ -142,15 +169,12 @@ static int encode_publish(const struct command *cmd, uint8_t **out, size_t *out_
         size_t n = item_size(&cmd->items[i]);
         pub_len += 1 + varint_size(n) + n;
     }
-    size_t total = varint_field_size(cmd->pb.time_ms) + string_field_size(user_len) +
-                   (cmd->pb.admin ? 2 : 0) + 1 + varint_size(pub_len) + pub_len;
-    uint8_t *buf = malloc(total ? total : 1);
+    size_t total = envelope_size(cmd, user_len) + 1 + varint_size(pub_len) + pub_len;
+    uint8_t *buf = malloc(total);
     if (!buf)
         return MOM_ERR_NOMEM;
     pb_ostream_t os = pb_ostream_from_buffer(buf, total);
-    bool ok = put_varint(&os, mom_v1_Command_time_ms_tag, cmd->pb.time_ms) &&
-              put_string(&os, mom_v1_Command_user_tag, cmd->pb.user, user_len) &&
-              put_varint(&os, mom_v1_Command_admin_tag, cmd->pb.admin) &&
+    bool ok = put_envelope(&os, cmd, user_len) &&
               pb_encode_tag(&os, PB_WT_STRING, mom_v1_Command_publish_tag) &&
               pb_encode_varint(&os, pub_len) &&
               put_varint(&os, mom_v1_Publish_kind_tag, (uint64_t)pub->kind) &&
@@ -166,13 +190,7 @@ static int encode_publish(const struct command *cmd, uint8_t **out, size_t *out_
     }
     ok = ok && put_string(&os, mom_v1_Publish_idempotency_key_tag, pub->idempotency_key, key_len) &&
          put_varint(&os, mom_v1_Publish_batch_tag, pub->batch);
-    if (!ok || os.bytes_written != total) {
-        free(buf);
-        return MOM_ERR_INVALID;
-    }
-    *out = buf;
-    *out_len = total;
-    return MOM_OK;
+    return finish_layout(buf, ok, &os, total, out, out_len);
 }
 
 /* ---- the other kinds: inner message by pb_encode, envelope by hand ----
@@ -195,25 +213,16 @@ static int encode_enveloped(const struct command *cmd, uint8_t **out, size_t *ou
         return command_encode_generic(cmd, out, out_len); /* larger than INNER_MAX */
     size_t inner_len = is.bytes_written;
     size_t user_len = strnlen(cmd->pb.user, sizeof cmd->pb.user - 1);
-    size_t total = varint_field_size(cmd->pb.time_ms) + string_field_size(user_len) +
-                   (cmd->pb.admin ? 2 : 0) + varint_size((uint64_t)cmd->pb.which_kind << 3) +
+    size_t total = envelope_size(cmd, user_len) + varint_size((uint64_t)cmd->pb.which_kind << 3) +
                    varint_size(inner_len) + inner_len;
     uint8_t *buf = malloc(total);
     if (!buf)
         return MOM_ERR_NOMEM;
     pb_ostream_t os = pb_ostream_from_buffer(buf, total);
-    bool ok = put_varint(&os, mom_v1_Command_time_ms_tag, cmd->pb.time_ms) &&
-              put_string(&os, mom_v1_Command_user_tag, cmd->pb.user, user_len) &&
-              put_varint(&os, mom_v1_Command_admin_tag, cmd->pb.admin) &&
+    bool ok = put_envelope(&os, cmd, user_len) &&
               pb_encode_tag(&os, PB_WT_STRING, cmd->pb.which_kind) &&
               pb_encode_string(&os, inner, inner_len);
-    if (!ok || os.bytes_written != total) {
-        free(buf);
-        return MOM_ERR_INVALID;
-    }
-    *out = buf;
-    *out_len = total;
-    return MOM_OK;
+    return finish_layout(buf, ok, &os, total, out, out_len);
 }
 
 int command_encode(const struct command *cmd, uint8_t **out, size_t *out_len)
