@@ -5,6 +5,7 @@
 #include "broker/http_parse.h"
 
 #include "broker/router.h"
+#include "common/hex.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -28,17 +29,6 @@ static int fail(struct parse_error *err, const char *code, const char *fmt, ...)
     return -1;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool http_query_get(const char *query, const char *key, char *out, size_t outlen)
 {
     if (!query)
@@ -58,8 +48,8 @@ bool http_query_get(const char *query, const char *key, char *out, size_t outlen
                 char c = *v++;
                 if (c == '+')
                     c = ' ';
-                else if (c == '%' && end - v >= 2 && hexval(v[0]) >= 0 && hexval(v[1]) >= 0) {
-                    c = (char)(hexval(v[0]) * 16 + hexval(v[1]));
+                else if (c == '%' && end - v >= 2 && hex_digit_value(v[0]) >= 0 && hex_digit_value(v[1]) >= 0) {
+                    c = (char)(hex_digit_value(v[0]) * 16 + hex_digit_value(v[1]));
                     v += 2;
                 }
                 out[o++] = c;

@@ -3,6 +3,8 @@
  * SPDX-License-Identifier: MIT */
 #include "broker/router.h"
 
+#include "common/hex.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -62,17 +64,6 @@ enum http_method router_method(const char *name)
     if (!strcmp(name, "HEAD"))
         return HTTP_HEAD;
     return HTTP_OTHER;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 #define MAX_SEGMENTS 8
@@ -152,9 +143,9 @@ static void decode_params(const char *pattern, const struct segments *s, struct 
             size_t o = 0;
             for (size_t i = 0; i < s->len[k]; i++) {
                 char c = s->start[k][i];
-                if (c == '%' && i + 2 < s->len[k] && hexval(s->start[k][i + 1]) >= 0 &&
-                    hexval(s->start[k][i + 2]) >= 0) {
-                    c = (char)(hexval(s->start[k][i + 1]) * 16 + hexval(s->start[k][i + 2]));
+                if (c == '%' && i + 2 < s->len[k] && hex_digit_value(s->start[k][i + 1]) >= 0 &&
+                    hex_digit_value(s->start[k][i + 2]) >= 0) {
+                    c = (char)(hex_digit_value(s->start[k][i + 1]) * 16 + hex_digit_value(s->start[k][i + 2]));
                     i += 2;
                 }
                 if (o == ROUTER_MAX_PARAM) {

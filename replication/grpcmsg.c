@@ -5,6 +5,7 @@
 #include "replication/grpcmsg.h"
 
 #include "common/err.h"
+#include "common/hex.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,24 +176,13 @@ size_t grpcmsg_percent_encode(const char *in, size_t len, char *out, size_t outl
     return o;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 size_t grpcmsg_percent_decode(const char *in, size_t len, char *out)
 {
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         int hi, lo;
-        if (in[i] == '%' && i + 2 < len && (hi = hexval(in[i + 1])) >= 0 &&
-            (lo = hexval(in[i + 2])) >= 0) {
+        if (in[i] == '%' && i + 2 < len && (hi = hex_digit_value(in[i + 1])) >= 0 &&
+            (lo = hex_digit_value(in[i + 2])) >= 0) {
             out[o++] = (char)(hi << 4 | lo);
             i += 2;
         } else {
