@@ -47,6 +47,29 @@ bool store_may_admin(const struct resource *r, const struct store_caller *who)
     return who->admin || (who->user && strcmp(who->user, r->owner) == 0);
 }
 
+bool store_may_delete(const struct resource *res, const char *noun, const char *not_found_code,
+                      const char *name, const struct command *cmd, struct reply *r)
+{
+    if (!res) {
+        store_fail(r, 404, not_found_code, "%s '%s' does not exist", noun, name);
+        return false;
+    }
+    struct store_caller who = {cmd->pb.user, cmd->pb.admin};
+    if (!store_may_admin(res, &who)) {
+        store_fail(r, 403, "forbidden", "only the owner or an admin may delete %s '%s'", noun,
+                   name);
+        return false;
+    }
+    return true;
+}
+
+void store_deleted(struct store *s, enum store_change change, const char *name, struct reply *r)
+{
+    store_notify(s, change, name);
+    if (r)
+        reply_set(r, 204, NULL, 0);
+}
+
 uint64_t store_message_id(uint64_t index, size_t item)
 {
     return (index << 10) | (uint64_t)item;

@@ -158,6 +158,13 @@ void store_notify(struct store *s, enum store_change change, const char *name);
 bool store_may_use(const struct resource *r, const struct store_caller *who);
 /* Delete permission: the owner or an admin. */
 bool store_may_admin(const struct resource *r, const struct store_caller *who);
+/* The checks every queue or topic delete shares: 404 (not_found_code) when
+ * res is NULL, 403 unless cmd's caller owns it or is an admin. Returns
+ * whether it may be deleted; else r holds the error. noun is "queue"/"topic". */
+bool store_may_delete(const struct resource *res, const char *noun, const char *not_found_code,
+                      const char *name, const struct command *cmd, struct reply *r);
+/* After a delete: tells the observer and answers 204. */
+void store_deleted(struct store *s, enum store_change change, const char *name, struct reply *r);
 /* Sets (or clears, with STORE_NO_TIME) a resource's next deadline. */
 void store_set_deadline(struct store *s, struct resource *r, uint64_t when);
 /* Registers a new queue or topic (map, sorted list, deadline heap room). */

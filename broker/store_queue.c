@@ -519,20 +519,10 @@ int queue_apply_delete(struct store *s, uint64_t now, const struct command *cmd,
     (void)now;
     const char *name = cmd->pb.kind.delete_queue.name;
     struct queue *q = queue_find(s, name);
-    if (!q) {
-        store_fail(r, 404, "queue_not_found", "queue '%s' does not exist", name);
+    if (!store_may_delete(q ? &q->res : NULL, "queue", "queue_not_found", name, cmd, r))
         return MOM_OK;
-    }
-    struct store_caller who = {cmd->pb.user, cmd->pb.admin};
-    if (!store_may_admin(&q->res, &who)) {
-        store_fail(r, 403, "forbidden", "only the owner or an admin may delete queue '%s'",
-                   name);
-        return MOM_OK;
-    }
     queue_destroy(s, q);
-    store_notify(s, STORE_QUEUE_DELETED, name);
-    if (r)
-        reply_set(r, 204, NULL, 0);
+    store_deleted(s, STORE_QUEUE_DELETED, name, r);
     return MOM_OK;
 }
 

@@ -437,20 +437,10 @@ int topic_apply_delete(struct store *s, uint64_t now, const struct command *cmd,
     (void)now;
     const char *name = cmd->pb.kind.delete_topic.name;
     struct topic *t = topic_find(s, name);
-    if (!t) {
-        store_fail(r, 404, "topic_not_found", "topic '%s' does not exist", name);
+    if (!store_may_delete(t ? &t->res : NULL, "topic", "topic_not_found", name, cmd, r))
         return MOM_OK;
-    }
-    struct store_caller who = {cmd->pb.user, cmd->pb.admin};
-    if (!store_may_admin(&t->res, &who)) {
-        store_fail(r, 403, "forbidden", "only the owner or an admin may delete topic '%s'",
-                   name);
-        return MOM_OK;
-    }
     topic_destroy(s, t);
-    store_notify(s, STORE_TOPIC_DELETED, name);
-    if (r)
-        reply_set(r, 204, NULL, 0);
+    store_deleted(s, STORE_TOPIC_DELETED, name, r);
     return MOM_OK;
 }
 
