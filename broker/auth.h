@@ -15,21 +15,21 @@
 struct auth;
 
 struct auth_config {
-    const char *hs256_secret;      /* HS256 key bytes (NUL-terminated); may be NULL */
+    const char *hs256_secret; /* HS256 key bytes (NUL-terminated); may be NULL */
     size_t hs256_secret_len;
-    const char *public_key_pem;    /* RS256 or ES256 public key PEM text; may be NULL */
+    const char *public_key_pem; /* RS256 or ES256 public key PEM text; may be NULL */
     size_t public_key_pem_len;
-    const char *issuer;            /* required iss when non-NULL */
-    const char *audience;          /* required aud (string or list) when non-NULL */
-    const char *admin_claim;       /* claim naming roles, default "roles" */
-    const char *admin_users;       /* comma list of usernames that are admins, may be NULL */
-    uint64_t token_ttl_s;          /* expires_in of issued tokens, default 3600 */
+    const char *issuer;      /* required iss when non-NULL */
+    const char *audience;    /* required aud (string or list) when non-NULL */
+    const char *admin_claim; /* claim naming roles, default "roles" */
+    const char *admin_users; /* comma list of usernames that are admins, may be NULL */
+    uint64_t token_ttl_s;    /* expires_in of issued tokens, default 3600 */
 };
 
 struct auth_identity {
     char user[129];
     bool admin;
-    uint64_t exp;                  /* seconds since the epoch */
+    uint64_t exp; /* seconds since the epoch */
 };
 
 /* Copies what it needs from cfg. At least one key must be set

@@ -145,8 +145,8 @@ static bool put_envelope(pb_ostream_t *os, const struct command *cmd, size_t use
 }
 
 /* Hands buf out when every byte planned was written, else frees it. */
-static int finish_layout(uint8_t *buf, bool ok, const pb_ostream_t *os, size_t total,
-                         uint8_t **out, size_t *out_len)
+static int finish_layout(uint8_t *buf, bool ok, const pb_ostream_t *os, size_t total, uint8_t **out,
+                         size_t *out_len)
 {
     if (!ok || os->bytes_written != total) {
         free(buf);
@@ -244,7 +244,7 @@ struct decode_ctx {
     struct command *cmd;
     size_t cap;
     bool nomem;
-    const uint8_t *input;     /* the buffer command_decode reads */
+    const uint8_t *input; /* the buffer command_decode reads */
     size_t input_len;
 };
 

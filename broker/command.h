@@ -14,15 +14,15 @@
 #define COMMAND_MAX_BATCH 1000
 
 struct command_item {
-    const uint8_t *body;     /* not owned: the request body, or the decode buffer */
+    const uint8_t *body; /* not owned: the request body, or the decode buffer */
     size_t body_len;
-    char content_type[256];  /* "" = application/octet-stream */
+    char content_type[256]; /* "" = application/octet-stream */
     uint64_t delay_ms;
 };
 
 struct command {
-    mom_v1_Command pb;            /* stamp, identity and the oneof (pb.which_kind) */
-    struct command_item *items;   /* Publish only; owned by the command (malloc'd array) */
+    mom_v1_Command pb;          /* stamp, identity and the oneof (pb.which_kind) */
+    struct command_item *items; /* Publish only; owned by the command (malloc'd array) */
     size_t item_count;
 };
 

@@ -25,13 +25,21 @@ struct option_def {
 };
 
 #define STR(field, flag, env, help)                                                                \
-    {flag, env, OPT_STR, offsetof(struct config, field), sizeof(((struct config *)0)->field), help}
-#define NUM(kind, field, flag, env, help) {flag, env, kind, offsetof(struct config, field), 0, help}
+    {                                                                                              \
+        flag, env, OPT_STR, offsetof(struct config, field), sizeof(((struct config *)0)->field),   \
+            help                                                                                   \
+    }
+#define NUM(kind, field, flag, env, help)                                                          \
+    {                                                                                              \
+        flag, env, kind, offsetof(struct config, field), 0, help                                   \
+    }
 
 static const struct option_def options[] = {
     NUM(OPT_U32, node_id, "--node-id", "MOM_NODE_ID", "this node's id in MOM_PEERS (1)"),
-    STR(http_addr, "--http-addr", "MOM_HTTP_ADDR", "client REST address (0.0.0.0:8080; port 0 = any)"),
-    STR(peer_addr, "--peer-addr", "MOM_PEER_ADDR", "peer gRPC address (0.0.0.0:9090; port 0 = any)"),
+    STR(http_addr, "--http-addr", "MOM_HTTP_ADDR",
+        "client REST address (0.0.0.0:8080; port 0 = any)"),
+    STR(peer_addr, "--peer-addr", "MOM_PEER_ADDR",
+        "peer gRPC address (0.0.0.0:9090; port 0 = any)"),
     STR(peers, "--peers", "MOM_PEERS", "cluster members \"1=host:9090,2=host:9090,3=host:9090\""),
     STR(data_dir, "--data-dir", "MOM_DATA_DIR", "data directory (./data)"),
     STR(jwt_secret, "--jwt-secret", "MOM_JWT_SECRET", "HS256 secret for client tokens"),
@@ -47,7 +55,8 @@ static const struct option_def options[] = {
         "allow POST /v1/auth/users (true)"),
     STR(admin_users, "--admin-users", "MOM_ADMIN_USERS", "comma list of admin usernames"),
     STR(log_level, "--log-level", "MOM_LOG_LEVEL", "debug|info|warn|error (info)"),
-    NUM(OPT_U64, token_ttl_s, "--token-ttl-s", "MOM_TOKEN_TTL_S", "lifetime of issued tokens (3600)"),
+    NUM(OPT_U64, token_ttl_s, "--token-ttl-s", "MOM_TOKEN_TTL_S",
+        "lifetime of issued tokens (3600)"),
     NUM(OPT_U64, snapshot_entries, "--snapshot-entries", "MOM_SNAPSHOT_ENTRIES",
         "log entries between snapshots (100000)"),
     NUM(OPT_U64, snapshot_log_mb, "--snapshot-log-mb", "MOM_SNAPSHOT_LOG_MB",
@@ -149,7 +158,8 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
         else if (!strcmp(value, "never"))
             cfg->fsync = FSYNC_NEVER;
         else {
-            snprintf(err, errlen, "%s: expected always, everysec or never, got '%s'", o->env, value);
+            snprintf(err, errlen, "%s: expected always, everysec or never, got '%s'", o->env,
+                     value);
             return MOM_ERR_INVALID;
         }
         return MOM_OK;

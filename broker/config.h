@@ -31,7 +31,7 @@ struct config {
     char log_level[16];
     uint64_t token_ttl_s;
     uint64_t snapshot_entries;
-    uint64_t wal_segment_mb; /* WAL segment size in MiB, 1..1024 */
+    uint64_t wal_segment_mb;  /* WAL segment size in MiB, 1..1024 */
     uint64_t snapshot_log_mb; /* log MiB in memory that start a snapshot */
     char cluster_secret[1024];
     uint64_t commit_timeout_ms;

@@ -127,9 +127,9 @@ static void cluster_json(struct server *s, struct reply *r)
             uint64_t age = node_member_contact_ms(n, rid);
             if (age != UINT64_MAX) {
                 cJSON_ReplaceItemInObject(m, "last_contact_ms", cJSON_CreateNumber((double)age));
-                cJSON_ReplaceItemInObject(m, "healthy",
-                                          cJSON_CreateBool(age < 3000 ||
-                                                           peer_glue_member_healthy(s->peer, id)));
+                cJSON_ReplaceItemInObject(
+                    m, "healthy",
+                    cJSON_CreateBool(age < 3000 || peer_glue_member_healthy(s->peer, id)));
             }
         }
     }
@@ -167,7 +167,8 @@ static void handle_register(struct request_ctx *rc)
         server_send_error(rc, 503, "unavailable", "cannot hash the password");
         return;
     }
-    set_str(cmd.pb.kind.register_user.username, sizeof cmd.pb.kind.register_user.username, username);
+    set_str(cmd.pb.kind.register_user.username, sizeof cmd.pb.kind.register_user.username,
+            username);
     set_str(cmd.pb.user, sizeof cmd.pb.user, username);
     server_propose(rc, &cmd);
 }
@@ -193,8 +194,8 @@ static void handle_token(struct request_ctx *rc)
     }
     char *token;
     uint64_t expires_in;
-    if (auth_issue(s->auth, username, auth_is_admin_user(s->auth, username),
-                   clock_wall_ms() / 1000, &token, &expires_in) != MOM_OK) {
+    if (auth_issue(s->auth, username, auth_is_admin_user(s->auth, username), clock_wall_ms() / 1000,
+                   &token, &expires_in) != MOM_OK) {
         server_send_error(rc, 503, "unavailable", "cannot issue a token");
         return;
     }
@@ -248,10 +249,12 @@ static void handle_delete(struct request_ctx *rc, bool queue)
     struct command cmd;
     if (queue) {
         init_command(&cmd, mom_v1_Command_delete_queue_tag);
-        set_str(cmd.pb.kind.delete_queue.name, sizeof cmd.pb.kind.delete_queue.name, rc->match.params[0]);
+        set_str(cmd.pb.kind.delete_queue.name, sizeof cmd.pb.kind.delete_queue.name,
+                rc->match.params[0]);
     } else {
         init_command(&cmd, mom_v1_Command_delete_topic_tag);
-        set_str(cmd.pb.kind.delete_topic.name, sizeof cmd.pb.kind.delete_topic.name, rc->match.params[0]);
+        set_str(cmd.pb.kind.delete_topic.name, sizeof cmd.pb.kind.delete_topic.name,
+                rc->match.params[0]);
     }
     server_propose(rc, &cmd);
 }
@@ -329,7 +332,8 @@ static void handle_batch(struct request_ctx *rc, bool queue)
         return;
     struct parse_error err;
     uint8_t **owned;
-    if (http_parse_batch(rc->body, rc->body_len, queue, &cmd.items, &cmd.item_count, &owned, &err)) {
+    if (http_parse_batch(rc->body, rc->body_len, queue, &cmd.items, &cmd.item_count, &owned,
+                         &err)) {
         server_send_parse_error(rc, &err);
         return;
     }
@@ -420,7 +424,7 @@ static void handle_receive(struct request_ctx *rc)
 
 static bool receipt_fits(struct request_ctx *rc)
 {
-    if (strlen(rc->match.params[1]) < sizeof ((mom_v1_Ack *)0)->receipt)
+    if (strlen(rc->match.params[1]) < sizeof((mom_v1_Ack *)0)->receipt)
         return true;
     /* Too long to be one of ours: 404 if the queue is unknown, else 410. */
     struct store_caller who = server_caller(rc);
@@ -461,7 +465,10 @@ static void propose_on_receipt(struct request_ctx *rc, pb_size_t kind, uint64_t 
     server_propose(rc, &cmd);
 }
 
-static void handle_ack(struct request_ctx *rc) { propose_on_receipt(rc, mom_v1_Command_ack_tag, 0); }
+static void handle_ack(struct request_ctx *rc)
+{
+    propose_on_receipt(rc, mom_v1_Command_ack_tag, 0);
+}
 
 static void handle_nack(struct request_ctx *rc)
 {
@@ -500,7 +507,8 @@ static void try_read(struct request_ctx *rc, bool final)
     if (r.status == 200 && empty && !final && clock_mono_ms() < rc->deadline_ms) {
         reply_cleanup(&r);
         /* "latest" means the offset it had when the read began. */
-        server_wait(rc, rc->match.route == ROUTE_SUBSCRIPTION_READ ? WAIT_SUB_READ : WAIT_TOPIC_READ);
+        server_wait(rc,
+                    rc->match.route == ROUTE_SUBSCRIPTION_READ ? WAIT_SUB_READ : WAIT_TOPIC_READ);
         return;
     }
     send_reply_and_free(rc, &r);
@@ -615,8 +623,7 @@ void handlers_dispatch(struct request_ctx *rc)
     case ROUTE_QUEUE_EXTEND:
         names = 1; /* the second parameter is a receipt */
         break;
-    default:
-        break;
+    default: break;
     }
     if (!check_names(rc, names))
         return;
@@ -634,8 +641,7 @@ void handlers_dispatch(struct request_ctx *rc)
         if (server_read_barrier(rc))
             return;
         break;
-    default:
-        break;
+    default: break;
     }
     switch (rc->match.route) {
     case ROUTE_HEALTHZ: handle_health(rc, false); return;

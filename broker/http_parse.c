@@ -48,7 +48,8 @@ bool http_query_get(const char *query, const char *key, char *out, size_t outlen
                 char c = *v++;
                 if (c == '+')
                     c = ' ';
-                else if (c == '%' && end - v >= 2 && hex_digit_value(v[0]) >= 0 && hex_digit_value(v[1]) >= 0) {
+                else if (c == '%' && end - v >= 2 && hex_digit_value(v[0]) >= 0 &&
+                         hex_digit_value(v[1]) >= 0) {
                     c = (char)(hex_digit_value(v[0]) * 16 + hex_digit_value(v[1]));
                     v += 2;
                 }

@@ -14,8 +14,8 @@
 #include <stdint.h>
 
 struct parse_error {
-    int status;         /* 400 */
-    const char *code;   /* "bad_request", "invalid_json", "invalid_name" */
+    int status;       /* 400 */
+    const char *code; /* "bad_request", "invalid_json", "invalid_name" */
     char message[256];
 };
 

@@ -20,7 +20,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(arg, NULL);
 }
 
-static const char *env_lookup(const char *name) { return getenv(name); }
+static const char *env_lookup(const char *name)
+{
+    return getenv(name);
+}
 
 int main(int argc, char **argv)
 {

@@ -161,8 +161,13 @@ void jbuf_time(struct jbuf *b, uint64_t ms)
         cached_sec = sec;
     }
     unsigned milli = (unsigned)(ms % 1000u);
-    char tail[7] = {'.', (char)('0' + milli / 100), (char)('0' + milli / 10 % 10),
-                    (char)('0' + milli % 10), 'Z', '"', 0};
+    char tail[7] = {'.',
+                    (char)('0' + milli / 100),
+                    (char)('0' + milli / 10 % 10),
+                    (char)('0' + milli % 10),
+                    'Z',
+                    '"',
+                    0};
     jbuf_raw(b, "\"", 1);
     jbuf_raw(b, cached_text, 19);
     jbuf_raw(b, tail, 6);

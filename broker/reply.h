@@ -8,8 +8,8 @@
 #include <stddef.h>
 
 struct reply {
-    int status;      /* HTTP status; 0 = not filled */
-    char *body;      /* malloc'd JSON text (may be NULL for 204), owned by the reply */
+    int status; /* HTTP status; 0 = not filled */
+    char *body; /* malloc'd JSON text (may be NULL for 204), owned by the reply */
     size_t body_len;
 };
 

@@ -145,7 +145,8 @@ static void decode_params(const char *pattern, const struct segments *s, struct 
                 char c = s->start[k][i];
                 if (c == '%' && i + 2 < s->len[k] && hex_digit_value(s->start[k][i + 1]) >= 0 &&
                     hex_digit_value(s->start[k][i + 2]) >= 0) {
-                    c = (char)(hex_digit_value(s->start[k][i + 1]) * 16 + hex_digit_value(s->start[k][i + 2]));
+                    c = (char)(hex_digit_value(s->start[k][i + 1]) * 16 +
+                               hex_digit_value(s->start[k][i + 2]));
                     i += 2;
                 }
                 if (o == ROUTER_MAX_PARAM) {
@@ -182,13 +183,12 @@ enum router_result router_match(enum http_method method, const char *path, size_
     unsigned allowed = 0;
     for (size_t i = 0; i < ROUTE_COUNT; i++) {
         /* cheap filters first: segment count and the first segment */
-        if (route_segments[i] != s.n ||
-            s.len[0] == 0 || routes[i].pattern[0] != s.start[0][0] ||
+        if (route_segments[i] != s.n || s.len[0] == 0 || routes[i].pattern[0] != s.start[0][0] ||
             !pattern_matches(routes[i].pattern, &s))
             continue;
         allowed |= routes[i].method;
-        if (!hit && (routes[i].method == method ||
-                     (method == HTTP_HEAD && routes[i].method == HTTP_GET)))
+        if (!hit &&
+            (routes[i].method == method || (method == HTTP_HEAD && routes[i].method == HTTP_GET)))
             hit = &routes[i];
     }
     out->allowed = allowed;
@@ -207,7 +207,8 @@ void router_allow_header(unsigned allowed, char *out, size_t outlen)
     static const struct {
         unsigned bit;
         const char *name;
-    } names[] = {{HTTP_GET, "GET"}, {HTTP_PUT, "PUT"}, {HTTP_POST, "POST"}, {HTTP_DELETE, "DELETE"}};
+    } names[] = {
+        {HTTP_GET, "GET"}, {HTTP_PUT, "PUT"}, {HTTP_POST, "POST"}, {HTTP_DELETE, "DELETE"}};
     size_t o = 0;
     out[0] = '\0';
     for (size_t i = 0; i < 4; i++) {

@@ -54,10 +54,10 @@ enum route {
 
 struct route_match {
     enum route route;
-    unsigned allowed;                      /* methods of the path (for 405 / Allow) */
+    unsigned allowed; /* methods of the path (for 405 / Allow) */
     size_t nparams;
-    char params[3][ROUTER_MAX_PARAM + 1];  /* percent-decoded path segments */
-    bool param_too_long;                   /* a segment exceeded ROUTER_MAX_PARAM */
+    char params[3][ROUTER_MAX_PARAM + 1]; /* percent-decoded path segments */
+    bool param_too_long;                  /* a segment exceeded ROUTER_MAX_PARAM */
 };
 
 enum router_result { ROUTER_OK, ROUTER_NOT_FOUND, ROUTER_METHOD_NOT_ALLOWED };

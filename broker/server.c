@@ -157,12 +157,12 @@ void server_propose(struct request_ctx *rc, struct command *cmd)
     p->rc = rc;
     /* an item body must live in the request (a batch item's decoded
      * base64 is freed when its handler returns) */
-    p->has_cmd = cmd->item_count == 0 ||
-                 (cmd->item_count == 1 &&
-                  (cmd->items[0].body_len == 0 ||
-                   (rc->body && (const char *)cmd->items[0].body >= rc->body &&
-                    (const char *)cmd->items[0].body + cmd->items[0].body_len <=
-                        rc->body + rc->body_len)));
+    p->has_cmd =
+        cmd->item_count == 0 ||
+        (cmd->item_count == 1 &&
+         (cmd->items[0].body_len == 0 ||
+          (rc->body && (const char *)cmd->items[0].body >= rc->body &&
+           (const char *)cmd->items[0].body + cmd->items[0].body_len <= rc->body + rc->body_len)));
     if (p->has_cmd) {
         p->cmd = *cmd;
         p->cmd.items = NULL;
@@ -184,14 +184,16 @@ void server_propose(struct request_ctx *rc, struct command *cmd)
 static bool reply_is_empty_receive(const struct reply *r)
 {
     static const char empty[] = "{\"messages\":[]}";
-    return r->status == 200 && r->body_len == sizeof empty - 1 && !memcmp(r->body, empty, r->body_len);
+    return r->status == 200 && r->body_len == sizeof empty - 1 &&
+           !memcmp(r->body, empty, r->body_len);
 }
 
 /* The committed answer for a request: a receive that came back empty keeps
  * waiting while its long poll lasts. */
 static void deliver(struct request_ctx *rc, const struct reply *r)
 {
-    if (rc->wait == WAIT_RECEIVE && reply_is_empty_receive(r) && clock_mono_ms() < rc->deadline_ms) {
+    if (rc->wait == WAIT_RECEIVE && reply_is_empty_receive(r) &&
+        clock_mono_ms() < rc->deadline_ms) {
         server_wait(rc, WAIT_RECEIVE);
         return;
     }
@@ -238,7 +240,8 @@ static void on_apply(void *arg, uint64_t index, const uint8_t *data, size_t len,
         check_local_command(cmd, data, len);
     } else if (command_decode(data, len, &decoded) != MOM_OK) {
         /* Every replica skips the same undecodable entry. */
-        log_error("log entry %llu does not decode as a Command; skipped", (unsigned long long)index);
+        log_error("log entry %llu does not decode as a Command; skipped",
+                  (unsigned long long)index);
         if (remote)
             remote->status = 500;
         if (rc) {
@@ -627,7 +630,8 @@ static void on_request(evhtp_request_t *req, void *arg)
     rc->req = req;
     evhtp_request_set_hook(req, evhtp_hook_on_request_fini, (evhtp_hook)on_request_fini, rc);
     rc->method = router_method(htparser_get_methodstr_m(evhtp_request_get_method(req)));
-    const char *path = req->uri && req->uri->path && req->uri->path->full ? req->uri->path->full : "/";
+    const char *path =
+        req->uri && req->uri->path && req->uri->path->full ? req->uri->path->full : "/";
     rc->query = req->uri ? (const char *)req->uri->query_raw : NULL;
     size_t blen = evbuffer_get_length(req->buffer_in);
     rc->body = blen ? (const char *)evbuffer_pullup(req->buffer_in, -1) : "";
@@ -650,8 +654,7 @@ static void on_request(evhtp_request_t *req, void *arg)
     case ROUTE_HEALTHZ:
     case ROUTE_READYZ:
     case ROUTE_AUTH_USERS:
-    case ROUTE_AUTH_TOKEN:
-        break;
+    case ROUTE_AUTH_TOKEN: break;
     default:
         if (!authenticate(rc))
             return;
@@ -804,9 +807,10 @@ static int setup_auth(struct server *s, const struct config *cfg)
     if (from_file) {
         char *token;
         uint64_t expires;
-        if (auth_issue(s->auth, "admin", true, clock_wall_ms() / 1000, &token, &expires) == MOM_OK) {
-            log_info("%s JWT secret in %s/jwt-secret; admin token: %s", created ? "generated a" : "using the",
-                     cfg->data_dir, token);
+        if (auth_issue(s->auth, "admin", true, clock_wall_ms() / 1000, &token, &expires) ==
+            MOM_OK) {
+            log_info("%s JWT secret in %s/jwt-secret; admin token: %s",
+                     created ? "generated a" : "using the", cfg->data_dir, token);
             free(token);
         }
     }
@@ -971,5 +975,11 @@ void server_handoff(struct server *s)
         node_transfer_leadership(s->node, 1000);
 }
 
-uint16_t server_http_port(const struct server *s) { return s->http_port; }
-uint16_t server_peer_port(const struct server *s) { return s->peer ? peer_glue_port(s->peer) : 0; }
+uint16_t server_http_port(const struct server *s)
+{
+    return s->http_port;
+}
+uint16_t server_peer_port(const struct server *s)
+{
+    return s->peer ? peer_glue_port(s->peer) : 0;
+}

@@ -35,15 +35,18 @@ struct server {
     struct event *cron_ev;
     uint16_t http_port;
     char node_id_text[16];
-    uint64_t last_stamp;          /* highest time_ms given to a Command */
+    uint64_t last_stamp; /* highest time_ms given to a Command */
     bool tick_in_flight;
-    int tick_marker;              /* its address is the ctx of Tick proposals */
-    struct request_ctx *waiters;  /* long polls, doubly linked */
+    int tick_marker;             /* its address is the ctx of Tick proposals */
+    struct request_ctx *waiters; /* long polls, doubly linked */
     /* Names changed by the apply in progress, woken after it returns. */
-    struct wake { enum store_change change; char name[129]; } *wakes;
+    struct wake {
+        enum store_change change;
+        char name[129];
+    } * wakes;
     size_t nwakes, wakes_cap;
-    char dummy_hash[192];         /* for constant-time failed logins */
-    struct client_conn *conns;    /* open client connections, freed at shutdown */
+    char dummy_hash[192];      /* for constant-time failed logins */
+    struct client_conn *conns; /* open client connections, freed at shutdown */
 };
 
 /* One open client connection (evhtp does not free them in evhtp_free). */
@@ -58,9 +61,9 @@ struct client_conn {
  * is also kept decoded, so that its own leader applies it without decoding
  * the bytes it has just encoded (the item body points into the request). */
 struct proposal {
-    struct request_ctx *rc;       /* NULL once the request is gone */
-    bool has_cmd;                 /* cmd is what was encoded (use only while rc) */
-    struct command cmd;           /* cmd.items points at item when it has one */
+    struct request_ctx *rc; /* NULL once the request is gone */
+    bool has_cmd;           /* cmd is what was encoded (use only while rc) */
+    struct command cmd;     /* cmd.items points at item when it has one */
     struct command_item item;
 };
 
@@ -75,11 +78,11 @@ struct request_ctx {
     const char *query;
     bool paused;
     bool done;
-    bool read_ok;                 /* passed the read barrier (clusters) */
+    bool read_ok; /* passed the read barrier (clusters) */
     struct proposal *proposal;
     /* long poll */
     enum wait_kind wait;
-    uint64_t deadline_ms;         /* monotonic */
+    uint64_t deadline_ms; /* monotonic */
     struct event *timer;
     struct request_ctx *wprev, *wnext;
     bool in_wait_list;

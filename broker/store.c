@@ -494,8 +494,8 @@ bool store_next_user(const struct store *s, size_t *iter, const struct user **u)
 
 /* ---- publish (queues and topics share validation and idempotency) ---- */
 
-static int apply_publish(struct store *s, uint64_t index, uint64_t now,
-                         const struct command *cmd, struct reply *out)
+static int apply_publish(struct store *s, uint64_t index, uint64_t now, const struct command *cmd,
+                         struct reply *out)
 {
     const mom_v1_Publish *p = &cmd->pb.kind.publish;
     if (p->kind != mom_v1_ResourceKind_QUEUE && p->kind != mom_v1_ResourceKind_TOPIC) {
@@ -609,33 +609,15 @@ int store_apply(struct store *s, uint64_t index, const struct command *cmd, stru
     idem_purge(s, now);
     int rc = MOM_OK;
     switch (cmd->pb.which_kind) {
-    case mom_v1_Command_create_queue_tag:
-        rc = queue_apply_create(s, index, now, cmd, out);
-        break;
-    case mom_v1_Command_delete_queue_tag:
-        rc = queue_apply_delete(s, now, cmd, out);
-        break;
-    case mom_v1_Command_create_topic_tag:
-        rc = topic_apply_create(s, index, now, cmd, out);
-        break;
-    case mom_v1_Command_delete_topic_tag:
-        rc = topic_apply_delete(s, now, cmd, out);
-        break;
-    case mom_v1_Command_publish_tag:
-        rc = apply_publish(s, index, now, cmd, out);
-        break;
-    case mom_v1_Command_receive_tag:
-        rc = queue_apply_receive(s, now, cmd, out);
-        break;
-    case mom_v1_Command_ack_tag:
-        rc = queue_apply_ack(s, now, cmd, out);
-        break;
-    case mom_v1_Command_nack_tag:
-        rc = queue_apply_nack(s, now, cmd, out);
-        break;
-    case mom_v1_Command_extend_tag:
-        rc = queue_apply_extend(s, now, cmd, out);
-        break;
+    case mom_v1_Command_create_queue_tag: rc = queue_apply_create(s, index, now, cmd, out); break;
+    case mom_v1_Command_delete_queue_tag: rc = queue_apply_delete(s, now, cmd, out); break;
+    case mom_v1_Command_create_topic_tag: rc = topic_apply_create(s, index, now, cmd, out); break;
+    case mom_v1_Command_delete_topic_tag: rc = topic_apply_delete(s, now, cmd, out); break;
+    case mom_v1_Command_publish_tag: rc = apply_publish(s, index, now, cmd, out); break;
+    case mom_v1_Command_receive_tag: rc = queue_apply_receive(s, now, cmd, out); break;
+    case mom_v1_Command_ack_tag: rc = queue_apply_ack(s, now, cmd, out); break;
+    case mom_v1_Command_nack_tag: rc = queue_apply_nack(s, now, cmd, out); break;
+    case mom_v1_Command_extend_tag: rc = queue_apply_extend(s, now, cmd, out); break;
     case mom_v1_Command_tick_tag:
         apply_tick(s, now);
         if (out)
@@ -650,12 +632,8 @@ int store_apply(struct store *s, uint64_t index, const struct command *cmd, stru
     case mom_v1_Command_subscription_ack_tag:
         rc = topic_apply_subscription_ack(s, now, cmd, out);
         break;
-    case mom_v1_Command_register_user_tag:
-        rc = apply_register_user(s, now, cmd, out);
-        break;
-    case mom_v1_Command_set_acl_tag:
-        rc = apply_set_acl(s, cmd, out);
-        break;
+    case mom_v1_Command_register_user_tag: rc = apply_register_user(s, now, cmd, out); break;
+    case mom_v1_Command_set_acl_tag: rc = apply_set_acl(s, cmd, out); break;
     case mom_v1_Command_noop_tag:
     default:
         if (out)

@@ -31,10 +31,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_IDEM_WINDOW_MS 300000u        /* Idempotency-Key window */
+#define STORE_IDEM_WINDOW_MS 300000u /* Idempotency-Key window */
 #define STORE_DEFAULT_VISIBILITY_MS 30000u
-#define STORE_MAX_VISIBILITY_MS 43200000u   /* 12 h: extend and queue settings */
-#define STORE_MAX_DELAY_MS 86400000u        /* Mom-Delay-Ms, nack delay_ms */
+#define STORE_MAX_VISIBILITY_MS 43200000u /* 12 h: extend and queue settings */
+#define STORE_MAX_DELAY_MS 86400000u      /* Mom-Delay-Ms, nack delay_ms */
 #define STORE_NO_TIME UINT64_MAX
 #define STORE_NOT_IN_HEAP SIZE_MAX
 #define STORE_DEFAULT_CONTENT_TYPE "application/octet-stream"
@@ -46,12 +46,12 @@ struct resource {
     char *name;  /* owned; also the key in the store's map */
     char *owner; /* owned */
     uint64_t created_at;
-    uint64_t incarnation;   /* log index of the creating command */
+    uint64_t incarnation; /* log index of the creating command */
     bool private_access;
-    uint8_t kind;           /* enum res_kind */
-    struct hashmap *idem;   /* key -> struct idem_entry; NULL until used */
-    uint64_t deadline;      /* STORE_NO_TIME when none */
-    size_t deadline_pos;    /* index in store.deadlines or STORE_NOT_IN_HEAP */
+    uint8_t kind;         /* enum res_kind */
+    struct hashmap *idem; /* key -> struct idem_entry; NULL until used */
+    uint64_t deadline;    /* STORE_NO_TIME when none */
+    size_t deadline_pos;  /* index in store.deadlines or STORE_NOT_IN_HEAP */
 };
 
 /* A remembered 2xx answer to a publish with an Idempotency-Key. */
@@ -67,12 +67,12 @@ enum qmsg_state { QMSG_READY = 0, QMSG_DELAYED = 1, QMSG_LEASED = 2 };
 
 /* One queue message: header and body in one allocation. */
 struct qmsg {
-    struct qmsg *next;     /* FIFO link */
-    uint64_t seq;          /* key in queue.leases while leased */
-    uint64_t id;           /* (log index << 10) | item number */
+    struct qmsg *next; /* FIFO link */
+    uint64_t seq;      /* key in queue.leases while leased */
+    uint64_t id;       /* (log index << 10) | item number */
     uint64_t published_at;
-    uint64_t expires_at;   /* TTL end or STORE_NO_TIME */
-    uint64_t due;          /* lease end (leased) or min(visible_at, expires_at) (delayed) */
+    uint64_t expires_at; /* TTL end or STORE_NO_TIME */
+    uint64_t due;        /* lease end (leased) or min(visible_at, expires_at) (delayed) */
     uint32_t heap_pos;
     uint32_t body_len;
     uint32_t delivery_count;
@@ -92,9 +92,9 @@ struct queue {
     uint64_t next_seq; /* starts at 1 */
     struct qmsg *fifo_head, *fifo_tail;
     size_t fifo_len;
-    struct heap ready;   /* returned messages by seq */
-    struct heap delayed; /* by (due, seq) */
-    struct heap leased;  /* by (due, seq) */
+    struct heap ready;      /* returned messages by seq */
+    struct heap delayed;    /* by (due, seq) */
+    struct heap leased;     /* by (due, seq) */
     struct hashmap *leases; /* seq -> leased qmsg */
 };
 
@@ -132,10 +132,10 @@ struct user {
 };
 
 struct store {
-    struct hashmap *queues; /* name -> struct queue */
+    struct hashmap *queues;    /* name -> struct queue */
     struct queue **queue_list; /* sorted by name */
     size_t nqueues, queue_cap;
-    struct hashmap *topics; /* name -> struct topic */
+    struct hashmap *topics;    /* name -> struct topic */
     struct topic **topic_list; /* sorted by name */
     size_t ntopics, topic_cap;
     struct hashmap *users; /* name -> struct user */
@@ -206,12 +206,10 @@ int queue_apply_create(struct store *s, uint64_t index, uint64_t now, const stru
 int queue_apply_delete(struct store *s, uint64_t now, const struct command *cmd, struct reply *r);
 int queue_apply_publish(struct store *s, struct queue *q, uint64_t index, uint64_t now,
                         const struct command *cmd, struct reply *r);
-int queue_apply_receive(struct store *s, uint64_t now, const struct command *cmd,
-                        struct reply *r);
+int queue_apply_receive(struct store *s, uint64_t now, const struct command *cmd, struct reply *r);
 int queue_apply_ack(struct store *s, uint64_t now, const struct command *cmd, struct reply *r);
 int queue_apply_nack(struct store *s, uint64_t now, const struct command *cmd, struct reply *r);
-int queue_apply_extend(struct store *s, uint64_t now, const struct command *cmd,
-                       struct reply *r);
+int queue_apply_extend(struct store *s, uint64_t now, const struct command *cmd, struct reply *r);
 
 /* ---- store_topic.c ---- */
 struct topic *topic_find(const struct store *s, const char *name);

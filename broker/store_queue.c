@@ -317,8 +317,7 @@ int queue_restore_message(struct store *s, struct queue *q, struct qmsg *m)
             return MOM_ERR_NOMEM;
         }
         break;
-    default:
-        return MOM_ERR_CORRUPT;
+    default: return MOM_ERR_CORRUPT;
     }
     s->messages++;
     s->bytes += m->body_len;
@@ -586,8 +585,8 @@ int queue_apply_publish(struct store *s, struct queue *q, uint64_t index, uint64
     queue_advance(s, q, now);
     size_t n = cmd->item_count;
     if (q->max_length && queue_stored(q) + n > q->max_length) {
-        store_fail(r, 429, "queue_full", "queue '%s' is full (max_length %" PRIu64 ")",
-                   q->res.name, q->max_length);
+        store_fail(r, 429, "queue_full", "queue '%s' is full (max_length %" PRIu64 ")", q->res.name,
+                   q->max_length);
         return MOM_OK;
     }
     size_t delayed = 0;
@@ -643,8 +642,7 @@ int queue_apply_publish(struct store *s, struct queue *q, uint64_t index, uint64
     return jbuf_finish(&b, r, 201);
 }
 
-int queue_apply_receive(struct store *s, uint64_t now, const struct command *cmd,
-                        struct reply *r)
+int queue_apply_receive(struct store *s, uint64_t now, const struct command *cmd, struct reply *r)
 {
     const mom_v1_Receive *rc = &cmd->pb.kind.receive;
     if (rc->has_visibility_timeout && rc->visibility_timeout_ms > STORE_MAX_VISIBILITY_MS) {
@@ -744,8 +742,7 @@ int queue_apply_nack(struct store *s, uint64_t now, const struct command *cmd, s
     return MOM_OK;
 }
 
-int queue_apply_extend(struct store *s, uint64_t now, const struct command *cmd,
-                       struct reply *r)
+int queue_apply_extend(struct store *s, uint64_t now, const struct command *cmd, struct reply *r)
 {
     const mom_v1_Extend *e = &cmd->pb.kind.extend;
     if (e->visibility_timeout_ms > STORE_MAX_VISIBILITY_MS) {

@@ -52,7 +52,8 @@
 
 #define SNAP_MAGIC "MOMSNAP"
 #define SNAP_VERSION 1u
-#define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+#define TAG(a, b, c, d)                                                                            \
+    ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 #define TAG_USER TAG('U', 'S', 'E', 'R')
 #define TAG_QUEUE TAG('Q', 'U', 'E', 'U')
 #define TAG_TOPIC TAG('T', 'O', 'P', 'C')
@@ -60,8 +61,8 @@
 #define TAG_END TAG('E', 'N', 'D', '!')
 #define NULL_BLOB 0xFFFFFFFFu
 #define MAX_NAME 128u
-#define MAX_SHORT 1024u           /* owners, keys, content types, hashes */
-#define MAX_BODY (1u << 28)       /* message bodies and remembered answers */
+#define MAX_SHORT 1024u     /* owners, keys, content types, hashes */
+#define MAX_BODY (1u << 28) /* message bodies and remembered answers */
 
 /* ---- writing ---- */
 
@@ -583,8 +584,7 @@ static int read_idem(struct reader *r, struct store *s)
             else if (kind == RES_TOPIC)
                 res = (struct resource *)topic_find(s, name);
         }
-        if (!res || status < 200 || status > 299 || !key[0] ||
-            hashmap_get_str(res->idem, key) ||
+        if (!res || status < 200 || status > 299 || !key[0] || hashmap_get_str(res->idem, key) ||
             store_idem_remember(s, res, key, time, &answer) != MOM_OK)
             corrupt(r);
         reply_cleanup(&answer);

@@ -640,22 +640,17 @@ void store_read_topic(const struct store *s, const char *topic, enum store_from 
         return;
     uint64_t start;
     switch (from) {
-    case STORE_FROM_LATEST:
-        start = next_offset(t);
-        break;
+    case STORE_FROM_LATEST: start = next_offset(t); break;
     case STORE_FROM_OFFSET:
         if (offset > next_offset(t)) {
             store_fail(out, 400, "offset_out_of_range",
-                       "offset %" PRIu64 " is beyond next_offset %" PRIu64, offset,
-                       next_offset(t));
+                       "offset %" PRIu64 " is beyond next_offset %" PRIu64, offset, next_offset(t));
             return;
         }
         start = offset < t->first_offset ? t->first_offset : offset;
         break;
     case STORE_FROM_EARLIEST:
-    default:
-        start = t->first_offset;
-        break;
+    default: start = t->first_offset; break;
     }
     reply_messages(s, t, start, max, out, empty);
 }

@@ -7,21 +7,21 @@
 
 enum mom_err {
     MOM_OK = 0,
-    MOM_ERR_NOMEM = -1,       /* allocation failed */
-    MOM_ERR_IO = -2,          /* read/write/sync failed */
-    MOM_ERR_NOSPACE = -3,     /* disk full (ENOSPC/EDQUOT) */
-    MOM_ERR_CORRUPT = -4,     /* checksum or structure mismatch in stored data */
-    MOM_ERR_INVALID = -5,     /* malformed input */
-    MOM_ERR_NOTFOUND = -6,    /* no such thing */
-    MOM_ERR_NEED_MORE = -7,   /* parser needs more bytes */
-    MOM_ERR_TOO_LARGE = -8,   /* over a size limit */
-    MOM_ERR_PROTOCOL = -9,    /* peer broke the wire protocol */
-    MOM_ERR_NOT_LEADER = -10, /* this node cannot commit now */
-    MOM_ERR_TIMEOUT = -11,    /* deadline passed */
-    MOM_ERR_UNAVAILABLE = -12,/* peer or quorum unreachable */
-    MOM_ERR_AUTH = -13,       /* authentication failed */
-    MOM_ERR_CLOSED = -14,     /* object is shutting down */
-    MOM_ERR_EXISTS = -15,     /* already exists */
+    MOM_ERR_NOMEM = -1,        /* allocation failed */
+    MOM_ERR_IO = -2,           /* read/write/sync failed */
+    MOM_ERR_NOSPACE = -3,      /* disk full (ENOSPC/EDQUOT) */
+    MOM_ERR_CORRUPT = -4,      /* checksum or structure mismatch in stored data */
+    MOM_ERR_INVALID = -5,      /* malformed input */
+    MOM_ERR_NOTFOUND = -6,     /* no such thing */
+    MOM_ERR_NEED_MORE = -7,    /* parser needs more bytes */
+    MOM_ERR_TOO_LARGE = -8,    /* over a size limit */
+    MOM_ERR_PROTOCOL = -9,     /* peer broke the wire protocol */
+    MOM_ERR_NOT_LEADER = -10,  /* this node cannot commit now */
+    MOM_ERR_TIMEOUT = -11,     /* deadline passed */
+    MOM_ERR_UNAVAILABLE = -12, /* peer or quorum unreachable */
+    MOM_ERR_AUTH = -13,        /* authentication failed */
+    MOM_ERR_CLOSED = -14,      /* object is shutting down */
+    MOM_ERR_EXISTS = -15,      /* already exists */
 };
 
 /* Static text for a code (never NULL). */

@@ -13,8 +13,7 @@ void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 /* Parses "debug|info|warn|error"; returns 0 or MOM_ERR_INVALID. */
 int log_parse_level(const char *text, enum log_level *out);
-void log_msg(enum log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Writes a bounded, escaped sample of untrusted bytes into out (NUL-terminated). */
 void log_escape_sample(const void *data, size_t len, char *out, size_t outlen);
 

@@ -11,14 +11,14 @@
 #include <string.h>
 
 struct strtab_entry {
-    char *s;       /* NULL when the id is free */
+    char *s; /* NULL when the id is free */
     uint32_t len;
     uint32_t refs; /* for a free id: the next free id, or UINT32_MAX */
 };
 
 struct strtab {
     struct strtab_entry *entries;
-    uint32_t len;  /* ids handed out so far (live or free) */
+    uint32_t len; /* ids handed out so far (live or free) */
     uint32_t cap;
     uint32_t free_head; /* UINT32_MAX when none */
     size_t live;

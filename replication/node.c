@@ -104,8 +104,8 @@ struct read_wait {
     struct peer_request *fwd; /* a follower's Forward{read_index}, or NULL */
     uint64_t index;           /* serve once applied >= index */
     bool have_index;
-    bool call_out;            /* a Forward call to the leader is outstanding */
-    bool done;                /* answered (timed out); freed when the call returns */
+    bool call_out; /* a Forward call to the leader is outstanding */
+    bool done;     /* answered (timed out); freed when the call returns */
     uint64_t deadline;
     struct node *n;
     struct read_wait *next;
@@ -169,7 +169,11 @@ struct node {
 
     /* Proposals made from inside apply (a woken long poll), proposed after
      * raft_advance. */
-    struct deferred { uint8_t *data; size_t len; void *ctx; } *deferred;
+    struct deferred {
+        uint8_t *data;
+        size_t len;
+        void *ctx;
+    } * deferred;
     size_t ndeferred, deferred_cap;
     bool in_ready;
 
@@ -216,7 +220,10 @@ static int ring_push(struct node *n, struct pending p)
     return MOM_OK;
 }
 
-static struct pending *ring_front(struct node *n) { return n->count ? &n->ring[n->head] : NULL; }
+static struct pending *ring_front(struct node *n)
+{
+    return n->count ? &n->ring[n->head] : NULL;
+}
 
 static void ring_pop(struct node *n)
 {
@@ -479,8 +486,8 @@ static int msg_decode(const uint8_t *buf, size_t len, struct decoded_msg *d)
             if (d->raw.len - off < 20)
                 return MOM_ERR_INVALID;
             const uint8_t *p = d->raw.data + off;
-            size_t l = (size_t)p[16] | (size_t)p[17] << 8 | (size_t)p[18] << 16 |
-                       (size_t)p[19] << 24;
+            size_t l =
+                (size_t)p[16] | (size_t)p[17] << 8 | (size_t)p[18] << 16 | (size_t)p[19] << 24;
             if (l > d->raw.len - off - 20)
                 return MOM_ERR_INVALID;
             off += 20 + l;
@@ -492,8 +499,8 @@ static int msg_decode(const uint8_t *buf, size_t len, struct decoded_msg *d)
         off = 0;
         for (size_t i = 0; i < count; i++) {
             const uint8_t *p = d->raw.data + off;
-            size_t l = (size_t)p[16] | (size_t)p[17] << 8 | (size_t)p[18] << 16 |
-                       (size_t)p[19] << 24;
+            size_t l =
+                (size_t)p[16] | (size_t)p[17] << 8 | (size_t)p[18] << 16 | (size_t)p[19] << 24;
             d->ents[i].term = get_u64(p);
             d->ents[i].index = get_u64(p + 8);
             d->ents[i].data = l ? p + 20 : NULL;
@@ -642,8 +649,8 @@ static void snap_send_chunk(struct node *n, struct member *mb)
         (buf = malloc(size ? size : 1))) {
         pb_ostream_t os = pb_ostream_from_buffer(buf, size);
         if (pb_encode(&os, mom_v1_RaftMessage_fields, &pb))
-            rc = peer_call(n->peer, mb->id, NODE_PATH_RAFT, buf, os.bytes_written,
-                           n->tick_ms * 50, on_snap_chunk_reply, mb);
+            rc = peer_call(n->peer, mb->id, NODE_PATH_RAFT, buf, os.bytes_written, n->tick_ms * 50,
+                           on_snap_chunk_reply, mb);
     }
     free(buf);
     free(data);
@@ -676,7 +683,7 @@ static void snap_stream_start(struct node *n, struct member *mb, const struct ou
     mb->snap_index = n->snapshot_index;
     mb->snap_term = n->snapshot_term;
     log_debug("sending snapshot %" PRIu64 " (%" PRIu64 " bytes) to member %u", mb->snap_index,
-             mb->snap_size, mb->id);
+              mb->snap_size, mb->id);
     snap_send_chunk(n, mb);
 }
 
@@ -987,7 +994,10 @@ int node_read_barrier(struct node *n, void *ctx)
     return MOM_OK;
 }
 
-uint32_t node_members(const struct node *n) { return n->n_members; }
+uint32_t node_members(const struct node *n)
+{
+    return n->n_members;
+}
 
 /* ---- the Ready pump ---- */
 
@@ -1340,8 +1350,8 @@ static int propose_local(struct node *n, const uint8_t *data, size_t len, void *
     if (rc != MOM_OK)
         return rc == MOM_ERR_NOMEM ? rc : MOM_ERR_UNAVAILABLE;
     fail_pending_from(n, index, MOM_ERR_UNAVAILABLE);
-    rc = ring_push(n, (struct pending){index, term, ctx, fwd,
-                                       clock_mono_ms() + n->commit_timeout_ms});
+    rc = ring_push(n,
+                   (struct pending){index, term, ctx, fwd, clock_mono_ms() + n->commit_timeout_ms});
     if (rc != MOM_OK)
         return rc; /* the entry may still commit; nobody waits for it */
     kick(n);
@@ -1451,8 +1461,7 @@ static void on_raft_request(struct peer_request *req, const uint8_t *body, size_
     kick(n);
 }
 
-static void on_forward_request(struct peer_request *req, const uint8_t *body, size_t len,
-                               void *arg)
+static void on_forward_request(struct peer_request *req, const uint8_t *body, size_t len, void *arg)
 {
     struct node *n = arg;
     mom_v1_ForwardRequest in = mom_v1_ForwardRequest_init_zero;
@@ -1467,9 +1476,8 @@ static void on_forward_request(struct peer_request *req, const uint8_t *body, si
     }
     if (in.read_index) {
         free(cmd.data);
-        struct read_wait *w = raft_role(n->raft) == RAFT_LEADER && !n->in_ready
-                                  ? read_new(n, NULL, req)
-                                  : NULL;
+        struct read_wait *w =
+            raft_role(n->raft) == RAFT_LEADER && !n->in_ready ? read_new(n, NULL, req) : NULL;
         if (!w || raft_read_index(n->raft, w->id) != MOM_OK) {
             if (w) {
                 w->fwd = NULL;
@@ -1513,8 +1521,7 @@ static bool parse_snapshot_name(const char *name, uint64_t *index, uint64_t *ter
 {
     unsigned long long i, t;
     int used = 0;
-    if (sscanf(name, "snapshot-%20llu-%20llu.snap%n", &i, &t, &used) != 2 ||
-        name[used] != '\0')
+    if (sscanf(name, "snapshot-%20llu-%20llu.snap%n", &i, &t, &used) != 2 || name[used] != '\0')
         return false;
     *index = i;
     *term = t;
@@ -1649,8 +1656,8 @@ static void on_snapshot_child(evutil_socket_t fd, short what, void *arg)
         char tmp[1200];
         snapshot_tmp_path(n, tmp, sizeof tmp);
         unlink(tmp);
-        log_error("snapshot at index %" PRIu64 " failed (child status %d): %s",
-                  n->snap_child_index, status, mom_strerror(rc));
+        log_error("snapshot at index %" PRIu64 " failed (child status %d): %s", n->snap_child_index,
+                  status, mom_strerror(rc));
         return;
     }
     n->snapshot_index = n->snap_child_index;
@@ -1969,7 +1976,8 @@ void node_close(struct node *n)
 {
     if (!n)
         return;
-    if (n->wal && n->writable && wal_pending_bytes(n->wal) && n->syncer && !syncer_busy(n->syncer)) {
+    if (n->wal && n->writable && wal_pending_bytes(n->wal) && n->syncer &&
+        !syncer_busy(n->syncer)) {
         /* Best effort: written but unanswered entries are not acknowledged. */
         (void)wal_write(n->wal);
     }
@@ -2063,8 +2071,14 @@ void node_transfer_leadership(struct node *n, uint32_t max_ms)
     }
 }
 
-bool node_writable(const struct node *n) { return n->writable; }
-bool node_is_leader(const struct node *n) { return raft_role(n->raft) == RAFT_LEADER; }
+bool node_writable(const struct node *n)
+{
+    return n->writable;
+}
+bool node_is_leader(const struct node *n)
+{
+    return raft_role(n->raft) == RAFT_LEADER;
+}
 bool node_ready(const struct node *n)
 {
     /* The commit index is known to be current once it holds an entry of the
@@ -2074,13 +2088,34 @@ bool node_ready(const struct node *n)
            raft_term_at(n->raft, commit, &term) && term == raft_term(n->raft) &&
            n->applied_index >= commit;
 }
-const char *node_role_name(const struct node *n) { return raft_role_name(raft_role(n->raft)); }
-uint32_t node_leader(const struct node *n) { return raft_leader(n->raft); }
-uint32_t node_id(const struct node *n) { return n->id; }
-bool node_abstaining(const struct node *n) { return raft_abstaining(n->raft); }
-uint64_t node_commit_index(const struct node *n) { return raft_commit_index(n->raft); }
-uint64_t node_applied_index(const struct node *n) { return n->applied_index; }
-uint64_t node_term(const struct node *n) { return raft_term(n->raft); }
+const char *node_role_name(const struct node *n)
+{
+    return raft_role_name(raft_role(n->raft));
+}
+uint32_t node_leader(const struct node *n)
+{
+    return raft_leader(n->raft);
+}
+uint32_t node_id(const struct node *n)
+{
+    return n->id;
+}
+bool node_abstaining(const struct node *n)
+{
+    return raft_abstaining(n->raft);
+}
+uint64_t node_commit_index(const struct node *n)
+{
+    return raft_commit_index(n->raft);
+}
+uint64_t node_applied_index(const struct node *n)
+{
+    return n->applied_index;
+}
+uint64_t node_term(const struct node *n)
+{
+    return raft_term(n->raft);
+}
 
 uint64_t node_member_match(const struct node *n, uint32_t id)
 {

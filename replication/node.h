@@ -67,7 +67,7 @@ struct node_callbacks {
 #define NODE_SNAPSHOT_MIN_ENTRIES 16 /* applied since the last snapshot, for the bytes rule */
 
 struct node_config {
-    const char *data_dir;       /* the group's files live in data_dir/group-<id>/ */
+    const char *data_dir; /* the group's files live in data_dir/group-<id>/ */
     uint32_t group_id;
     enum node_sync sync;
     uint64_t snapshot_entries;  /* entries between snapshots (0 = 100000) */

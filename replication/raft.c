@@ -116,7 +116,10 @@ struct raft {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static void free_data(const uint8_t *p) { free((void *)(uintptr_t)p); }
+static void free_data(const uint8_t *p)
+{
+    free((void *)(uintptr_t)p);
+}
 
 static uint64_t rng_next(struct raft *r)
 {
@@ -135,9 +138,15 @@ static void reset_randomized_timeout(struct raft *r)
     r->randomized_timeout = et + (uint32_t)(rng_next(r) % et);
 }
 
-static struct peer *peer_of(struct raft *r, uint32_t id) { return &r->peers[id - 1]; }
+static struct peer *peer_of(struct raft *r, uint32_t id)
+{
+    return &r->peers[id - 1];
+}
 
-static uint64_t last_index(const struct raft *r) { return r->snap_index + (uint64_t)r->log_len; }
+static uint64_t last_index(const struct raft *r)
+{
+    return r->snap_index + (uint64_t)r->log_len;
+}
 
 static struct raft_entry *entry_ptr(const struct raft *r, uint64_t index)
 {
@@ -305,7 +314,10 @@ static void infl_reset(struct raft *r, struct peer *p)
     p->infl_count = 0;
 }
 
-static bool infl_full(const struct raft *r, const struct peer *p) { return p->infl_count >= r->cfg.max_inflight; }
+static bool infl_full(const struct raft *r, const struct peer *p)
+{
+    return p->infl_count >= r->cfg.max_inflight;
+}
 
 static void infl_add(struct raft *r, struct peer *p, uint64_t index)
 {
@@ -366,8 +378,8 @@ static void become_follower(struct raft *r, uint64_t term, uint32_t lead)
     reset_randomized_timeout(r);
     if (was_leader) {
         fail_reads(r);
-        log_info("raft g%" PRIu32 " n%" PRIu32 ": leader steps down at term %" PRIu64, r->cfg.group_id,
-                 r->cfg.id, r->term);
+        log_info("raft g%" PRIu32 " n%" PRIu32 ": leader steps down at term %" PRIu64,
+                 r->cfg.group_id, r->cfg.id, r->term);
     }
 }
 
@@ -508,7 +520,9 @@ static void maybe_commit(struct raft *r)
         return;
     uint64_t *s = r->scratch;
     for (uint32_t i = 0; i < r->n; i++) {
-        uint64_t v = (i + 1 == r->cfg.id) ? r->stable : r->peers[i].abstaining ? 0 : r->peers[i].match;
+        uint64_t v = (i + 1 == r->cfg.id)     ? r->stable
+                     : r->peers[i].abstaining ? 0
+                                              : r->peers[i].match;
         /* insertion sort, descending */
         uint32_t j = i;
         while (j > 0 && s[j - 1] < v) {
@@ -739,7 +753,8 @@ static void handle_append(struct raft *r, const struct raft_msg *m)
         if (i < m->n_entries) {
             uint64_t ci = m->entries[i].index;
             if (ci <= r->commit) {
-                log_error("raft g%" PRIu32 " n%" PRIu32 ": leader n%" PRIu32 " conflicts at committed index %" PRIu64,
+                log_error("raft g%" PRIu32 " n%" PRIu32 ": leader n%" PRIu32
+                          " conflicts at committed index %" PRIu64,
                           r->cfg.group_id, r->cfg.id, m->from, ci);
                 note_err(r, MOM_ERR_PROTOCOL);
                 return;
@@ -817,7 +832,8 @@ static void handle_snapshot(struct raft *r, const struct raft_msg *m)
         maybe_clear_abstain(r);
         return;
     }
-    log_info("raft g%" PRIu32 " n%" PRIu32 ": installing snapshot %" PRIu64 "/%" PRIu64 " from n%" PRIu32,
+    log_info("raft g%" PRIu32 " n%" PRIu32 ": installing snapshot %" PRIu64 "/%" PRIu64
+             " from n%" PRIu32,
              r->cfg.group_id, r->cfg.id, m->snapshot_index, m->snapshot_term, m->from);
     uint64_t old_commit = r->commit;
     log_clear(r);
@@ -873,7 +889,8 @@ static void handle_append_resp(struct raft *r, const struct raft_msg *m)
     if (m->success) {
         uint64_t mi = m->match_index;
         if (mi > last) {
-            log_warn("raft g%" PRIu32 " n%" PRIu32 ": n%" PRIu32 " claims match %" PRIu64 " beyond last %" PRIu64,
+            log_warn("raft g%" PRIu32 " n%" PRIu32 ": n%" PRIu32 " claims match %" PRIu64
+                     " beyond last %" PRIu64,
                      r->cfg.group_id, r->cfg.id, m->from, mi, last);
             mi = last;
         }
@@ -919,20 +936,20 @@ static void handle_append_resp(struct raft *r, const struct raft_msg *m)
 static void step_same_term(struct raft *r, const struct raft_msg *m)
 {
     switch (m->type) {
-    case RAFT_MSG_VOTE:
-        handle_vote(r, m);
-        break;
+    case RAFT_MSG_VOTE: handle_vote(r, m); break;
     case RAFT_MSG_VOTE_RESP:
-        if ((r->role == RAFT_PRE_CANDIDATE && m->pre_vote) || (r->role == RAFT_CANDIDATE && !m->pre_vote))
+        if ((r->role == RAFT_PRE_CANDIDATE && m->pre_vote) ||
+            (r->role == RAFT_CANDIDATE && !m->pre_vote))
             handle_vote_resp(r, m);
         break;
     case RAFT_MSG_APPEND:
     case RAFT_MSG_SNAPSHOT:
         if (r->role == RAFT_LEADER) {
-            log_error("raft g%" PRIu32 " n%" PRIu32 ": another leader n%" PRIu32 " in term %" PRIu64,
+            log_error("raft g%" PRIu32 " n%" PRIu32 ": another leader n%" PRIu32
+                      " in term %" PRIu64,
                       r->cfg.group_id, r->cfg.id, m->from, r->term);
-            struct raft_msg *resp = respond(r, m, m->type == RAFT_MSG_APPEND ? RAFT_MSG_APPEND_RESP
-                                                                              : RAFT_MSG_SNAPSHOT_RESP);
+            struct raft_msg *resp = respond(
+                r, m, m->type == RAFT_MSG_APPEND ? RAFT_MSG_APPEND_RESP : RAFT_MSG_SNAPSHOT_RESP);
             if (resp)
                 resp->match_index = m->prev_log_index;
             break;
@@ -953,14 +970,13 @@ static void step_same_term(struct raft *r, const struct raft_msg *m)
         break;
     case RAFT_MSG_TIMEOUT_NOW:
         if (r->role == RAFT_FOLLOWER && !r->abstain) {
-            log_info("raft g%" PRIu32 " n%" PRIu32 ": leadership transfer from n%" PRIu32, r->cfg.group_id,
-                     r->cfg.id, m->from);
+            log_info("raft g%" PRIu32 " n%" PRIu32 ": leadership transfer from n%" PRIu32,
+                     r->cfg.group_id, r->cfg.id, m->from);
             campaign(r, false, true);
         }
         break;
     case RAFT_MSG_HELLO:
-    case RAFT_MSG_HELLO_RESP:
-        break;
+    case RAFT_MSG_HELLO_RESP: break;
     }
 }
 
@@ -1015,16 +1031,13 @@ static void step_msg(struct raft *r, const struct raft_msg *m)
                 resp->last_log_index = last_index(r);
             }
             break;
-        case RAFT_MSG_SNAPSHOT:
-            respond(r, m, RAFT_MSG_SNAPSHOT_RESP);
-            break;
+        case RAFT_MSG_SNAPSHOT: respond(r, m, RAFT_MSG_SNAPSHOT_RESP); break;
         case RAFT_MSG_VOTE:
             resp = respond(r, m, RAFT_MSG_VOTE_RESP);
             if (resp)
                 resp->pre_vote = m->pre_vote;
             break;
-        default:
-            break; /* stale responses and TimeoutNow */
+        default: break; /* stale responses and TimeoutNow */
         }
         return;
     }
@@ -1033,8 +1046,8 @@ static void step_msg(struct raft *r, const struct raft_msg *m)
 
 static bool msg_valid(const struct raft *r, const struct raft_msg *m)
 {
-    if (m->group_id != r->cfg.group_id || m->from == RAFT_NONE || m->from > r->n || m->from == r->cfg.id ||
-        (m->to != RAFT_NONE && m->to != r->cfg.id))
+    if (m->group_id != r->cfg.group_id || m->from == RAFT_NONE || m->from > r->n ||
+        m->from == r->cfg.id || (m->to != RAFT_NONE && m->to != r->cfg.id))
         return false;
     if (m->type < RAFT_MSG_APPEND || m->type > RAFT_MSG_HELLO_RESP)
         return false;
@@ -1046,8 +1059,8 @@ static bool msg_valid(const struct raft *r, const struct raft_msg *m)
         uint64_t prev_term = m->prev_log_term;
         for (size_t i = 0; i < m->n_entries; i++) {
             const struct raft_entry *e = &m->entries[i];
-            if (e->index != m->prev_log_index + 1 + (uint64_t)i || e->term < prev_term || e->term > m->term ||
-                (e->len > 0 && !e->data))
+            if (e->index != m->prev_log_index + 1 + (uint64_t)i || e->term < prev_term ||
+                e->term > m->term || (e->len > 0 && !e->data))
                 return false;
             prev_term = e->term;
         }
@@ -1063,7 +1076,8 @@ int raft_new(const struct raft_config *cfg, const struct raft_hard_state *hs,
              const struct raft_snapshot_meta *snap, struct raft **out)
 {
     *out = NULL;
-    if (!cfg || cfg->n_nodes == 0 || cfg->n_nodes > MAX_NODES || cfg->id == RAFT_NONE || cfg->id > cfg->n_nodes)
+    if (!cfg || cfg->n_nodes == 0 || cfg->n_nodes > MAX_NODES || cfg->id == RAFT_NONE ||
+        cfg->id > cfg->n_nodes)
         return MOM_ERR_INVALID;
     struct raft *r = calloc(1, sizeof *r);
     if (!r)
@@ -1208,8 +1222,8 @@ void raft_tick(struct raft *r)
     /* leader */
     r->election_elapsed++;
     if (r->transferee != RAFT_NONE && ++r->transfer_elapsed >= r->cfg.election_ticks) {
-        log_info("raft g%" PRIu32 " n%" PRIu32 ": leadership transfer to n%" PRIu32 " abandoned", r->cfg.group_id,
-                 r->cfg.id, r->transferee);
+        log_info("raft g%" PRIu32 " n%" PRIu32 ": leadership transfer to n%" PRIu32 " abandoned",
+                 r->cfg.group_id, r->cfg.id, r->transferee);
         r->transferee = RAFT_NONE;
     }
     if (r->election_elapsed >= r->cfg.election_ticks) {
@@ -1220,7 +1234,8 @@ void raft_tick(struct raft *r)
                 if (i + 1 != r->cfg.id && r->peers[i].recent_active)
                     active++;
             if (active < r->quorum) {
-                log_info("raft g%" PRIu32 " n%" PRIu32 ": no quorum heard within an election timeout",
+                log_info("raft g%" PRIu32 " n%" PRIu32
+                         ": no quorum heard within an election timeout",
                          r->cfg.group_id, r->cfg.id);
                 become_follower(r, r->term, RAFT_NONE);
                 return;
@@ -1245,8 +1260,7 @@ void raft_tick(struct raft *r)
             if (++p->stall >= 2 * r->cfg.election_ticks)
                 become_probe(r, p, p->match + 1);
             break;
-        case PR_PROBE:
-            break;
+        case PR_PROBE: break;
         }
     }
     if (++r->heartbeat_elapsed >= r->cfg.heartbeat_ticks) {
@@ -1275,7 +1289,8 @@ int raft_step(struct raft *r, const struct raft_msg *m)
         bool changed = p->incarnation != 0;
         p->incarnation = m->incarnation;
         if (changed) {
-            log_info("raft g%" PRIu32 " n%" PRIu32 ": n%" PRIu32 " has fresh storage (incarnation %" PRIu64 ")",
+            log_info("raft g%" PRIu32 " n%" PRIu32 ": n%" PRIu32
+                     " has fresh storage (incarnation %" PRIu64 ")",
                      r->cfg.group_id, r->cfg.id, m->from, m->incarnation);
             if (r->role == RAFT_LEADER) {
                 p->match = 0;
@@ -1340,8 +1355,8 @@ int raft_transfer_leadership(struct raft *r, uint32_t to)
         return MOM_ERR_NOT_LEADER;
     if (to == r->cfg.id || r->transferee == to)
         return MOM_OK;
-    log_info("raft g%" PRIu32 " n%" PRIu32 ": transferring leadership to n%" PRIu32, r->cfg.group_id, r->cfg.id,
-             to);
+    log_info("raft g%" PRIu32 " n%" PRIu32 ": transferring leadership to n%" PRIu32,
+             r->cfg.group_id, r->cfg.id, to);
     r->transferee = to;
     r->transfer_elapsed = 0;
     r->err = MOM_OK;
@@ -1516,25 +1531,64 @@ void raft_persisted(struct raft *r, uint64_t id)
     }
 }
 
-uint32_t raft_id(const struct raft *r) { return r->cfg.id; }
-enum raft_role raft_role(const struct raft *r) { return r->role; }
-uint32_t raft_leader(const struct raft *r) { return r->lead; }
-uint64_t raft_term(const struct raft *r) { return r->term; }
-uint32_t raft_vote(const struct raft *r) { return r->vote; }
-bool raft_abstaining(const struct raft *r) { return r->abstain; }
-uint64_t raft_commit_index(const struct raft *r) { return r->commit; }
-uint64_t raft_applied_index(const struct raft *r) { return r->applied; }
-uint64_t raft_first_index(const struct raft *r) { return r->snap_index + 1; }
-uint64_t raft_last_index(const struct raft *r) { return last_index(r); }
-uint64_t raft_log_bytes(const struct raft *r) { return r->log_bytes; }
-uint32_t raft_transferee(const struct raft *r) { return r->transferee; }
+uint32_t raft_id(const struct raft *r)
+{
+    return r->cfg.id;
+}
+enum raft_role raft_role(const struct raft *r)
+{
+    return r->role;
+}
+uint32_t raft_leader(const struct raft *r)
+{
+    return r->lead;
+}
+uint64_t raft_term(const struct raft *r)
+{
+    return r->term;
+}
+uint32_t raft_vote(const struct raft *r)
+{
+    return r->vote;
+}
+bool raft_abstaining(const struct raft *r)
+{
+    return r->abstain;
+}
+uint64_t raft_commit_index(const struct raft *r)
+{
+    return r->commit;
+}
+uint64_t raft_applied_index(const struct raft *r)
+{
+    return r->applied;
+}
+uint64_t raft_first_index(const struct raft *r)
+{
+    return r->snap_index + 1;
+}
+uint64_t raft_last_index(const struct raft *r)
+{
+    return last_index(r);
+}
+uint64_t raft_log_bytes(const struct raft *r)
+{
+    return r->log_bytes;
+}
+uint32_t raft_transferee(const struct raft *r)
+{
+    return r->transferee;
+}
 
 struct raft_snapshot_meta raft_snapshot(const struct raft *r)
 {
     return (struct raft_snapshot_meta){.index = r->snap_index, .term = r->snap_term};
 }
 
-bool raft_term_at(const struct raft *r, uint64_t index, uint64_t *term) { return term_at(r, index, term); }
+bool raft_term_at(const struct raft *r, uint64_t index, uint64_t *term)
+{
+    return term_at(r, index, term);
+}
 
 bool raft_entry_at(const struct raft *r, uint64_t index, struct raft_entry *out)
 {
@@ -1555,12 +1609,13 @@ const char *raft_role_name(enum raft_role role)
     return "?";
 }
 
-#define CHECK(cond)                                                                                             \
-    do {                                                                                                        \
-        if (!(cond)) {                                                                                          \
-            log_error("raft g%" PRIu32 " n%" PRIu32 ": invariant failed: %s", r->cfg.group_id, r->cfg.id, #cond); \
-            return MOM_ERR_CORRUPT;                                                                             \
-        }                                                                                                       \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            log_error("raft g%" PRIu32 " n%" PRIu32 ": invariant failed: %s", r->cfg.group_id,     \
+                      r->cfg.id, #cond);                                                           \
+            return MOM_ERR_CORRUPT;                                                                \
+        }                                                                                          \
     } while (0)
 
 int raft_check_invariants(const struct raft *r)

@@ -171,8 +171,8 @@ struct raft_config {
     uint32_t election_ticks;  /* 0 = 10 */
     uint32_t heartbeat_ticks; /* 0 = 1; must be < election_ticks */
     uint32_t max_msg_entries; /* entries per AppendEntries, 0 = 64 */
-    uint64_t max_msg_bytes;   /* payload bytes per AppendEntries, 0 = 1 MiB (one entry always fits) */
-    uint32_t max_inflight;    /* pipelined AppendEntries per follower, 0 = 32 */
+    uint64_t max_msg_bytes; /* payload bytes per AppendEntries, 0 = 1 MiB (one entry always fits) */
+    uint32_t max_inflight;  /* pipelined AppendEntries per follower, 0 = 32 */
     bool disable_pre_vote;
     bool disable_check_quorum;
     uint64_t seed;        /* PRNG seed for election jitter (differs per node) */
@@ -202,15 +202,15 @@ struct raft_entry {
 };
 
 enum raft_msg_type {
-    RAFT_MSG_APPEND = 1,   /* leader -> follower: entries or heartbeat */
-    RAFT_MSG_APPEND_RESP,  /* follower -> leader */
-    RAFT_MSG_VOTE,         /* (pre-)candidate -> all */
-    RAFT_MSG_VOTE_RESP,    /* voter -> (pre-)candidate */
-    RAFT_MSG_SNAPSHOT,     /* leader -> follower: install snapshot (metadata) */
-    RAFT_MSG_SNAPSHOT_RESP,/* follower -> leader */
-    RAFT_MSG_TIMEOUT_NOW,  /* leader -> transfer target: campaign now */
-    RAFT_MSG_HELLO,        /* abstaining node -> peer */
-    RAFT_MSG_HELLO_RESP,   /* peer -> abstaining node */
+    RAFT_MSG_APPEND = 1,    /* leader -> follower: entries or heartbeat */
+    RAFT_MSG_APPEND_RESP,   /* follower -> leader */
+    RAFT_MSG_VOTE,          /* (pre-)candidate -> all */
+    RAFT_MSG_VOTE_RESP,     /* voter -> (pre-)candidate */
+    RAFT_MSG_SNAPSHOT,      /* leader -> follower: install snapshot (metadata) */
+    RAFT_MSG_SNAPSHOT_RESP, /* follower -> leader */
+    RAFT_MSG_TIMEOUT_NOW,   /* leader -> transfer target: campaign now */
+    RAFT_MSG_HELLO,         /* abstaining node -> peer */
+    RAFT_MSG_HELLO_RESP,    /* peer -> abstaining node */
 };
 
 /* One peer message. Fields not listed for a type are 0/false. */
@@ -219,7 +219,8 @@ struct raft_msg {
     uint32_t group_id;
     uint32_t from;
     uint32_t to;
-    uint64_t term;        /* sender's term (HELLO: 0); a granted pre-vote carries the candidate's next term */
+    uint64_t
+        term; /* sender's term (HELLO: 0); a granted pre-vote carries the candidate's next term */
     uint64_t incarnation; /* sender's storage incarnation (all types) */
     uint64_t cookie;      /* glue's tag, copied from a request into its response */
 
@@ -229,7 +230,8 @@ struct raft_msg {
     uint64_t leader_commit; /* APPEND: leader's commit; HELLO_RESP: responder's commit */
     const struct raft_entry *entries;
     size_t n_entries;
-    uint64_t seq; /* APPEND: leader's heartbeat round; APPEND_RESP: echoed (ReadIndex, check-quorum) */
+    uint64_t
+        seq; /* APPEND: leader's heartbeat round; APPEND_RESP: echoed (ReadIndex, check-quorum) */
 
     /* APPEND_RESP, SNAPSHOT_RESP */
     bool success;
@@ -266,7 +268,7 @@ struct raft_read_state {
 struct raft_ready {
     uint64_t id; /* pass to raft_persisted once steps 1-3 are durable */
 
-    bool install_snapshot;             /* follower: install the received snapshot */
+    bool install_snapshot;              /* follower: install the received snapshot */
     struct raft_snapshot_meta snapshot; /* which one */
 
     const struct raft_entry *entries; /* to append to the log (see truncation rule) */

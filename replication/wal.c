@@ -436,7 +436,7 @@ static uint64_t nonzero_end(int fd, const uint8_t *map, uint64_t from, uint64_t 
         off_t d = lseek(fd, (off_t)pos, SEEK_DATA);
         if (d < 0) {
             if (errno == ENXIO)
-                break; /* only a hole remains */
+                break;      /* only a hole remains */
             d = (off_t)pos; /* no SEEK_DATA support: treat the rest as data */
         }
         off_t h = lseek(fd, d, SEEK_HOLE);
@@ -506,8 +506,8 @@ static int scan_segment(struct wal *w, int fd, const uint8_t *map, uint64_t size
         }
         struct wal_record rec;
         size_t used = 0;
-        int drc = wal_record_decode(map + off, (size_t)(rem > SIZE_MAX ? SIZE_MAX : rem), &rec,
-                                    &used);
+        int drc =
+            wal_record_decode(map + off, (size_t)(rem > SIZE_MAX ? SIZE_MAX : rem), &rec, &used);
         if (drc == MOM_OK && rec.index != expect) {
             snprintf(res->why, sizeof res->why, "index %" PRIu64 " where %" PRIu64 " was expected",
                      rec.index, expect);
@@ -1261,7 +1261,7 @@ int wal_replay(struct wal *w, uint64_t from_index, wal_record_fn fn, void *arg)
         char name[WAL_NAME_LEN + 1];
         seg_name(name, s->first);
         int fd = si + 1 == w->nsegs && w->fd >= 0 ? w->fd
-                                                   : openat(w->dir_fd, name, O_RDONLY | O_CLOEXEC);
+                                                  : openat(w->dir_fd, name, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
             log_error("wal: cannot open %s/%s: %s", w->dir, name, strerror(errno));
             return MOM_ERR_IO;

@@ -16,13 +16,13 @@
 struct wal;
 
 struct wal_options {
-    uint64_t segment_bytes;   /* rotate after this size (default 64 MiB when 0) */
-    bool no_prealloc;         /* don't fallocate new segments (default: preallocate) */
+    uint64_t segment_bytes; /* rotate after this size (default 64 MiB when 0) */
+    bool no_prealloc;       /* don't fallocate new segments (default: preallocate) */
 };
 
 struct wal_open_info {
-    uint64_t first_index;     /* first index present in the log (0 when empty) */
-    uint64_t last_index;      /* last index present (0 when empty) */
+    uint64_t first_index; /* first index present in the log (0 when empty) */
+    uint64_t last_index;  /* last index present (0 when empty) */
     uint64_t last_term;
     uint64_t truncated_bytes; /* bytes cut from a torn/corrupt tail (logged), up to the
                                * last non-zero byte: zeros after it are not counted */
@@ -83,8 +83,8 @@ uint64_t wal_disk_bytes(const struct wal *w);
 /* ---- the record codec (pure functions over bytes; see the format banner
  * in wal.c) and a self-check for tests ---- */
 
-#define WAL_RECORD_HDR 24u            /* u32 len, u32 crc32c, u64 term, u64 index */
-#define WAL_MAX_PAYLOAD (64u << 20)   /* larger appends are MOM_ERR_INVALID */
+#define WAL_RECORD_HDR 24u          /* u32 len, u32 crc32c, u64 term, u64 index */
+#define WAL_MAX_PAYLOAD (64u << 20) /* larger appends are MOM_ERR_INVALID */
 
 struct wal_record {
     uint64_t term;

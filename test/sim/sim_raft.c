@@ -45,9 +45,18 @@ static uint64_t rnd(struct rng *g)
     return z ^ (z >> 31);
 }
 
-static uint64_t below(struct rng *g, uint64_t n) { return n ? rnd(g) % n : 0; }
-static uint64_t between(struct rng *g, uint64_t lo, uint64_t hi) { return lo + below(g, hi - lo + 1); }
-static bool ppm(struct rng *g, uint32_t p) { return below(g, 1000000) < p; }
+static uint64_t below(struct rng *g, uint64_t n)
+{
+    return n ? rnd(g) % n : 0;
+}
+static uint64_t between(struct rng *g, uint64_t lo, uint64_t hi)
+{
+    return lo + below(g, hi - lo + 1);
+}
+static bool ppm(struct rng *g, uint32_t p)
+{
+    return below(g, 1000000) < p;
+}
 
 static void *xmalloc(size_t n)
 {
@@ -79,12 +88,12 @@ static void *xcalloc(size_t n, size_t sz)
     return p;
 }
 
-#define GROW(arr, n, cap)                                                          \
-    do {                                                                           \
-        if ((n) >= (cap)) {                                                        \
-            (cap) = (cap) ? (cap) * 2 : 16;                                        \
-            (arr) = xrealloc((arr), (cap) * sizeof *(arr));                        \
-        }                                                                          \
+#define GROW(arr, n, cap)                                                                          \
+    do {                                                                                           \
+        if ((n) >= (cap)) {                                                                        \
+            (cap) = (cap) ? (cap)*2 : 16;                                                          \
+            (arr) = xrealloc((arr), (cap) * sizeof *(arr));                                        \
+        }                                                                                          \
     } while (0)
 
 static uint64_t fnv(const uint8_t *p, size_t n)
@@ -164,7 +173,7 @@ struct node {
     struct pending_read *reads;
     size_t n_reads, cap_reads;
     uint64_t next_tick, down_until;
-    uint64_t crash_at;   /* scheduled crash (0 = none) */
+    uint64_t crash_at; /* scheduled crash (0 = none) */
     uint64_t leader_since;
     uint64_t isolate_at; /* scheduled isolation (0 = none) */
     const struct netmsg *staged;
@@ -198,7 +207,8 @@ struct world {
     uint64_t heal_at;
 
     /* per-seed chaos knobs */
-    uint32_t p_drop, p_dup, p_long, p_propose, p_crash, p_wipe, p_part, p_snap, p_transfer, p_read, p_early;
+    uint32_t p_drop, p_dup, p_long, p_propose, p_crash, p_wipe, p_part, p_snap, p_transfer, p_read,
+        p_early;
     uint32_t p_new_leader_crash;
     uint32_t pad_max;
     uint64_t snap_every;
@@ -456,8 +466,8 @@ static void lm_grow(struct world *w)
 
 /* Log matching: one (index, term) names one entry with one predecessor term
  * (which by induction makes the whole prefix identical). */
-static void check_log_entry(struct world *w, uint32_t node, uint64_t index, uint64_t term, uint64_t hash,
-                            uint64_t prev_term)
+static void check_log_entry(struct world *w, uint32_t node, uint64_t index, uint64_t term,
+                            uint64_t hash, uint64_t prev_term)
 {
     struct lm_slot *s = lm_find(w, index, term, false);
     if (!s) {
@@ -467,12 +477,15 @@ static void check_log_entry(struct world *w, uint32_t node, uint64_t index, uint
         return;
     }
     if (s->hash != hash)
-        fail(w, "log matching: n%u holds a different entry at index %" PRIu64 " term %" PRIu64, node, index, term);
+        fail(w, "log matching: n%u holds a different entry at index %" PRIu64 " term %" PRIu64,
+             node, index, term);
     if (prev_term != TERM_UNKNOWN) {
         if (s->prev_term == TERM_UNKNOWN)
             s->prev_term = prev_term;
         else if (s->prev_term != prev_term)
-            fail(w, "log matching: n%u entry %" PRIu64 "/%" PRIu64 " follows term %" PRIu64 ", elsewhere %" PRIu64,
+            fail(w,
+                 "log matching: n%u entry %" PRIu64 "/%" PRIu64 " follows term %" PRIu64
+                 ", elsewhere %" PRIu64,
                  node, index, term, prev_term, s->prev_term);
     }
 }
@@ -517,8 +530,8 @@ static void check_leader_term(struct world *w, struct node *nd)
     if (w->leader_of_term[term] == 0) {
         w->leader_of_term[term] = nd->id;
     } else if (w->leader_of_term[term] != nd->id) {
-        fail(w, "election safety: n%u and n%u are both leaders of term %" PRIu64, w->leader_of_term[term], nd->id,
-             term);
+        fail(w, "election safety: n%u and n%u are both leaders of term %" PRIu64,
+             w->leader_of_term[term], nd->id, term);
     }
 }
 
@@ -529,8 +542,9 @@ static void check_new_leader(struct world *w, struct node *nd)
     struct raft *r = nd->r;
     uint64_t last = raft_last_index(r), first = raft_first_index(r);
     if (w->applied_max > last) {
-        fail(w, "leader completeness: n%u leads term %" PRIu64 " with last index %" PRIu64
-                " but index %" PRIu64 " is committed",
+        fail(w,
+             "leader completeness: n%u leads term %" PRIu64 " with last index %" PRIu64
+             " but index %" PRIu64 " is committed",
              nd->id, raft_term(r), last, w->applied_max);
         return;
     }
@@ -540,8 +554,9 @@ static void check_new_leader(struct world *w, struct node *nd)
             continue;
         raft_term_at(r, i, &t);
         if (t != w->applied[i].term) {
-            fail(w, "leader completeness: n%u leads term %" PRIu64 " with term %" PRIu64 " at index %" PRIu64
-                    ", committed term %" PRIu64,
+            fail(w,
+                 "leader completeness: n%u leads term %" PRIu64 " with term %" PRIu64
+                 " at index %" PRIu64 ", committed term %" PRIu64,
                  nd->id, raft_term(r), t, i, w->applied[i].term);
             return;
         }
@@ -559,7 +574,8 @@ static void check_node(struct world *w, struct node *nd)
     }
     uint64_t commit = raft_commit_index(r);
     if (commit < nd->last_commit)
-        fail(w, "n%u: commit index went back from %" PRIu64 " to %" PRIu64, nd->id, nd->last_commit, commit);
+        fail(w, "n%u: commit index went back from %" PRIu64 " to %" PRIu64, nd->id, nd->last_commit,
+             commit);
     bool leader = raft_role(r) == RAFT_LEADER;
     /* A young leader dies the moment its commit index moves, before the
      * appends of that Ready leave (Figure 8 of the Raft paper). */
@@ -606,7 +622,9 @@ static void apply_entry(struct world *w, struct node *nd, const struct raft_entr
     need_applied(w, e->index);
     struct applied_rec *a = &w->applied[e->index];
     if (a->set && (a->term != e->term || a->hash != h)) {
-        fail(w, "state machine safety: n%u applies term %" PRIu64 " at index %" PRIu64 ", another node term %" PRIu64,
+        fail(w,
+             "state machine safety: n%u applies term %" PRIu64 " at index %" PRIu64
+             ", another node term %" PRIu64,
              nd->id, e->term, e->index, a->term);
         return;
     }
@@ -636,8 +654,8 @@ static void apply_entry(struct world *w, struct node *nd, const struct raft_entr
         if (w->cmd_index[cmd] == 0)
             w->cmd_index[cmd] = e->index;
         else if (w->cmd_index[cmd] != e->index) {
-            fail(w, "command %" PRIu64 " applied at index %" PRIu64 " and at %" PRIu64, cmd, w->cmd_index[cmd],
-                 e->index);
+            fail(w, "command %" PRIu64 " applied at index %" PRIu64 " and at %" PRIu64, cmd,
+                 w->cmd_index[cmd], e->index);
             return;
         }
         GROW(nd->sm.cmds, nd->sm.n, nd->sm.cap);
@@ -653,7 +671,8 @@ static void apply_entry(struct world *w, struct node *nd, const struct raft_entr
         }
         if (p->term == e->term) {
             if (p->cmd != cmd) {
-                fail(w, "n%u: proposal %" PRIu64 "/%" PRIu64 " applied as another command", nd->id, p->index, p->term);
+                fail(w, "n%u: proposal %" PRIu64 "/%" PRIu64 " applied as another command", nd->id,
+                     p->index, p->term);
                 return;
             }
             need_cmd(w, cmd);
@@ -690,7 +709,8 @@ static void enqueue_batch(struct world *w, struct node *nd, struct batch *b, boo
 
 static bool is_request(enum raft_msg_type t)
 {
-    return t == RAFT_MSG_APPEND || t == RAFT_MSG_VOTE || t == RAFT_MSG_SNAPSHOT || t == RAFT_MSG_HELLO;
+    return t == RAFT_MSG_APPEND || t == RAFT_MSG_VOTE || t == RAFT_MSG_SNAPSHOT ||
+           t == RAFT_MSG_HELLO;
 }
 
 static void handle_ready(struct world *w, struct node *nd, uint64_t expect_cookie)
@@ -703,12 +723,14 @@ static void handle_ready(struct world *w, struct node *nd, uint64_t expect_cooki
         if (rd.install_snapshot) {
             const struct netmsg *st = nd->staged;
             if (!st || st->snap.index != rd.snapshot.index || st->snap.term != rd.snapshot.term) {
-                fail(w, "n%u: asked to install snapshot %" PRIu64 " it did not receive", nd->id, rd.snapshot.index);
+                fail(w, "n%u: asked to install snapshot %" PRIu64 " it did not receive", nd->id,
+                     rd.snapshot.index);
                 free(b);
                 raft_advance(nd->r, &rd);
                 return;
             }
-            trace(w, "n%u installs snapshot %" PRIu64 "/%" PRIu64, nd->id, st->snap.index, st->snap.term);
+            trace(w, "n%u installs snapshot %" PRIu64 "/%" PRIu64, nd->id, st->snap.index,
+                  st->snap.term);
             w->n_snap_installs++;
             b->install = true;
             snap_copy(&b->snap, &st->snap);
@@ -741,8 +763,8 @@ static void handle_ready(struct world *w, struct node *nd, uint64_t expect_cooki
             if (m->cookie != 0) {
                 /* only the response to the request just stepped carries a cookie */
                 if (m->cookie != expect_cookie || is_request(m->type)) {
-                    fail(w, "n%u: message type %d with unexpected cookie %" PRIu64, nd->id, (int)m->type,
-                         m->cookie);
+                    fail(w, "n%u: message type %d with unexpected cookie %" PRIu64, nd->id,
+                         (int)m->type, m->cookie);
                     break;
                 }
                 seen++;
@@ -754,9 +776,10 @@ static void handle_ready(struct world *w, struct node *nd, uint64_t expect_cooki
             struct netmsg *nm = netmsg_copy(m);
             if (m->type == RAFT_MSG_SNAPSHOT) {
                 /* the glue streams its latest durable snapshot */
-                if (nd->disk.snap.index != m->snapshot_index || nd->disk.snap.term != m->snapshot_term) {
-                    fail(w, "n%u: SNAPSHOT %" PRIu64 " but disk holds %" PRIu64, nd->id, m->snapshot_index,
-                         nd->disk.snap.index);
+                if (nd->disk.snap.index != m->snapshot_index ||
+                    nd->disk.snap.term != m->snapshot_term) {
+                    fail(w, "n%u: SNAPSHOT %" PRIu64 " but disk holds %" PRIu64, nd->id,
+                         m->snapshot_index, nd->disk.snap.index);
                     netmsg_free(nm);
                     break;
                 }
@@ -781,15 +804,18 @@ static void handle_ready(struct world *w, struct node *nd, uint64_t expect_cooki
                 break;
             }
             if (rs->err == MOM_OK && rs->index < nd->reads[j].min_index)
-                fail(w, "linearizability: n%u read index %" PRIu64 " misses acknowledged write at %" PRIu64, nd->id,
-                     rs->index, nd->reads[j].min_index);
+                fail(w,
+                     "linearizability: n%u read index %" PRIu64
+                     " misses acknowledged write at %" PRIu64,
+                     nd->id, rs->index, nd->reads[j].min_index);
             nd->reads[j] = nd->reads[--nd->n_reads];
         }
         raft_advance(nd->r, &rd);
         enqueue_batch(w, nd, b, b->install || b->n_ents > 0 || b->hs_changed);
     }
     if (expect_cookie && seen != 1 && !w->failed)
-        fail(w, "n%u: request with cookie %" PRIu64 " got %zu responses", nd->id, expect_cookie, seen);
+        fail(w, "n%u: request with cookie %" PRIu64 " got %zu responses", nd->id, expect_cookie,
+             seen);
 }
 
 static void disk_append(struct world *w, struct node *nd, const struct dentry *e)
@@ -804,7 +830,8 @@ static void disk_append(struct world *w, struct node *nd, const struct dentry *e
     }
     uint64_t expect = d->n ? d->log[d->n - 1].index + 1 : d->snap.index + 1;
     if (e->index != expect) {
-        fail(w, "n%u: disk gap: appending %" PRIu64 ", expected %" PRIu64, nd->id, e->index, expect);
+        fail(w, "n%u: disk gap: appending %" PRIu64 ", expected %" PRIu64, nd->id, e->index,
+             expect);
         return;
     }
     GROW(d->log, d->n, d->cap);
@@ -857,7 +884,8 @@ static void complete_batch(struct world *w, struct node *nd, struct batch *b)
     }
     if (b->app_snapshot) {
         int rc = raft_compact(nd->r, b->snap.index);
-        trace(w, "n%u snapshot at %" PRIu64 " durable, compact: %s", nd->id, b->snap.index, mom_strerror(rc));
+        trace(w, "n%u snapshot at %" PRIu64 " durable, compact: %s", nd->id, b->snap.index,
+              mom_strerror(rc));
     } else {
         raft_persisted(nd->r, b->id);
     }
@@ -905,8 +933,9 @@ static void node_start(struct world *w, struct node *nd)
     nd->was_leader = false;
     nd->last_commit = raft_commit_index(nd->r);
     nd->pq_last_done = w->now;
-    trace(w, "n%u starts: term %" PRIu64 " snap %" PRIu64 " last %" PRIu64 "%s", nd->id, raft_term(nd->r),
-          nd->disk.snap.index, raft_last_index(nd->r), raft_abstaining(nd->r) ? " (abstaining)" : "");
+    trace(w, "n%u starts: term %" PRIu64 " snap %" PRIu64 " last %" PRIu64 "%s", nd->id,
+          raft_term(nd->r), nd->disk.snap.index, raft_last_index(nd->r),
+          raft_abstaining(nd->r) ? " (abstaining)" : "");
     handle_ready(w, nd, 0);
     check_node(w, nd);
 }
@@ -957,9 +986,12 @@ static void deliver(struct world *w, struct netmsg *nm)
     to->staged = nm;
     int rc = raft_step(to->r, &nm->m);
     if (w->verbose && (nm->m.type != RAFT_MSG_APPEND || nm->m.n_entries > 0 || rc != MOM_OK))
-        trace(w, "n%u <- n%u type %d term %" PRIu64 " prev %" PRIu64 " n %zu ok %d match %" PRIu64 ": %s",
-              nm->m.to, nm->m.from, (int)nm->m.type, nm->m.term, nm->m.prev_log_index, nm->m.n_entries,
-              nm->m.success || nm->m.vote_granted, nm->m.match_index, mom_strerror(rc));
+        trace(w,
+              "n%u <- n%u type %d term %" PRIu64 " prev %" PRIu64 " n %zu ok %d match %" PRIu64
+              ": %s",
+              nm->m.to, nm->m.from, (int)nm->m.type, nm->m.term, nm->m.prev_log_index,
+              nm->m.n_entries, nm->m.success || nm->m.vote_granted, nm->m.match_index,
+              mom_strerror(rc));
     if (rc != MOM_OK && rc != MOM_ERR_INVALID)
         fail(w, "n%u: raft_step: %s", to->id, mom_strerror(rc));
     handle_ready(w, to, rc == MOM_OK && is_request(nm->m.type) ? nm->m.cookie : 0);
@@ -975,7 +1007,8 @@ static struct node *find_leader(struct world *w)
     struct node *best = NULL;
     for (uint32_t i = 0; i < w->n; i++) {
         struct node *nd = &w->nodes[i];
-        if (nd->up && raft_role(nd->r) == RAFT_LEADER && (!best || raft_term(nd->r) > raft_term(best->r)))
+        if (nd->up && raft_role(nd->r) == RAFT_LEADER &&
+            (!best || raft_term(nd->r) > raft_term(best->r)))
             best = nd;
     }
     return best;
@@ -1135,7 +1168,8 @@ static void client_events(struct world *w)
             int rc = raft_read_index(l->r, ctx);
             if (rc == MOM_OK) {
                 GROW(l->reads, l->n_reads, l->cap_reads);
-                l->reads[l->n_reads++] = (struct pending_read){.ctx = ctx, .min_index = w->max_acked_index};
+                l->reads[l->n_reads++] =
+                    (struct pending_read){.ctx = ctx, .min_index = w->max_acked_index};
             }
             handle_ready(w, l, 0);
             check_node(w, l);
@@ -1272,11 +1306,12 @@ static void world_init(struct world *w, uint64_t seed, uint32_t force_nodes, boo
         w->nodes[i].disk.incarnation = 1;
     }
     if (verbose)
-        printf("seed %" PRIu64 ": %u nodes, election %u hb %u, batch %u/%" PRIu64 "B inflight %u, pre-vote %d "
+        printf("seed %" PRIu64 ": %u nodes, election %u hb %u, batch %u/%" PRIu64
+               "B inflight %u, pre-vote %d "
                "check-quorum %d, chaos level %u\n",
                seed, w->n, w->cfg.election_ticks, w->cfg.heartbeat_ticks, w->cfg.max_msg_entries,
-               w->cfg.max_msg_bytes, w->cfg.max_inflight, !w->cfg.disable_pre_vote, !w->cfg.disable_check_quorum,
-               lvl);
+               w->cfg.max_msg_bytes, w->cfg.max_inflight, !w->cfg.disable_pre_vote,
+               !w->cfg.disable_check_quorum, lvl);
 }
 
 static void world_free(struct world *w)
@@ -1332,21 +1367,21 @@ static bool run_seed(struct world *w, uint64_t seed, uint32_t force_nodes, bool 
             struct node *nd = &w->nodes[i];
             if (!nd->up)
                 continue;
-            printf("  n%u %s term %" PRIu64 " lead %u commit %" PRIu64 " applied %" PRIu64 "/%" PRIu64
-                   " last %" PRIu64 " abstain %d pq %d\n",
+            printf("  n%u %s term %" PRIu64 " lead %u commit %" PRIu64 " applied %" PRIu64
+                   "/%" PRIu64 " last %" PRIu64 " abstain %d pq %d\n",
                    nd->id, raft_role_name(raft_role(nd->r)), raft_term(nd->r), raft_leader(nd->r),
-                   raft_commit_index(nd->r), raft_applied_index(nd->r), nd->sm.index, raft_last_index(nd->r),
-                   raft_abstaining(nd->r), nd->pq_head != NULL);
+                   raft_commit_index(nd->r), raft_applied_index(nd->r), nd->sm.index,
+                   raft_last_index(nd->r), raft_abstaining(nd->r), nd->pq_head != NULL);
         }
     }
     if (!w->failed)
         final_checks(w);
     if (verbose)
-        printf("seed %" PRIu64 ": %" PRIu64 " commands, %" PRIu64 " acknowledged, %" PRIu64 " elections, %" PRIu64
-               " snapshot installs, %" PRIu64 " crashes, %" PRIu64 " wipes, %" PRIu64 " messages, end index %" PRIu64
-               "\n",
-               seed, w->next_cmd, w->n_acked, w->n_elections, w->n_snap_installs, w->n_crashes, w->n_wipes,
-               w->n_delivered, w->applied_max);
+        printf("seed %" PRIu64 ": %" PRIu64 " commands, %" PRIu64 " acknowledged, %" PRIu64
+               " elections, %" PRIu64 " snapshot installs, %" PRIu64 " crashes, %" PRIu64
+               " wipes, %" PRIu64 " messages, end index %" PRIu64 "\n",
+               seed, w->next_cmd, w->n_acked, w->n_elections, w->n_snap_installs, w->n_crashes,
+               w->n_wipes, w->n_delivered, w->applied_max);
     bool ok = !w->failed;
     w->verbose = false; /* tearing down is not part of the story */
     world_free(w);
@@ -1355,7 +1390,8 @@ static bool run_seed(struct world *w, uint64_t seed, uint32_t force_nodes, bool 
 
 static void usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s [--seeds N | --seed S] [--nodes K] [--jobs J] [--keep-going]\n", argv0);
+    fprintf(stderr, "usage: %s [--seeds N | --seed S] [--nodes K] [--jobs J] [--keep-going]\n",
+            argv0);
 }
 
 int main(int argc, char **argv)
@@ -1439,8 +1475,8 @@ int main(int argc, char **argv)
                 passed++;
             }
             char line[700];
-            int n = snprintf(line, sizeof line, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %s\n", passed, nfail,
-                             failed_seed, why);
+            int n = snprintf(line, sizeof line, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %s\n", passed,
+                             nfail, failed_seed, why);
             if (write(fds[j][1], line, (size_t)n) != n)
                 exit(3);
             free(w);
@@ -1461,8 +1497,8 @@ int main(int argc, char **argv)
         waitpid(pids[j], &status, 0);
         uint64_t p = 0, nf = 0, fs = 0;
         int off = 0;
-        if (sscanf(buf, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %n", &p, &nf, &fs, &off) < 3 || !WIFEXITED(status) ||
-            WEXITSTATUS(status) != 0) {
+        if (sscanf(buf, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %n", &p, &nf, &fs, &off) < 3 ||
+            !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
             printf("FAILED worker %ld crashed (status %d)\n", j, status);
             nfailed++;
             continue;

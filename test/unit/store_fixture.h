@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+
 #include <cmocka.h>
 
 #include "broker/store.h"
@@ -196,8 +197,8 @@ static struct command c_create_topic(const char *user, const char *name,
 
 static struct command c_delete(const char *user, bool topic, const char *name)
 {
-    struct command c = cmd_new(user, topic ? mom_v1_Command_delete_topic_tag
-                                           : mom_v1_Command_delete_queue_tag);
+    struct command c =
+        cmd_new(user, topic ? mom_v1_Command_delete_topic_tag : mom_v1_Command_delete_queue_tag);
     snprintf(c.pb.kind.delete_queue.name, sizeof c.pb.kind.delete_queue.name, "%s", name);
     return c;
 }
@@ -212,8 +213,8 @@ static struct command c_publish_n(const char *user, bool topic, const char *name
     c.pb.kind.publish.kind = topic ? mom_v1_ResourceKind_TOPIC : mom_v1_ResourceKind_QUEUE;
     snprintf(c.pb.kind.publish.name, sizeof c.pb.kind.publish.name, "%s", name);
     if (key)
-        snprintf(c.pb.kind.publish.idempotency_key, sizeof c.pb.kind.publish.idempotency_key,
-                 "%s", key);
+        snprintf(c.pb.kind.publish.idempotency_key, sizeof c.pb.kind.publish.idempotency_key, "%s",
+                 key);
     for (size_t i = 0; i < n; i++) {
         memset(&fx_items[i], 0, sizeof fx_items[i]);
         const char *b = bodies ? bodies[i] : "m";
@@ -227,8 +228,8 @@ static struct command c_publish_n(const char *user, bool topic, const char *name
     return c;
 }
 
-static struct command c_publish(const char *user, bool topic, const char *name,
-                                const char *body, uint64_t delay_ms, const char *key)
+static struct command c_publish(const char *user, bool topic, const char *name, const char *body,
+                                uint64_t delay_ms, const char *key)
 {
     const char *bodies[1] = {body};
     return c_publish_n(user, topic, name, 1, bodies, delay_ms, key);
@@ -282,14 +283,13 @@ static struct command c_tick(void)
     return cmd_new("", mom_v1_Command_tick_tag);
 }
 
-static struct command c_sub(const char *user, const char *topic, const char *name,
-                            bool earliest)
+static struct command c_sub(const char *user, const char *topic, const char *name, bool earliest)
 {
     struct command c = cmd_new(user, mom_v1_Command_create_subscription_tag);
-    snprintf(c.pb.kind.create_subscription.topic, sizeof c.pb.kind.create_subscription.topic,
-             "%s", topic);
-    snprintf(c.pb.kind.create_subscription.name, sizeof c.pb.kind.create_subscription.name,
-             "%s", name);
+    snprintf(c.pb.kind.create_subscription.topic, sizeof c.pb.kind.create_subscription.topic, "%s",
+             topic);
+    snprintf(c.pb.kind.create_subscription.name, sizeof c.pb.kind.create_subscription.name, "%s",
+             name);
     c.pb.kind.create_subscription.start_earliest = earliest;
     return c;
 }
@@ -297,10 +297,10 @@ static struct command c_sub(const char *user, const char *topic, const char *nam
 static struct command c_unsub(const char *user, const char *topic, const char *name)
 {
     struct command c = cmd_new(user, mom_v1_Command_delete_subscription_tag);
-    snprintf(c.pb.kind.delete_subscription.topic, sizeof c.pb.kind.delete_subscription.topic,
-             "%s", topic);
-    snprintf(c.pb.kind.delete_subscription.name, sizeof c.pb.kind.delete_subscription.name,
-             "%s", name);
+    snprintf(c.pb.kind.delete_subscription.topic, sizeof c.pb.kind.delete_subscription.topic, "%s",
+             topic);
+    snprintf(c.pb.kind.delete_subscription.name, sizeof c.pb.kind.delete_subscription.name, "%s",
+             name);
     return c;
 }
 
@@ -310,8 +310,7 @@ static struct command c_sub_ack(const char *user, const char *topic, const char 
     struct command c = cmd_new(user, mom_v1_Command_subscription_ack_tag);
     snprintf(c.pb.kind.subscription_ack.topic, sizeof c.pb.kind.subscription_ack.topic, "%s",
              topic);
-    snprintf(c.pb.kind.subscription_ack.name, sizeof c.pb.kind.subscription_ack.name, "%s",
-             name);
+    snprintf(c.pb.kind.subscription_ack.name, sizeof c.pb.kind.subscription_ack.name, "%s", name);
     c.pb.kind.subscription_ack.offset = offset;
     return c;
 }
@@ -319,10 +318,9 @@ static struct command c_sub_ack(const char *user, const char *topic, const char 
 static struct command c_user(const char *name, const char *hash)
 {
     struct command c = cmd_new("", mom_v1_Command_register_user_tag);
-    snprintf(c.pb.kind.register_user.username, sizeof c.pb.kind.register_user.username, "%s",
-             name);
-    snprintf(c.pb.kind.register_user.password_hash,
-             sizeof c.pb.kind.register_user.password_hash, "%s", hash);
+    snprintf(c.pb.kind.register_user.username, sizeof c.pb.kind.register_user.username, "%s", name);
+    snprintf(c.pb.kind.register_user.password_hash, sizeof c.pb.kind.register_user.password_hash,
+             "%s", hash);
     return c;
 }
 
@@ -362,8 +360,8 @@ static struct res r_read_topic(struct fx *f, const char *user, const char *topic
     return res_from(&rep);
 }
 
-static struct res r_read_sub(struct fx *f, const char *user, const char *topic,
-                             const char *name, uint32_t max, bool *empty)
+static struct res r_read_sub(struct fx *f, const char *user, const char *topic, const char *name,
+                             uint32_t max, bool *empty)
 {
     struct store_caller who = {user, false};
     struct reply rep = {0};
@@ -371,8 +369,7 @@ static struct res r_read_sub(struct fx *f, const char *user, const char *topic,
     return res_from(&rep);
 }
 
-static struct res r_get_sub(struct fx *f, const char *user, const char *topic,
-                            const char *name)
+static struct res r_get_sub(struct fx *f, const char *user, const char *topic, const char *name)
 {
     struct store_caller who = {user, false};
     struct reply rep = {0};

@@ -9,7 +9,6 @@
 #include <stddef.h>
 #include <stdint.h>
 /* cmocka.h needs the four headers above first. */
-#include <cmocka.h>
 
 #include <jwt.h>
 #include <openssl/bio.h>
@@ -20,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <cmocka.h>
 
 #include "broker/auth.h"
 #include "common/err.h"

@@ -317,9 +317,7 @@ static void fill_kind(struct command *c, pb_size_t kind, bool full)
         c->pb.kind.create_queue.settings.private_access = full;
         c->pb.kind.create_queue.settings.present = 0x7e;
         break;
-    case mom_v1_Command_delete_queue_tag:
-        strcpy(c->pb.kind.delete_queue.name, name);
-        break;
+    case mom_v1_Command_delete_queue_tag: strcpy(c->pb.kind.delete_queue.name, name); break;
     case mom_v1_Command_create_topic_tag:
         strcpy(c->pb.kind.create_topic.name, name);
         c->pb.kind.create_topic.has_settings = full;
@@ -327,9 +325,7 @@ static void fill_kind(struct command *c, pb_size_t kind, bool full)
         c->pb.kind.create_topic.settings.retention_bytes = big;
         c->pb.kind.create_topic.settings.present = 0x3e;
         break;
-    case mom_v1_Command_delete_topic_tag:
-        strcpy(c->pb.kind.delete_topic.name, name);
-        break;
+    case mom_v1_Command_delete_topic_tag: strcpy(c->pb.kind.delete_topic.name, name); break;
     case mom_v1_Command_receive_tag:
         strcpy(c->pb.kind.receive.queue, name);
         c->pb.kind.receive.max = full ? 100 : 0;
@@ -369,23 +365,28 @@ static void fill_kind(struct command *c, pb_size_t kind, bool full)
         strcpy(c->pb.kind.register_user.username, name);
         memset(c->pb.kind.register_user.password_hash, 'h', 255);
         break;
-    default: /* noop, tick: no fields */
-        break;
+    default: /* noop, tick: no fields */ break;
     }
 }
 
 static void test_enveloped_kinds_match_pb_encode(void **state)
 {
     (void)state;
-    static const pb_size_t kinds[] = {
-        mom_v1_Command_noop_tag,          mom_v1_Command_create_queue_tag,
-        mom_v1_Command_delete_queue_tag,  mom_v1_Command_create_topic_tag,
-        mom_v1_Command_delete_topic_tag,  mom_v1_Command_receive_tag,
-        mom_v1_Command_ack_tag,           mom_v1_Command_nack_tag,
-        mom_v1_Command_extend_tag,        mom_v1_Command_tick_tag,
-        mom_v1_Command_create_subscription_tag, mom_v1_Command_delete_subscription_tag,
-        mom_v1_Command_subscription_ack_tag,    mom_v1_Command_register_user_tag,
-        mom_v1_Command_set_acl_tag};
+    static const pb_size_t kinds[] = {mom_v1_Command_noop_tag,
+                                      mom_v1_Command_create_queue_tag,
+                                      mom_v1_Command_delete_queue_tag,
+                                      mom_v1_Command_create_topic_tag,
+                                      mom_v1_Command_delete_topic_tag,
+                                      mom_v1_Command_receive_tag,
+                                      mom_v1_Command_ack_tag,
+                                      mom_v1_Command_nack_tag,
+                                      mom_v1_Command_extend_tag,
+                                      mom_v1_Command_tick_tag,
+                                      mom_v1_Command_create_subscription_tag,
+                                      mom_v1_Command_delete_subscription_tag,
+                                      mom_v1_Command_subscription_ack_tag,
+                                      mom_v1_Command_register_user_tag,
+                                      mom_v1_Command_set_acl_tag};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         for (unsigned mask = 0; mask < 16; mask++) {
             struct command c;
@@ -646,9 +647,9 @@ static void test_truncated_and_garbage(void **state)
         int rc = command_decode(junk, n, &d);
         assert_true(rc == MOM_OK || rc == MOM_ERR_INVALID);
         for (size_t i = 0; rc == MOM_OK && i < d.item_count; i++)
-            assert_true(d.items[i].body_len == 0 ||
-                        (d.items[i].body >= junk && d.items[i].body + d.items[i].body_len <=
-                                                        junk + n));
+            assert_true(
+                d.items[i].body_len == 0 ||
+                (d.items[i].body >= junk && d.items[i].body + d.items[i].body_len <= junk + n));
         command_cleanup(&d);
     }
     /* A string longer than its max_size is invalid. */

@@ -13,8 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
 #include <nghttp2/nghttp2.h>
+
+#include <cmocka.h>
 
 #include "common/err.h"
 #include "replication/h2conn.h"

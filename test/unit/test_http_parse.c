@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <cmocka.h>
 
 #include "broker/http_parse.h"
@@ -48,7 +49,8 @@ static void test_queue_settings(void **state)
     (void)state;
     struct parse_error e;
     mom_v1_QueueSettings s;
-    const char *ok = "{\"visibility_timeout_ms\":1000,\"dead_letter_queue\":\"dlq\",\"access\":\"private\"}";
+    const char *ok =
+        "{\"visibility_timeout_ms\":1000,\"dead_letter_queue\":\"dlq\",\"access\":\"private\"}";
     assert_int_equal(http_parse_queue_settings("q", ok, strlen(ok), &s, &e), 0);
     assert_int_equal(s.visibility_timeout_ms, 1000);
     assert_string_equal(s.dead_letter_queue, "dlq");
@@ -132,10 +134,8 @@ static void test_bodies(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_query),
-        cmocka_unit_test(test_uint),
-        cmocka_unit_test(test_queue_settings),
-        cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_query),          cmocka_unit_test(test_uint),
+        cmocka_unit_test(test_queue_settings), cmocka_unit_test(test_batch),
         cmocka_unit_test(test_bodies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

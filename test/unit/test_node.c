@@ -10,13 +10,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cmocka.h>
-
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "common/err.h"
 #include "replication/node.h"
@@ -72,7 +72,8 @@ static int app_snapshot_write(void *arg, FILE *f)
 {
     struct app *a = arg;
     uint64_t n = a->n;
-    if (fwrite(&n, sizeof n, 1, f) != 1 || fwrite(a->applied, sizeof a->applied[0], a->n, f) != a->n)
+    if (fwrite(&n, sizeof n, 1, f) != 1 ||
+        fwrite(a->applied, sizeof a->applied[0], a->n, f) != a->n)
         return MOM_ERR_IO;
     return MOM_OK;
 }
@@ -257,8 +258,10 @@ static void test_snapshot_by_bytes(void **state)
     struct event_base *base = event_base_new();
     assert_non_null(base);
     event_base_priority_init(base, 3);
-    struct node_config cfg = {.data_dir = dir, .sync = NODE_SYNC_NEVER,
-                              .snapshot_entries = 1000000, .snapshot_bytes = 64 * 1024};
+    struct node_config cfg = {.data_dir = dir,
+                              .sync = NODE_SYNC_NEVER,
+                              .snapshot_entries = 1000000,
+                              .snapshot_bytes = 64 * 1024};
     struct app a = {0};
     struct node *n = NULL;
     assert_int_equal(node_open(base, &cfg, &callbacks, &a, &n), MOM_OK);
@@ -274,7 +277,8 @@ static void test_snapshot_by_bytes(void **state)
 
     struct app b = {0};
     assert_int_equal(node_open(base, &cfg, &callbacks, &b, &n), MOM_OK);
-    assert_true(b.snapshot_base >= NODE_SNAPSHOT_MIN_ENTRIES - 1); /* index 1 is the election's empty entry */
+    assert_true(b.snapshot_base >=
+                NODE_SNAPSHOT_MIN_ENTRIES - 1); /* index 1 is the election's empty entry */
     assert_int_equal(b.n, 24);
     for (size_t i = 0; i < 24; i++)
         assert_int_equal(b.applied[i], i);

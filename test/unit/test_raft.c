@@ -10,12 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cmocka.h>
-
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "common/err.h"
 #include "common/log.h"
@@ -33,8 +33,8 @@ struct tnode {
     struct raft *r;
     bool up;
     uint64_t applied_index;
-    uint64_t sum;   /* state machine: sum of applied 8-byte values */
-    uint64_t count; /* and how many */
+    uint64_t sum;                              /* state machine: sum of applied 8-byte values */
+    uint64_t count;                            /* and how many */
     uint64_t snap_index, snap_sum, snap_count; /* last snapshot taken */
     struct raft_read_state reads[16];
     size_t n_reads;
@@ -186,8 +186,13 @@ static void tick_all(struct tnet *tn, int times)
 
 static struct raft_config base_cfg(uint32_t n)
 {
-    struct raft_config c = {.group_id = 3, .n_nodes = n, .election_ticks = 10, .heartbeat_ticks = 1,
-                            .max_msg_entries = 16, .max_inflight = 4, .incarnation = 1};
+    struct raft_config c = {.group_id = 3,
+                            .n_nodes = n,
+                            .election_ticks = 10,
+                            .heartbeat_ticks = 1,
+                            .max_msg_entries = 16,
+                            .max_inflight = 4,
+                            .incarnation = 1};
     return c;
 }
 
@@ -445,7 +450,8 @@ static void test_check_quorum_step_down(void **state)
     assert_int_equal(raft_role(tn->nodes[1].r), RAFT_FOLLOWER);
     assert_int_equal(raft_leader(tn->nodes[1].r), RAFT_NONE);
     uint64_t idx = 0, term = 0, v = 1;
-    assert_int_equal(raft_propose(tn->nodes[1].r, (const uint8_t *)&v, 8, &idx, &term), MOM_ERR_NOT_LEADER);
+    assert_int_equal(raft_propose(tn->nodes[1].r, (const uint8_t *)&v, 8, &idx, &term),
+                     MOM_ERR_NOT_LEADER);
     tnet_free(tn);
 
     /* with check-quorum off, an isolated leader keeps believing */
@@ -525,7 +531,8 @@ static void test_leadership_transfer(void **state)
     assert_int_equal(raft_transfer_leadership(tn->nodes[1].r, 2), MOM_OK);
     assert_int_equal(raft_transferee(tn->nodes[1].r), 2);
     uint64_t idx = 0, term = 0, v = 9;
-    assert_int_equal(raft_propose(tn->nodes[1].r, (const uint8_t *)&v, 8, &idx, &term), MOM_ERR_UNAVAILABLE);
+    assert_int_equal(raft_propose(tn->nodes[1].r, (const uint8_t *)&v, 8, &idx, &term),
+                     MOM_ERR_UNAVAILABLE);
     tick(tn, 1, 10);
     assert_int_equal(raft_transferee(tn->nodes[1].r), RAFT_NONE);
     assert_int_equal(raft_role(tn->nodes[1].r), RAFT_LEADER);
@@ -583,8 +590,9 @@ static void test_read_index(void **state)
     assert_int_equal(raft_read_index(tn->nodes[1].r, 79), MOM_OK);
     tick_all(tn, 40);
     assert_int_not_equal(raft_role(tn->nodes[1].r), RAFT_LEADER); /* follower or pre-candidate */
-    assert_int_equal(raft_term(tn->nodes[1].r), 1);                /* pre-vote: no term bump */
-    assert_int_equal(raft_role(tn->nodes[2].r) == RAFT_LEADER || raft_role(tn->nodes[3].r) == RAFT_LEADER, 1);
+    assert_int_equal(raft_term(tn->nodes[1].r), 1);               /* pre-vote: no term bump */
+    assert_int_equal(
+        raft_role(tn->nodes[2].r) == RAFT_LEADER || raft_role(tn->nodes[3].r) == RAFT_LEADER, 1);
     assert_int_equal(tn->nodes[1].n_reads, 3);
     assert_int_equal(tn->nodes[1].reads[2].ctx, 79);
     assert_int_equal(tn->nodes[1].reads[2].err, MOM_ERR_NOT_LEADER);
@@ -611,8 +619,15 @@ static void test_abstaining_wiped_node(void **state)
     assert_int_equal(raft_campaign(w), MOM_ERR_UNAVAILABLE);
 
     /* it grants no vote, whatever the candidate's log */
-    struct raft_msg vote = {.type = RAFT_MSG_VOTE, .group_id = 3, .from = 2, .to = 3, .term = 9,
-                            .incarnation = 1, .last_log_index = 100, .last_log_term = 9, .cookie = 5};
+    struct raft_msg vote = {.type = RAFT_MSG_VOTE,
+                            .group_id = 3,
+                            .from = 2,
+                            .to = 3,
+                            .term = 9,
+                            .incarnation = 1,
+                            .last_log_index = 100,
+                            .last_log_term = 9,
+                            .cookie = 5};
     assert_int_equal(raft_step(w, &vote), MOM_OK);
     struct raft_ready rd;
     assert_true(raft_ready(w, &rd));
@@ -645,7 +660,7 @@ static void test_abstaining_wiped_node(void **state)
     uint64_t idx = propose(tn, 1, 50);
     flush(tn);
     tick_all(tn, 3);
-    assert_int_equal(raft_last_index(w), idx); /* replicated to it ... */
+    assert_int_equal(raft_last_index(w), idx);            /* replicated to it ... */
     assert_true(raft_commit_index(tn->nodes[1].r) < idx); /* ... but not counted */
     assert_int_equal(raft_commit_index(tn->nodes[1].r), commit_before);
 
@@ -658,14 +673,26 @@ static void test_abstaining_wiped_node(void **state)
     assert_int_equal(tn->nodes[3].sum, 1 + 2 + 3 + 4 + 50);
 
     /* a message from its wiped-out past is dropped by the peers */
-    struct raft_msg stale = {.type = RAFT_MSG_APPEND_RESP, .group_id = 3, .from = 3, .to = 1,
-                             .term = raft_term(w), .incarnation = 2, .success = true, .match_index = 1};
+    struct raft_msg stale = {.type = RAFT_MSG_APPEND_RESP,
+                             .group_id = 3,
+                             .from = 3,
+                             .to = 1,
+                             .term = raft_term(w),
+                             .incarnation = 2,
+                             .success = true,
+                             .match_index = 1};
     assert_int_equal(raft_step(tn->nodes[1].r, &stale), MOM_ERR_INVALID);
 
     /* after catching up, it grants a vote for a later term to an up-to-date candidate */
-    struct raft_msg v2 = {.type = RAFT_MSG_VOTE, .group_id = 3, .from = 2, .to = 3,
-                          .term = raft_term(w) + 1, .incarnation = 1, .last_log_index = raft_last_index(w),
-                          .cookie = 6, .leadership_transfer = true};
+    struct raft_msg v2 = {.type = RAFT_MSG_VOTE,
+                          .group_id = 3,
+                          .from = 2,
+                          .to = 3,
+                          .term = raft_term(w) + 1,
+                          .incarnation = 1,
+                          .last_log_index = raft_last_index(w),
+                          .cookie = 6,
+                          .leadership_transfer = true};
     raft_term_at(w, raft_last_index(w), &v2.last_log_term);
     assert_int_equal(raft_step(w, &v2), MOM_OK);
     assert_true(raft_ready(w, &rd));
@@ -690,7 +717,8 @@ static void test_no_commit_of_older_term_by_counting(void **state)
     struct raft_config cfg = base_cfg(3);
     cfg.max_msg_entries = 1;
     struct tnet *tn = tnet_new(&cfg);
-    struct raft_hard_state h1 = {.term = 3}, h2 = {.term = 3, .vote = 2}, h3 = {.term = 3, .vote = 2};
+    struct raft_hard_state h1 = {.term = 3}, h2 = {.term = 3, .vote = 2},
+                           h3 = {.term = 3, .vote = 2};
     node_init(tn, 1, &h1, NULL, 1);
     node_init(tn, 2, &h2, NULL, 1);
     node_init(tn, 3, &h3, NULL, 1);
@@ -727,7 +755,12 @@ static void test_message_validation_and_cookies(void **state)
     cfg.id = 1;
     struct raft *r = NULL;
     assert_int_equal(raft_new(&cfg, NULL, NULL, &r), MOM_OK);
-    struct raft_msg m = {.type = RAFT_MSG_VOTE, .group_id = 3, .from = 2, .to = 1, .term = 1, .cookie = 99,
+    struct raft_msg m = {.type = RAFT_MSG_VOTE,
+                         .group_id = 3,
+                         .from = 2,
+                         .to = 1,
+                         .term = 1,
+                         .cookie = 99,
                          .incarnation = 1};
     struct raft_msg bad = m;
     bad.group_id = 4;
@@ -741,8 +774,14 @@ static void test_message_validation_and_cookies(void **state)
     bad.to = 3;
     assert_int_equal(raft_step(r, &bad), MOM_ERR_INVALID);
     struct raft_entry ents[2] = {{.term = 1, .index = 1}, {.term = 1, .index = 3}};
-    struct raft_msg app = {.type = RAFT_MSG_APPEND, .group_id = 3, .from = 2, .to = 1, .term = 1,
-                           .entries = ents, .n_entries = 2, .incarnation = 1};
+    struct raft_msg app = {.type = RAFT_MSG_APPEND,
+                           .group_id = 3,
+                           .from = 2,
+                           .to = 1,
+                           .term = 1,
+                           .entries = ents,
+                           .n_entries = 2,
+                           .incarnation = 1};
     assert_int_equal(raft_step(r, &app), MOM_ERR_INVALID); /* not contiguous */
     ents[1].index = 2;
     ents[1].term = 2;
@@ -791,7 +830,8 @@ static void test_restart_from_storage(void **state)
     struct raft *r = NULL;
     assert_int_equal(raft_new(&cfg, &hs, &snap, &r), MOM_OK);
     uint64_t v = 1;
-    assert_int_equal(raft_load_entry(r, 1, 4, (const uint8_t *)&v, 8), MOM_OK); /* below the snapshot: skipped */
+    assert_int_equal(raft_load_entry(r, 1, 4, (const uint8_t *)&v, 8),
+                     MOM_OK); /* below the snapshot: skipped */
     assert_int_equal(raft_load_entry(r, 2, 6, (const uint8_t *)&v, 8), MOM_OK);
     assert_int_equal(raft_load_entry(r, 2, 8, (const uint8_t *)&v, 8), MOM_ERR_INVALID); /* gap */
     assert_int_equal(raft_load_entry(r, 3, 7, (const uint8_t *)&v, 8), MOM_OK);

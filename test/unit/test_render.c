@@ -11,8 +11,9 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
-#include <cmocka.h>
 #include <openssl/evp.h>
+
+#include <cmocka.h>
 
 #include "broker/render.h"
 #include "common/clock.h"
@@ -28,18 +29,18 @@ static void test_utf8(void **state)
     (void)state;
     assert_true(valid("", 0));
     assert_true(valid("plain ascii text, longer than eight bytes", 41));
-    assert_true(valid("\xc3\xa9", 2));           /* U+00E9 */
-    assert_true(valid("\xe2\x82\xac", 3));       /* U+20AC */
-    assert_true(valid("\xf0\x9f\x98\x80", 4));   /* U+1F600 */
-    assert_true(valid("\xf4\x8f\xbf\xbf", 4));   /* U+10FFFF */
-    assert_true(valid("\xed\x9f\xbf", 3));       /* U+D7FF */
-    assert_true(valid("\x00", 1));               /* NUL is valid UTF-8 */
-    assert_false(valid("\xc0\xaf", 2));          /* overlong '/' */
+    assert_true(valid("\xc3\xa9", 2));         /* U+00E9 */
+    assert_true(valid("\xe2\x82\xac", 3));     /* U+20AC */
+    assert_true(valid("\xf0\x9f\x98\x80", 4)); /* U+1F600 */
+    assert_true(valid("\xf4\x8f\xbf\xbf", 4)); /* U+10FFFF */
+    assert_true(valid("\xed\x9f\xbf", 3));     /* U+D7FF */
+    assert_true(valid("\x00", 1));             /* NUL is valid UTF-8 */
+    assert_false(valid("\xc0\xaf", 2));        /* overlong '/' */
     assert_false(valid("\xc1\xbf", 2));
-    assert_false(valid("\xe0\x80\xaf", 3));      /* overlong */
-    assert_false(valid("\xf0\x80\x80\xaf", 4));  /* overlong */
-    assert_false(valid("\xed\xa0\x80", 3));      /* surrogate U+D800 */
-    assert_false(valid("\xf4\x90\x80\x80", 4));  /* above U+10FFFF */
+    assert_false(valid("\xe0\x80\xaf", 3));     /* overlong */
+    assert_false(valid("\xf0\x80\x80\xaf", 4)); /* overlong */
+    assert_false(valid("\xed\xa0\x80", 3));     /* surrogate U+D800 */
+    assert_false(valid("\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
     assert_false(valid("\xf5\x80\x80\x80", 4));
     assert_false(valid("\xff", 1));
     assert_false(valid("\x80", 1));              /* lone continuation */
@@ -99,8 +100,14 @@ static void test_strings_and_numbers(void **state)
 static void test_times(void **state)
 {
     (void)state;
-    static const uint64_t times[] = {0, 999, 1000, 1700000000000u, 1700000000001u,
-                                     1700000000999u, 1700000001000u, 1700000000500u,
+    static const uint64_t times[] = {0,
+                                     999,
+                                     1000,
+                                     1700000000000u,
+                                     1700000000001u,
+                                     1700000000999u,
+                                     1700000001000u,
+                                     1700000000500u,
                                      253402300799999u};
     struct jbuf b;
     jbuf_init(&b);

@@ -349,8 +349,8 @@ static void test_ack_and_receipts(void **state)
     assert_int_equal(queue_field(f, "q", "in_flight"), 1);
     c = c_ack("alice", "q", ra); /* acked twice */
     fx_expect(f, &c, 410);
-    static const char *const garbage[] = {"", "x", "1.1.1", "zz.1.1", "1.1", "1.1.1.1",
-                                          "ffffffffffffffffff.1.1", "1.2.1 "};
+    static const char *const garbage[] = {
+        "", "x", "1.1.1", "zz.1.1", "1.1", "1.1.1.1", "ffffffffffffffffff.1.1", "1.2.1 "};
     for (size_t i = 0; i < sizeof garbage / sizeof *garbage; i++) {
         c = c_ack("alice", "q", garbage[i]);
         fx_expect(f, &c, 410);

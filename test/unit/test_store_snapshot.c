@@ -83,19 +83,19 @@ static void build_state(struct fx *f, struct receipts *rc)
     /* Leases: one short, one long, one to nack later; one nacked now (back
      * to its position, ready heap), one nacked with a delay, one that runs
      * out twice and is dead-lettered. */
-    receipt_of(f, "work", 100000, rc->live_long);  /* work-0 */
-    receipt_of(f, "work", 20000, rc->live_short);  /* work-1 */
-    receipt_of(f, "work", 50000, rc->to_nack);     /* work-2 */
+    receipt_of(f, "work", 100000, rc->live_long); /* work-0 */
+    receipt_of(f, "work", 20000, rc->live_short); /* work-1 */
+    receipt_of(f, "work", 50000, rc->to_nack);    /* work-2 */
     char tmp[65];
-    receipt_of(f, "work", 50000, tmp);             /* work-3 */
+    receipt_of(f, "work", 50000, tmp); /* work-3 */
     run_ok(f, c_nack("alice", "work", tmp, 0), 204);
-    receipt_of(f, "work", 50000, tmp);             /* work-3 again */
+    receipt_of(f, "work", 50000, tmp); /* work-3 again */
     run_ok(f, c_nack("alice", "work", tmp, 30000), 204);
-    receipt_of(f, "work", 10, tmp);                /* work-4 */
+    receipt_of(f, "work", 10, tmp); /* work-4 */
     f->now += 10;
-    receipt_of(f, "work", 10, tmp);                /* work-4, second delivery */
+    receipt_of(f, "work", 10, tmp); /* work-4, second delivery */
     f->now += 10;
-    run_ok(f, c_tick(), 204);                      /* work-4 -> dlq */
+    run_ok(f, c_tick(), 204); /* work-4 -> dlq */
     /* A dead-letter dropped because its DLQ is missing. */
     run_ok(f, c_publish("bob", false, "lost", "doomed", 0, NULL), 201);
     run_ok(f, c_publish("bob", false, "lost", "stays", 0, NULL), 201);
@@ -136,8 +136,8 @@ static void build_state(struct fx *f, struct receipts *rc)
 static char *render(struct reply *rep)
 {
     char *s = NULL;
-    assert_true(asprintf(&s, "%d %.*s", rep->status, (int)rep->body_len,
-                         rep->body ? rep->body : "") >= 0);
+    assert_true(
+        asprintf(&s, "%d %.*s", rep->status, (int)rep->body_len, rep->body ? rep->body : "") >= 0);
     reply_cleanup(rep);
     return s;
 }
@@ -177,20 +177,18 @@ static char *render_all(const struct store *s)
     store_get_stats(s, &st);
     const char *ha = store_user_password_hash(s, "alice");
     const char *hb = store_user_password_hash(s, "bob");
-    assert_true(asprintf(&parts[n++],
-                         "idx=%llu time=%llu deadline=%llu q=%llu t=%llu s=%llu u=%llu "
-                         "m=%llu b=%llu d=%llu ha=%s hb=%s vis=%d%d%d",
-                         (unsigned long long)store_applied_index(s),
-                         (unsigned long long)store_last_time(s),
-                         (unsigned long long)store_next_deadline(s),
-                         (unsigned long long)st.queues, (unsigned long long)st.topics,
-                         (unsigned long long)st.subscriptions, (unsigned long long)st.users,
-                         (unsigned long long)st.messages, (unsigned long long)st.bytes,
-                         (unsigned long long)st.dropped_no_dlq, ha ? ha : "-", hb ? hb : "-",
-                         store_queue_has_visible(s, "work", store_last_time(s)),
-                         store_queue_has_visible(s, "dlq", store_last_time(s)),
-                         store_queue_has_visible(s, "work", store_last_time(s) + 100000)) >=
-                0);
+    assert_true(
+        asprintf(&parts[n++],
+                 "idx=%llu time=%llu deadline=%llu q=%llu t=%llu s=%llu u=%llu "
+                 "m=%llu b=%llu d=%llu ha=%s hb=%s vis=%d%d%d",
+                 (unsigned long long)store_applied_index(s), (unsigned long long)store_last_time(s),
+                 (unsigned long long)store_next_deadline(s), (unsigned long long)st.queues,
+                 (unsigned long long)st.topics, (unsigned long long)st.subscriptions,
+                 (unsigned long long)st.users, (unsigned long long)st.messages,
+                 (unsigned long long)st.bytes, (unsigned long long)st.dropped_no_dlq, ha ? ha : "-",
+                 hb ? hb : "-", store_queue_has_visible(s, "work", store_last_time(s)),
+                 store_queue_has_visible(s, "dlq", store_last_time(s)),
+                 store_queue_has_visible(s, "work", store_last_time(s) + 100000)) >= 0);
     size_t total = 1;
     for (int i = 0; i < n; i++)
         total += strlen(parts[i]) + 1;

@@ -8,8 +8,7 @@
 
 #define P(n) (1u << (n))
 
-static void make_topic(struct fx *f, const char *name, uint64_t ms, uint64_t count,
-                       uint64_t bytes)
+static void make_topic(struct fx *f, const char *name, uint64_t ms, uint64_t count, uint64_t bytes)
 {
     mom_v1_TopicSettings st = mom_v1_TopicSettings_init_zero;
     st.retention_ms = ms;

@@ -9,8 +9,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cmocka.h>
-
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -20,6 +18,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "common/err.h"
 #include "common/log.h"
@@ -733,7 +733,7 @@ static void test_write_failure_rlimit(void **state)
     signal(SIGXFSZ, prev);
 
     assert_int_equal(rc, MOM_ERR_IO);
-    assert_int_equal(file_size(p), good);  /* truncated back */
+    assert_int_equal(file_size(p), good); /* truncated back */
     assert_int_equal(wal_pending_bytes(w), 0);
     assert_int_equal(wal_last_index(w), 50);
     assert_int_equal(wal_last_term(w), term_of(50));
@@ -957,8 +957,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail_cut, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_crc_mismatch_last_record_cut, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_earlier_segment_corrupt, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_missing_segment_and_bad_header, fx_setup,
-                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_missing_segment_and_bad_header, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_index_gap, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_truncate_after_then_append, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_compact, fx_setup, fx_teardown),
@@ -966,8 +965,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_and_term_at, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_write_failure_rlimit, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_write_failure_new_segment, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_empty_and_zeroed_last_segment, fx_setup,
-                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_empty_and_zeroed_last_segment, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_prealloc_zero_tail, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_sync_fd_and_rotation, fx_setup, fx_teardown),
         cmocka_unit_test(test_codec),
