@@ -32,7 +32,7 @@ DEB_PKGS := make gcc pkg-config libevent-dev libevhtp-dev libssl-dev libonig-dev
             nanopb libnanopb-dev protobuf-compiler libjwt-dev libcjson-dev \
             libnghttp2-dev libcmocka-dev python3-pytest python3-requests \
             python3-grpcio python3-jwt python3-protobuf python3-cryptography \
-            libjemalloc-dev wrk clang libclang-rt-14-dev curl procps
+            libjemalloc-dev wrk clang libclang-rt-14-dev clang-format curl procps
 
 PROTO_SRC := proto/mom.proto
 PROTO_C   := $(BUILD)/proto/mom.pb.c
@@ -55,7 +55,7 @@ BENCH_BIN  := $(BENCH_SRC:test/bench/%.c=$(BUILD)/bench/%)
 # keep objects of test binaries between runs
 .SECONDARY:
 
-.PHONY: all run test unit sim integration asan fuzz bench cluster deps deps-check fmt clean
+.PHONY: all run test unit sim integration asan fuzz bench cluster deps deps-check fmt fmt-check clean
 all: $(BUILD)/momd
 
 $(PROTO_C) $(PROTO_H): $(PROTO_SRC) proto/mom.options
@@ -154,6 +154,10 @@ deps-check:
 
 fmt:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# Fails when any tracked C file differs from what `make fmt` would write.
+fmt-check:
+	@clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h') && echo "fmt-check: ok"
 
 clean:
 	rm -rf build build-asan build-fuzz
