@@ -71,6 +71,12 @@ static const struct option_def options[] = {
     STR(peer_tls_cert, "--peer-tls-cert", "MOM_PEER_TLS_CERT", "peer TLS certificate (PEM)"),
     STR(peer_tls_key, "--peer-tls-key", "MOM_PEER_TLS_KEY", "peer TLS private key (PEM)"),
     STR(peer_tls_ca, "--peer-tls-ca", "MOM_PEER_TLS_CA", "CA that signs peer certificates (PEM)"),
+    STR(cors_origins, "--cors-origins", "MOM_CORS_ORIGINS",
+        "browser origins allowed by CORS: comma list or * (none)"),
+    NUM(OPT_BOOL, demo, "--demo", "MOM_DEMO",
+        "create the prototype's demo topics, queues and admin once (false)"),
+    STR(demo_password, "--demo-password", "MOM_DEMO_PASSWORD",
+        "password of the demo user admin (generated and logged)"),
     STR(config_file, "--config", "MOM_CONFIG", "config file of KEY=VALUE lines (env names)"),
 };
 

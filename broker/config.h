@@ -39,6 +39,9 @@ struct config {
     char peer_tls_cert[1024];
     char peer_tls_key[1024];
     char peer_tls_ca[1024];
+    char cors_origins[2048]; /* comma list or "*"; empty = no CORS headers */
+    bool demo;               /* create the prototype's demo data once */
+    char demo_password[256]; /* the demo admin's password; empty = generated */
     char config_file[1024];
     bool help;
 };

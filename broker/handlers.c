@@ -304,7 +304,8 @@ static void handle_publish(struct request_ctx *rc, bool queue)
     memset(&item, 0, sizeof item);
     if (!publish_headers(rc, queue, pub, &item.delay_ms))
         return;
-    const char *ct = evhtp_header_find(rc->req->headers_in, "Content-Type");
+    const char *ct = rc->content_type ? rc->content_type
+                                      : evhtp_header_find(rc->req->headers_in, "Content-Type");
     if (ct) {
         if (strlen(ct) >= sizeof item.content_type) {
             server_send_error(rc, 400, "bad_request", "Content-Type is longer than 255 bytes");
@@ -673,7 +674,10 @@ void handlers_dispatch(struct request_ctx *rc)
     case ROUTE_SUBSCRIPTION_READ: handle_topic_read(rc, true); return;
     case ROUTE_SUBSCRIPTION_ACK: handle_subscription_ack(rc); return;
     case ROUTE_USER_SUBSCRIPTIONS: store_list_user_subscriptions(s->store, &who, &r); break;
-    case ROUTE_NONE: server_send_error(rc, 404, "not_found", "no such route"); return;
+    case ROUTE_NONE:
+    default: /* the prototype's routes arrive rewritten (compat.c) */
+        server_send_error(rc, 404, "not_found", "no such route");
+        return;
     }
     send_reply_and_free(rc, &r);
 }

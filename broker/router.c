@@ -47,6 +47,31 @@ static const struct route_def routes[] = {
     {"v1/topics/{}/subscriptions/{}/messages", HTTP_GET, ROUTE_SUBSCRIPTION_READ},
     {"v1/topics/{}/subscriptions/{}/ack", HTTP_POST, ROUTE_SUBSCRIPTION_ACK},
     {"v1/subscriptions", HTTP_GET, ROUTE_USER_SUBSCRIPTIONS},
+    {"api/auth/register", HTTP_POST, ROUTE_API_REGISTER},
+    {"api/auth/login", HTTP_POST, ROUTE_API_LOGIN},
+    {"api/topicos", HTTP_GET, ROUTE_API_TOPICS},
+    {"api/topicos", HTTP_POST, ROUTE_API_TOPIC_CREATE},
+    {"api/topicos/{}", HTTP_DELETE, ROUTE_API_TOPIC_DELETE},
+    {"api/topicos/{}/mensajes", HTTP_POST, ROUTE_API_TOPIC_PUBLISH},
+    {"api/topicos/{}/mensajes", HTTP_GET, ROUTE_API_TOPIC_READ},
+    {"api/topicos/{}/suscribir", HTTP_POST, ROUTE_API_SUBSCRIBE},
+    {"api/topicos/{}/desuscribir", HTTP_POST, ROUTE_API_UNSUBSCRIBE},
+    {"api/mis-topicos", HTTP_GET, ROUTE_API_MY_TOPICS},
+    {"api/colas", HTTP_GET, ROUTE_API_QUEUES},
+    {"api/colas", HTTP_POST, ROUTE_API_QUEUE_CREATE},
+    {"api/colas/{}", HTTP_DELETE, ROUTE_API_QUEUE_DELETE},
+    {"api/colas/{}/mensajes", HTTP_POST, ROUTE_API_QUEUE_PUBLISH},
+    {"api/colas/{}/mensajes", HTTP_GET, ROUTE_API_QUEUE_TAKE},
+    {"colas", HTTP_GET, ROUTE_NODE_QUEUES},
+    {"colas", HTTP_POST, ROUTE_NODE_QUEUE_CREATE},
+    {"colas/{}", HTTP_DELETE, ROUTE_NODE_QUEUE_DELETE},
+    {"colas/{}/publicar", HTTP_POST, ROUTE_NODE_QUEUE_PUBLISH},
+    {"colas/{}/mensajes", HTTP_GET, ROUTE_NODE_QUEUE_TAKE},
+    {"topicos", HTTP_GET, ROUTE_NODE_TOPICS},
+    {"topicos", HTTP_POST, ROUTE_NODE_TOPIC_CREATE},
+    {"topicos/{}", HTTP_DELETE, ROUTE_NODE_TOPIC_DELETE},
+    {"topicos/{}/publicar", HTTP_POST, ROUTE_NODE_TOPIC_PUBLISH},
+    {"topicos/{}/mensajes", HTTP_GET, ROUTE_NODE_TOPIC_READ},
 };
 
 #define ROUTE_COUNT (sizeof routes / sizeof routes[0])
@@ -63,6 +88,8 @@ enum http_method router_method(const char *name)
         return HTTP_DELETE;
     if (!strcmp(name, "HEAD"))
         return HTTP_HEAD;
+    if (!strcmp(name, "OPTIONS"))
+        return HTTP_OPTIONS;
     return HTTP_OTHER;
 }
 
@@ -74,26 +101,34 @@ struct segments {
     size_t len[MAX_SEGMENTS];
 };
 
+/* Splits on runs of slashes: empty segments (a doubled slash, the trailing
+ * slash) are skipped, as nginx's merge_slashes does. "/" has one empty
+ * segment so that it can still be matched as the root. */
 static bool split_path(const char *path, size_t len, struct segments *s)
 {
     s->n = 0;
     if (len == 0 || path[0] != '/')
         return false;
-    size_t i = 1;
-    if (len > 1 && path[len - 1] == '/')
-        len--; /* tolerate one trailing slash */
-    while (i <= len) {
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && path[i] == '/')
+            i++;
+        if (i == len)
+            break;
         size_t j = i;
         while (j < len && path[j] != '/')
             j++;
-        if (j == i && len > 1)
-            return false; /* empty segment "//" */
         if (s->n == MAX_SEGMENTS)
             return false;
         s->start[s->n] = path + i;
         s->len[s->n] = j - i;
         s->n++;
-        i = j + 1;
+        i = j;
+    }
+    if (s->n == 0) {
+        s->start[0] = path + len;
+        s->len[0] = 0;
+        s->n = 1;
     }
     return true;
 }

@@ -14,7 +14,8 @@ enum http_method {
     HTTP_POST = 1 << 2,
     HTTP_DELETE = 1 << 3,
     HTTP_HEAD = 1 << 4,
-    HTTP_OTHER = 1 << 5,
+    HTTP_OPTIONS = 1 << 5,
+    HTTP_OTHER = 1 << 6,
 };
 
 enum route {
@@ -48,6 +49,33 @@ enum route {
     ROUTE_SUBSCRIPTION_READ,
     ROUTE_SUBSCRIPTION_ACK,
     ROUTE_USER_SUBSCRIPTIONS,
+    /* the prototype's routes (broker/compat.c): under /api ... */
+    ROUTE_API_REGISTER,
+    ROUTE_API_LOGIN,
+    ROUTE_API_TOPICS,
+    ROUTE_API_TOPIC_CREATE,
+    ROUTE_API_TOPIC_DELETE,
+    ROUTE_API_TOPIC_PUBLISH,
+    ROUTE_API_TOPIC_READ,
+    ROUTE_API_SUBSCRIBE,
+    ROUTE_API_UNSUBSCRIBE,
+    ROUTE_API_MY_TOPICS,
+    ROUTE_API_QUEUES,
+    ROUTE_API_QUEUE_CREATE,
+    ROUTE_API_QUEUE_DELETE,
+    ROUTE_API_QUEUE_PUBLISH,
+    ROUTE_API_QUEUE_TAKE,
+    /* ... and the MOM nodes' own /colas and /topicos */
+    ROUTE_NODE_QUEUES,
+    ROUTE_NODE_QUEUE_CREATE,
+    ROUTE_NODE_QUEUE_DELETE,
+    ROUTE_NODE_QUEUE_PUBLISH,
+    ROUTE_NODE_QUEUE_TAKE,
+    ROUTE_NODE_TOPICS,
+    ROUTE_NODE_TOPIC_CREATE,
+    ROUTE_NODE_TOPIC_DELETE,
+    ROUTE_NODE_TOPIC_PUBLISH,
+    ROUTE_NODE_TOPIC_READ,
 };
 
 #define ROUTER_MAX_PARAM 130 /* names are <= 128, receipts <= 64; longer is flagged */
@@ -63,7 +91,8 @@ struct route_match {
 enum router_result { ROUTER_OK, ROUTER_NOT_FOUND, ROUTER_METHOD_NOT_ALLOWED };
 
 enum http_method router_method(const char *name);
-/* path is the request path without the query string. */
+/* path is the request path without the query string; a run of slashes
+ * counts as one ("//api/topicos" is "/api/topicos"). */
 enum router_result router_match(enum http_method method, const char *path, size_t path_len,
                                 struct route_match *out);
 /* Writes "GET, PUT, DELETE" for a method mask. */

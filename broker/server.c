@@ -8,6 +8,7 @@
  * SPDX-License-Identifier: MIT */
 #include "broker/server.h"
 
+#include "broker/cors.h"
 #include "broker/peer_glue.h"
 #include "broker/server_internal.h"
 #include "common/clock.h"
@@ -55,6 +56,20 @@ static void wait_unlink(struct request_ctx *rc)
     rc->in_wait_list = false;
 }
 
+/* MOM_CORS_ORIGINS: an allowed Origin gets itself back, with the headers
+ * a script may read. */
+static void add_cors_headers(const struct server *s, evhtp_request_t *req)
+{
+    if (!s->cfg->cors_origins[0])
+        return;
+    add_header(req, "Vary", "Origin");
+    const char *origin = evhtp_header_find(req->headers_in, "Origin");
+    if (!cors_origin_allowed(s->cfg->cors_origins, origin))
+        return;
+    add_header(req, "Access-Control-Allow-Origin", origin);
+    add_header(req, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+}
+
 void server_send(struct request_ctx *rc, const struct reply *r)
 {
     if (rc->done)
@@ -63,8 +78,12 @@ void server_send(struct request_ctx *rc, const struct reply *r)
     wait_unlink(rc);
     if (rc->timer)
         evtimer_del(rc->timer);
+    struct reply translated = {0};
+    if (compat_translate(rc, r, &translated))
+        r = &translated;
     evhtp_request_t *req = rc->req;
     add_header(req, "X-Mom-Node", rc->srv->node_id_text);
+    add_cors_headers(rc->srv, req);
     if (r->status == 429 || r->status == 503)
         add_header(req, "Retry-After", "1");
     if (r->body && r->body_len) {
@@ -72,6 +91,7 @@ void server_send(struct request_ctx *rc, const struct reply *r)
         evbuffer_add(req->buffer_out, r->body, r->body_len);
     }
     evhtp_send_reply(req, (evhtp_res)r->status);
+    reply_cleanup(&translated);
     if (rc->paused) {
         rc->paused = false;
         evhtp_request_resume(req);
@@ -520,6 +540,7 @@ static evhtp_res on_request_fini(evhtp_request_t *req, void *arg)
         rc->proposal->rc = NULL;
     if (rc->timer)
         event_free(rc->timer);
+    free(rc->compat_body);
     free(rc);
     return EVHTP_RES_OK;
 }
@@ -556,6 +577,7 @@ static void send_too_large(struct server *s, evhtp_request_t *req, int status, c
     struct reply r = {0};
     reply_error(&r, status, code, "%s", message);
     add_header(req, "X-Mom-Node", s->node_id_text);
+    add_cors_headers(s, req);
     add_header(req, "Content-Type", "application/json");
     add_header(req, "Connection", "close");
     evbuffer_add(req->buffer_out, r.body, r.body_len);
@@ -637,6 +659,15 @@ static void on_request(evhtp_request_t *req, void *arg)
     rc->body = blen ? (const char *)evbuffer_pullup(req->buffer_in, -1) : "";
     rc->body_len = blen;
 
+    if (rc->method == HTTP_OPTIONS && s->cfg->cors_origins[0]) {
+        /* a CORS preflight, on any path */
+        add_header(req, "Access-Control-Allow-Methods", CORS_ALLOW_METHODS);
+        add_header(req, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+        add_header(req, "Access-Control-Max-Age", CORS_MAX_AGE);
+        server_send(rc, &(struct reply){.status = 204});
+        return;
+    }
+    rc->compat_family = compat_family_of_path(path);
     enum router_result rr = router_match(rc->method, path, strlen(path), &rc->match);
     if (rr == ROUTER_NOT_FOUND) {
         server_send_error(rc, 404, "not_found", "no route for %s", path);
@@ -656,9 +687,11 @@ static void on_request(evhtp_request_t *req, void *arg)
     case ROUTE_AUTH_USERS:
     case ROUTE_AUTH_TOKEN: break;
     default:
-        if (!authenticate(rc))
+        if (!compat_is_public(rc->match.route) && !authenticate(rc))
             return;
     }
+    if (compat_is_route(rc->match.route) && !compat_prepare(rc))
+        return;
     handlers_dispatch(rc);
 }
 

@@ -7,6 +7,7 @@
 
 #include "broker/auth.h"
 #include "broker/command.h"
+#include "broker/compat.h"
 #include "broker/config.h"
 #include "broker/http_parse.h"
 #include "broker/reply.h"
@@ -93,6 +94,12 @@ struct request_ctx {
     bool auto_ack;
     enum store_from from;
     uint64_t offset;
+    /* the prototype's routes (compat.c): the shape of the answer, the route
+     * as matched before the rewrite into /v1, what the rewrite owns */
+    enum compat_family compat_family;
+    enum route compat_route;
+    char *compat_body;        /* freed with the request */
+    const char *content_type; /* a publish's type when not from the header */
 };
 
 /* Sends r (status and body) with the common headers and finishes the request. */

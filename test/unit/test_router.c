@@ -54,7 +54,6 @@ static void test_not_found_and_method(void **state)
     assert_int_equal(match(HTTP_GET, "/nope", &m), ROUTER_NOT_FOUND);
     assert_int_equal(match(HTTP_GET, "/v1/queues/a/b/c/d/e/f/g/h/i", &m), ROUTER_NOT_FOUND);
     assert_int_equal(match(HTTP_GET, "", &m), ROUTER_NOT_FOUND);
-    assert_int_equal(match(HTTP_GET, "/v1//queues", &m), ROUTER_NOT_FOUND);
     assert_int_equal(match(HTTP_POST, "/v1/queues/q", &m), ROUTER_METHOD_NOT_ALLOWED);
     char allow[64];
     router_allow_header(m.allowed, allow, sizeof allow);
@@ -62,6 +61,39 @@ static void test_not_found_and_method(void **state)
     assert_int_equal(match(HTTP_PUT, "/v1/topics/t/messages", &m), ROUTER_METHOD_NOT_ALLOWED);
     router_allow_header(m.allowed, allow, sizeof allow);
     assert_string_equal(allow, "GET, POST");
+}
+
+static void test_slash_runs_merge(void **state)
+{
+    (void)state;
+    struct route_match m;
+    assert_int_equal(match(HTTP_GET, "/v1//queues", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_QUEUES);
+    assert_int_equal(match(HTTP_GET, "//api/topicos", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_API_TOPICS);
+    assert_int_equal(match(HTTP_POST, "///api///topicos//CNN/suscribir//", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_API_SUBSCRIBE);
+    assert_string_equal(m.params[0], "CNN");
+    assert_int_equal(match(HTTP_GET, "//", &m), ROUTER_NOT_FOUND);
+}
+
+static void test_prototype_routes(void **state)
+{
+    (void)state;
+    struct route_match m;
+    assert_int_equal(match(HTTP_GET, "/api/topicos/CNN/mensajes", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_API_TOPIC_READ);
+    assert_int_equal(match(HTTP_POST, "/api/topicos/CNN/mensajes", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_API_TOPIC_PUBLISH);
+    assert_int_equal(match(HTTP_GET, "/api/mis-topicos", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_API_MY_TOPICS);
+    assert_int_equal(match(HTTP_POST, "/colas/q1/publicar", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_NODE_QUEUE_PUBLISH);
+    assert_string_equal(m.params[0], "q1");
+    assert_int_equal(match(HTTP_GET, "/topicos/t1/mensajes", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_NODE_TOPIC_READ);
+    assert_int_equal(match(HTTP_PUT, "/api/colas", &m), ROUTER_METHOD_NOT_ALLOWED);
+    assert_int_equal(router_method("OPTIONS"), HTTP_OPTIONS);
 }
 
 static void test_decoding_and_names(void **state)
@@ -86,10 +118,9 @@ static void test_decoding_and_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_routes_and_params),
-        cmocka_unit_test(test_batch_versus_receipt),
-        cmocka_unit_test(test_not_found_and_method),
-        cmocka_unit_test(test_decoding_and_names),
+        cmocka_unit_test(test_routes_and_params),    cmocka_unit_test(test_batch_versus_receipt),
+        cmocka_unit_test(test_not_found_and_method), cmocka_unit_test(test_slash_runs_merge),
+        cmocka_unit_test(test_prototype_routes),     cmocka_unit_test(test_decoding_and_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
