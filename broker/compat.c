@@ -341,8 +341,8 @@ static int error_text(const struct request_ctx *rc, int status, const char *code
         return status;
     }
     if (!strcmp(code, "queue_not_found") || !strcmp(code, "topic_not_found")) {
-        snprintf(text, len, "%s '%s' no existe", !strcmp(code, "topic_not_found") ? "El tópico" : "La cola",
-                 name);
+        snprintf(text, len, "%s '%s' no existe",
+                 !strcmp(code, "topic_not_found") ? "El tópico" : "La cola", name);
         return 404;
     }
     if (!strcmp(code, "subscription_not_found")) {
@@ -394,8 +394,8 @@ static void translate_error(struct request_ctx *rc, const struct reply *in, cJSO
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
     const cJSON *message = cJSON_GetObjectItemCaseSensitive(err, "message");
     char text[400];
-    int status =
-        error_text(rc, in->status, cJSON_IsString(code) ? code->valuestring : "", text, sizeof text);
+    int status = error_text(rc, in->status, cJSON_IsString(code) ? code->valuestring : "", text,
+                            sizeof text);
     if (!strcmp(text, "Solicitud inválida") && cJSON_IsString(message))
         snprintf(text, sizeof text, "Solicitud inválida: %s", message->valuestring);
     set_error(out, rc->compat_family, status, "%s", text);
@@ -488,8 +488,8 @@ static void translate_topic_read(struct request_ctx *rc, const cJSON *v1, struct
         bool empty = true;
         store_read_topic(rc->srv->store, topic, STORE_FROM_OFFSET, next, TOPIC_PAGE, &who, &page,
                          &empty);
-        cJSON *pj = page.status == 200 && !empty ? cJSON_ParseWithLength(page.body, page.body_len)
-                                                 : NULL;
+        cJSON *pj =
+            page.status == 200 && !empty ? cJSON_ParseWithLength(page.body, page.body_len) : NULL;
         reply_cleanup(&page);
         more = pj && add_page(pj, api, list, &next);
         cJSON_Delete(pj);
@@ -556,9 +556,8 @@ static void translate_success(struct request_ctx *rc, int status, const cJSON *v
             return;
         }
         char text[300];
-        snprintf(text, sizeof text, topic ? "Tópico '%s' creado exitosamente"
-                                          : "Cola '%s' creada exitosamente",
-                 name);
+        snprintf(text, sizeof text,
+                 topic ? "Tópico '%s' creado exitosamente" : "Cola '%s' creada exitosamente", name);
         root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "mensaje", text);
         cJSON_AddStringToObject(root, topic ? "topico_id" : "cola_id", name);
@@ -572,9 +571,9 @@ static void translate_success(struct request_ctx *rc, int status, const cJSON *v
             set_error(out, COMPAT_NODE, 400, "%s '%s' ya existe", topic ? "El tópico" : "La cola",
                       name);
         else
-            set_message(out, 200, "mensaje", topic ? "Tópico '%s' creado por %s"
-                                                   : "Cola '%s' creada por %s",
-                        name, user);
+            set_message(out, 200, "mensaje",
+                        topic ? "Tópico '%s' creado por %s" : "Cola '%s' creada por %s", name,
+                        user);
         return;
     }
     case ROUTE_API_TOPIC_DELETE:
@@ -583,8 +582,12 @@ static void translate_success(struct request_ctx *rc, int status, const cJSON *v
     case ROUTE_API_QUEUE_DELETE:
         set_message(out, 200, "mensaje", "Cola '%s' eliminada exitosamente", name);
         return;
-    case ROUTE_NODE_TOPIC_DELETE: set_message(out, 200, "mensaje", "Tópico '%s' eliminado", name); return;
-    case ROUTE_NODE_QUEUE_DELETE: set_message(out, 200, "mensaje", "Cola '%s' eliminada", name); return;
+    case ROUTE_NODE_TOPIC_DELETE:
+        set_message(out, 200, "mensaje", "Tópico '%s' eliminado", name);
+        return;
+    case ROUTE_NODE_QUEUE_DELETE:
+        set_message(out, 200, "mensaje", "Cola '%s' eliminada", name);
+        return;
     case ROUTE_API_TOPIC_PUBLISH:
     case ROUTE_API_QUEUE_PUBLISH:
         root = cJSON_CreateObject();

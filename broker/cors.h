@@ -9,7 +9,8 @@
 
 #define CORS_EXPOSE_HEADERS "X-Mom-Node, Retry-After"
 #define CORS_ALLOW_METHODS "GET, POST, PUT, DELETE, OPTIONS"
-#define CORS_ALLOW_HEADERS "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, Mom-Delay-Ms"
+#define CORS_ALLOW_HEADERS                                                                         \
+    "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, Mom-Delay-Ms"
 #define CORS_MAX_AGE "600"
 
 /* Whether origin is allowed by list ("*", or origins separated by commas,

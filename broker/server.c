@@ -201,6 +201,25 @@ void server_propose(struct request_ctx *rc, struct command *cmd)
     pause_request(rc);
 }
 
+int server_propose_internal(struct server *s, struct command *cmd)
+{
+    cmd->pb.time_ms = server_now_stamp(s);
+    uint8_t *buf;
+    size_t len;
+    int err = command_encode(cmd, &buf, &len);
+    if (err != MOM_OK)
+        return err;
+    struct proposal *p = calloc(1, sizeof *p); /* rc NULL: applied, answered to no one */
+    if (!p) {
+        free(buf);
+        return MOM_ERR_NOMEM;
+    }
+    err = node_propose(s->node, buf, len, p);
+    if (err != MOM_OK)
+        free(p);
+    return err;
+}
+
 static bool reply_is_empty_receive(const struct reply *r)
 {
     static const char empty[] = "{\"messages\":[]}";
@@ -512,6 +531,7 @@ static void on_cron(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct server *s = arg;
+    demo_on_cron(s, &s->demo);
     if (s->tick_in_flight || !node_writable(s->node) || !node_is_leader(s->node))
         return;
     uint64_t deadline = store_next_deadline(s->store);
@@ -820,6 +840,10 @@ static int setup_auth(struct server *s, const struct config *cfg)
             return MOM_ERR_IO;
         }
     }
+    /* MOM_DEMO's user admin is an admin like those of MOM_ADMIN_USERS */
+    char admins[sizeof cfg->admin_users + 8];
+    snprintf(admins, sizeof admins, "%s%s%s", cfg->demo ? "admin" : "",
+             cfg->demo && cfg->admin_users[0] ? "," : "", cfg->admin_users);
     struct auth_config ac = {
         .hs256_secret = secret,
         .hs256_secret_len = strlen(secret),
@@ -828,7 +852,7 @@ static int setup_auth(struct server *s, const struct config *cfg)
         .issuer = cfg->jwt_issuer[0] ? cfg->jwt_issuer : NULL,
         .audience = cfg->jwt_audience[0] ? cfg->jwt_audience : NULL,
         .admin_claim = cfg->jwt_admin_claim,
-        .admin_users = cfg->admin_users[0] ? cfg->admin_users : NULL,
+        .admin_users = admins[0] ? admins : NULL,
         .token_ttl_s = cfg->token_ttl_s,
     };
     int rc = auth_new(&ac, &s->auth);
@@ -889,7 +913,10 @@ int server_new(struct event_base *base, const struct config *cfg, struct server 
     s->base = base;
     s->cfg = cfg;
     snprintf(s->node_id_text, sizeof s->node_id_text, "%u", cfg->node_id);
-    int rc = fs_mkdir_p(cfg->data_dir);
+    int rc = demo_check_config(cfg);
+    if (rc != MOM_OK)
+        goto fail;
+    rc = fs_mkdir_p(cfg->data_dir);
     if (rc != MOM_OK) {
         log_error("cannot create data dir %s: %s", cfg->data_dir, strerror(errno));
         goto fail;

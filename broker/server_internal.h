@@ -9,6 +9,7 @@
 #include "broker/command.h"
 #include "broker/compat.h"
 #include "broker/config.h"
+#include "broker/demo.h"
 #include "broker/http_parse.h"
 #include "broker/reply.h"
 #include "broker/router.h"
@@ -48,6 +49,7 @@ struct server {
     size_t nwakes, wakes_cap;
     char dummy_hash[192];      /* for constant-time failed logins */
     struct client_conn *conns; /* open client connections, freed at shutdown */
+    struct demo_state demo;
 };
 
 /* One open client connection (evhtp does not free them in evhtp_free). */
@@ -110,6 +112,9 @@ void server_send_parse_error(struct request_ctx *rc, const struct parse_error *e
 /* Stamps, encodes and proposes cmd for this request (identity from rc); the
  * answer is sent when it commits. cmd is not kept. */
 void server_propose(struct request_ctx *rc, struct command *cmd);
+/* Stamps, encodes and proposes a Command of the server's own (no request,
+ * no answer; cmd.pb.user says who). Returns MOM_OK or the error. */
+int server_propose_internal(struct server *s, struct command *cmd);
 /* Clusters: holds a read until this node has applied what the leader had
  * committed, then dispatches the request again (rc->read_ok set). Returns
  * true when the caller must stop (held or answered 503). */
