@@ -51,13 +51,11 @@ static const struct magazine magazines[] = {
      {"El festival de cine independiente abre con una película rodada íntegramente con "
       "teléfonos móviles.",
       "Investigadores descubren una nueva especie de rana en los bosques nublados de los Andes.",
-      "La ciudad prueba autobuses eléctricos en sus rutas nocturnas durante seis meses.",
-      NULL}},
+      "La ciudad prueba autobuses eléctricos en sus rutas nocturnas durante seis meses.", NULL}},
     {"El_tiempo",
      {"Pronóstico: lluvias en la tarde sobre el Valle de Aburrá y cielo despejado en la noche.",
       "Alerta amarilla por crecientes súbitas en ríos de la región andina.",
-      "Temperaturas de hasta 34 grados en la costa Caribe durante el fin de semana.",
-      NULL}},
+      "Temperaturas de hasta 34 grados en la costa Caribe durante el fin de semana.", NULL}},
     {"Minuto_30",
      {"El equipo local remonta en el segundo tiempo y gana 3 a 2 en el clásico.",
       "La selección convoca a cinco jugadores jóvenes para los partidos de eliminatoria.",
@@ -156,8 +154,8 @@ static int register_admin(struct server *s)
     struct command cmd;
     init_command(&cmd, mom_v1_Command_register_user_tag);
     mom_v1_RegisterUser *ru = &cmd.pb.kind.register_user;
-    int rc = auth_password_hash(password, strlen(password), ru->password_hash,
-                                sizeof ru->password_hash);
+    int rc =
+        auth_password_hash(password, strlen(password), ru->password_hash, sizeof ru->password_hash);
     if (rc != MOM_OK)
         return rc;
     snprintf(ru->username, sizeof ru->username, "%s", DEMO_USER);
