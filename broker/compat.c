@@ -246,6 +246,11 @@ static bool rewrite_publish(struct request_ctx *rc, enum route to)
     return true;
 }
 
+static void add_allow_get(struct request_ctx *rc)
+{
+    evhtp_headers_add_header(rc->req->headers_out, evhtp_header_new("Allow", "GET", 0, 0));
+}
+
 /* The user's own subscription on the topic: named after the user. */
 static void rewrite_subscription(struct request_ctx *rc, enum route to)
 {
@@ -287,6 +292,11 @@ bool compat_prepare(struct request_ctx *rc)
     case ROUTE_NODE_QUEUE_TAKE:
         /* one message, removed on delivery; after a read barrier so that a
          * follower sees what was committed before the request */
+        if (rc->method == HTTP_HEAD) { /* HEAD must not take a message */
+            add_allow_get(rc);
+            send_error(rc, 405, "Método no permitido");
+            return false;
+        }
         if (!valid_name_or_answer(rc, rc->match.params[0]))
             return false;
         rc->match.route = ROUTE_QUEUE_RECEIVE;

@@ -189,6 +189,9 @@ def test_api_queues(node):
     q = ana.get("/v1/queues/pedidos").json()
     assert q["depth"] == 1 and q["in_flight"] == 0
     assert beto.get("/api/colas/pedidos/mensajes").json()["mensaje"]["contenido"] == "segundo"
+    r = beto.request("HEAD", "/api/colas/pedidos/mensajes")
+    assert r.status_code == 405 and r.headers["Allow"] == "GET"
+    assert beto.request("HEAD", "/colas/pedidos/mensajes").status_code == 405
     r = beto.get("/api/colas/pedidos/mensajes")
     assert r.status_code == 204 and r.content == b""
     assert api_error(beto.get("/api/colas/nope/mensajes"), 404) == "La cola 'nope' no existe"
