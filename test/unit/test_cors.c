@@ -1,10 +1,11 @@
 /* cors_origin_allowed: "*", exact entries, spaces and empty lists.
  * SPDX-License-Identifier: MIT */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include "broker/cors.h"
 
