@@ -40,9 +40,11 @@ PROTO_C   := $(BUILD)/proto/mom.pb.c
 PROTO_H   := $(BUILD)/proto/mom.pb.h
 
 COMMON_SRC := $(wildcard common/*.c)
+TOKEN_SRC  := $(wildcard token/*.c)
 REPL_SRC   := $(wildcard replication/*.c)
 BROKER_SRC := $(filter-out broker/main.c,$(wildcard broker/*.c))
-LIB_OBJ    := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(REPL_SRC:%.c=$(BUILD)/%.o) \
+LIB_OBJ    := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(TOKEN_SRC:%.c=$(BUILD)/%.o) \
+              $(REPL_SRC:%.c=$(BUILD)/%.o) \
               $(BROKER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/proto/mom.pb.o
 LIBMOM     := $(BUILD)/libmom.a
 
@@ -68,6 +70,9 @@ $(BUILD)/proto/mom.pb.o: $(PROTO_C)
 	$(CC) $(CFLAGS_ALL) $(STRICT) -c $< -o $@
 
 $(BUILD)/common/%.o: common/%.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(STRICT) -MMD -MP -c $< -o $@
+$(BUILD)/token/%.o: token/%.c | $(PROTO_H)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) $(STRICT) -MMD -MP -c $< -o $@
 $(BUILD)/replication/%.o: replication/%.c | $(PROTO_H)
@@ -145,10 +150,12 @@ deps:
 	  fi; \
 	fi
 
-# The dependency arrows of DESIGN.md: common -> nothing of ours,
-# replication -> common + proto, only broker/ may include broker/.
+# The dependency arrows (docs/architecture.md): common -> nothing of ours,
+# token -> common, replication -> common + token + proto, only broker/ may
+# include broker/.
 deps-check:
 	@! grep -n '#include "\(replication\|broker\)/' common/*.[ch] || { echo "common/ must not include replication/ or broker/"; exit 1; }
+	@! grep -n '#include "\(replication\|broker\)/' token/*.[ch] || { echo "token/ must not include replication/ or broker/"; exit 1; }
 	@! grep -n '#include "broker/' replication/*.[ch] || { echo "replication/ must not include broker/"; exit 1; }
 	@! grep -rn '#include "test/\|#include ".*main.c"' common replication broker || { echo "nothing includes test/ or main.c"; exit 1; }
 	@echo "deps-check: ok"

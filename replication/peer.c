@@ -1,13 +1,14 @@
-/* libevent glue of the peer channel: the listener, one bufferevent per
- * connection feeding h2conn, gRPC unary calls on top (server dispatch by
- * :path, client calls with deadlines), outgoing links to every member with
- * decorrelated-jitter reconnects and keepalive PINGs, and the HS256 peer
- * tokens. Ownership: the peer owns members, connections and handlers; a
+/* The connection core of the peer channel: the listener, one bufferevent
+ * per connection feeding h2conn (through peer_tls.c when TLS is on), gRPC
+ * unary calls on top (server dispatch by :path after the bearer token
+ * checks of peer_token.c, client calls with deadlines), outgoing links to
+ * every member with decorrelated-jitter reconnects and keepalive PINGs.
+ * Ownership: the peer owns members, connections and handlers; a
  * connection owns its h2conn and bufferevent (fd included); a call is owned
  * by the list it is on until its callback has run; a request is owned by
  * its connection until dispatched, then by the handler until peer_respond.
  * Connections are never freed inside their own callbacks: they are marked
- * closing and freed by a reaper event (STYLE §5).
+ * closing and freed by a reaper event.
  * SPDX-License-Identifier: MIT */
 #include "replication/peer.h"
 
@@ -17,22 +18,17 @@
 #include "replication/grpcmsg.h"
 #include "replication/h2conn.h"
 #include "replication/h2frame.h"
+#include "replication/peer_internal.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
-#include <jwt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/bio.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,62 +40,9 @@
 #define KEEPALIVE_IDLE_MS 1000
 #define KEEPALIVE_DEAD_MS 4000
 #define FLUSH_TIMEOUT_S 1
-#define TOKEN_MAX 1024
 #define MESSAGE_MAX 256
 #define MAX_READ_CHUNK (256 * 1024)
-#define TLS_CHUNK 16384
 #define OUT_HIGH_WATER (16u << 20) /* stop reading a peer that does not read our answers */
-
-struct handler {
-    char *path;
-    peer_handler_fn fn;
-    void *arg;
-};
-
-struct pcall;
-struct call_list {
-    struct pcall *head, *tail;
-};
-
-enum member_state { M_CONNECTING, M_READY, M_BACKOFF };
-
-struct pmember {
-    struct peer *peer;
-    struct peer_member cfg;
-    struct pconn *conn; /* the current outgoing connection; NULL in backoff */
-    enum member_state state;
-    bool was_up; /* for logging transitions once */
-    struct event *retry_ev;
-    uint32_t backoff_ms;
-    struct call_list waiting; /* calls not on a stream yet */
-};
-
-struct pconn {
-    struct peer *peer;
-    struct bufferevent *bev;
-    struct h2conn *h2;
-    struct pmember *member; /* client role: the member dialled */
-    bool connected;
-    bool closing;  /* torn down, waiting for the reaper */
-    bool draining; /* GOAWAY received: finish streams, then close */
-    bool paused;   /* reading stopped until our output drains (back-pressure) */
-    bool reaped;
-    SSL *ssl;                  /* TLS: memory BIOs between the socket and h2conn */
-    bool tls_ready;            /* handshake done, ALPN h2 agreed */
-    struct evbuffer *tls_hold; /* h2 bytes written before the handshake ended */
-    uint64_t last_recv_ms;
-    char desc[320];
-    struct call_list calls;    /* client: calls on streams */
-    struct peer_request *reqs; /* server: requests not yet answered */
-    /* server: the last token that verified on this connection */
-    char tok[TOKEN_MAX];
-    size_t tok_len;
-    uint64_t tok_exp;
-    uint32_t tok_node;
-    bool auth_warned;
-    struct pconn *next, *prev;
-    struct pconn *reap_next;
-};
 
 struct pcall {
     struct peer *peer;
@@ -147,242 +90,6 @@ struct peer_request {
     bool responded;   /* peer_respond was called (inside the handler call) */
     bool answered;
 };
-
-struct peer {
-    struct event_base *base;
-    uint32_t node_id;
-    char *secret; /* NULL = refuse all */
-    size_t max_message;
-    uint32_t connect_timeout_ms, backoff_base_ms, backoff_max_ms;
-    struct evconnlistener *listener;
-    uint16_t port;
-    struct evdns_base *dns;
-    SSL_CTX *tls_server, *tls_client; /* both or neither */
-    struct pmember *members;
-    size_t n_members;
-    uint32_t *member_ids; /* every configured id, self included */
-    size_t n_ids;
-    struct handler *handlers;
-    size_t n_handlers;
-    struct pconn *conns;
-    size_t n_server_conns;
-    struct pconn *reap_list;
-    struct event *reap_ev;
-    struct event *cron_ev;
-    char token[TOKEN_MAX];
-    uint64_t token_exp;
-    uint64_t rng;
-    bool secret_warned;
-};
-
-/* ---------------- membership parsing (pure) ---------------- */
-
-static void set_msg(char *msg, size_t msglen, const char *text, const char *item, size_t n)
-{
-    if (msg && msglen)
-        snprintf(msg, msglen, "%s: '%.*s'", text, (int)(n > 64 ? 64 : n), item);
-}
-
-int peer_parse_members(const char *text, struct peer_member *out, size_t max, size_t *n, char *msg,
-                       size_t msglen)
-{
-    *n = 0;
-    const char *p = text ? text : "";
-    while (*p) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        const char *item = p;
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        p = end ? end + 1 : p + len;
-        while (len > 0 && (item[len - 1] == ' ' || item[len - 1] == '\t'))
-            len--;
-        if (len == 0) {
-            if (end)
-                continue;
-            break;
-        }
-        if (*n >= max) {
-            set_msg(msg, msglen, "too many members", item, len);
-            return MOM_ERR_TOO_LARGE;
-        }
-        const char *eq = memchr(item, '=', len);
-        if (!eq || eq == item) {
-            set_msg(msg, msglen, "expected id=host:port", item, len);
-            return MOM_ERR_INVALID;
-        }
-        uint64_t id = 0;
-        for (const char *q = item; q < eq; q++) {
-            if (*q < '0' || *q > '9' || id > 0x7fffffffu) {
-                set_msg(msg, msglen, "bad member id", item, len);
-                return MOM_ERR_INVALID;
-            }
-            id = id * 10 + (uint64_t)(*q - '0');
-        }
-        if (id == 0 || id > 0x7fffffffu) {
-            set_msg(msg, msglen, "member id must be 1..2147483647", item, len);
-            return MOM_ERR_INVALID;
-        }
-        const char *addr = eq + 1;
-        size_t alen = len - (size_t)(addr - item);
-        const char *colon = NULL;
-        const char *host = addr;
-        size_t hlen;
-        if (alen > 0 && addr[0] == '[') {
-            const char *rb = memchr(addr, ']', alen);
-            if (!rb || rb + 1 >= addr + alen || rb[1] != ':') {
-                set_msg(msg, msglen, "bad IPv6 address", item, len);
-                return MOM_ERR_INVALID;
-            }
-            host = addr + 1;
-            hlen = (size_t)(rb - host);
-            colon = rb + 1;
-        } else {
-            for (const char *q = addr + alen; q > addr; q--)
-                if (q[-1] == ':') {
-                    colon = q - 1;
-                    break;
-                }
-            if (!colon) {
-                set_msg(msg, msglen, "missing port", item, len);
-                return MOM_ERR_INVALID;
-            }
-            hlen = (size_t)(colon - addr);
-        }
-        size_t plen = alen - (size_t)(colon + 1 - addr);
-        if (hlen == 0 || hlen >= sizeof out->host || plen == 0 || plen > 5 ||
-            alen >= sizeof out->addr) {
-            set_msg(msg, msglen, "bad host:port", item, len);
-            return MOM_ERR_INVALID;
-        }
-        uint32_t port = 0;
-        for (size_t i = 0; i < plen; i++) {
-            char ch = colon[1 + i];
-            if (ch < '0' || ch > '9') {
-                set_msg(msg, msglen, "bad port", item, len);
-                return MOM_ERR_INVALID;
-            }
-            port = port * 10 + (uint32_t)(ch - '0');
-        }
-        if (port > 65535) {
-            set_msg(msg, msglen, "bad port", item, len);
-            return MOM_ERR_INVALID;
-        }
-        for (size_t k = 0; k < *n; k++)
-            if (out[k].id == id) {
-                set_msg(msg, msglen, "duplicate member id", item, len);
-                return MOM_ERR_INVALID;
-            }
-        struct peer_member *m = &out[(*n)++];
-        memset(m, 0, sizeof *m);
-        m->id = (uint32_t)id;
-        memcpy(m->host, host, hlen);
-        m->port = (uint16_t)port;
-        memcpy(m->addr, addr, alen);
-    }
-    return MOM_OK;
-}
-
-/* ---------------- peer tokens ---------------- */
-
-int peer_token_sign(const char *secret, uint32_t node_id, uint64_t now_s, uint32_t ttl_s, char *out,
-                    size_t outlen)
-{
-    jwt_t *j = NULL;
-    char sub[32];
-    snprintf(sub, sizeof sub, "node:%u", node_id);
-    int rc = MOM_ERR_NOMEM;
-    if (jwt_new(&j) != 0)
-        return MOM_ERR_NOMEM;
-    if (jwt_add_grant(j, "sub", sub) == 0 && jwt_add_grant(j, "aud", PEER_AUDIENCE) == 0 &&
-        jwt_add_grant_int(j, "iat", (long)now_s) == 0 &&
-        jwt_add_grant_int(j, "exp", (long)(now_s + ttl_s)) == 0 &&
-        jwt_set_alg(j, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)) == 0) {
-        char *tok = jwt_encode_str(j);
-        if (tok) {
-            size_t len = strlen(tok);
-            if (len + 1 > outlen) {
-                rc = MOM_ERR_TOO_LARGE;
-            } else {
-                memcpy(out, tok, len + 1);
-                rc = (int)len;
-            }
-            free(tok);
-        }
-    }
-    jwt_free(j);
-    return rc;
-}
-
-static int token_verify(const char *secret, const char *token, size_t len, uint64_t now_s,
-                        uint32_t *node_id, uint64_t *exp_s, const char **why)
-{
-    char tok[TOKEN_MAX];
-    *why = "malformed token";
-    if (len == 0 || len >= sizeof tok || memchr(token, '\0', len))
-        return MOM_ERR_AUTH;
-    memcpy(tok, token, len);
-    tok[len] = '\0';
-    jwt_t *j = NULL;
-    if (jwt_decode(&j, tok, (const unsigned char *)secret, (int)strlen(secret)) != 0 || !j) {
-        *why = "bad signature or encoding";
-        return MOM_ERR_AUTH;
-    }
-    int rc = MOM_ERR_AUTH;
-    /* the alg check is what makes a key mandatory (PITFALLS §5) */
-    if (jwt_get_alg(j) != JWT_ALG_HS256) {
-        *why = "alg is not HS256";
-        goto out;
-    }
-    errno = 0;
-    long exp = jwt_get_grant_int(j, "exp");
-    if (errno != 0 || exp <= 0 || (uint64_t)exp <= now_s) {
-        *why = errno != 0 ? "no exp" : "expired";
-        goto out;
-    }
-    errno = 0;
-    long nbf = jwt_get_grant_int(j, "nbf");
-    if (errno == 0 && nbf > 0 && (uint64_t)nbf > now_s + 5) {
-        *why = "not yet valid";
-        goto out;
-    }
-    const char *aud = jwt_get_grant(j, "aud");
-    if (!aud || strcmp(aud, PEER_AUDIENCE) != 0) {
-        *why = "wrong audience";
-        goto out;
-    }
-    const char *sub = jwt_get_grant(j, "sub");
-    if (!sub || strncmp(sub, "node:", 5) != 0 || sub[5] == '\0') {
-        *why = "sub is not node:<id>";
-        goto out;
-    }
-    uint64_t id = 0;
-    for (const char *q = sub + 5; *q; q++) {
-        if (*q < '0' || *q > '9' || id > 0x7fffffffu) {
-            *why = "sub is not node:<id>";
-            goto out;
-        }
-        id = id * 10 + (uint64_t)(*q - '0');
-    }
-    if (id == 0 || id > 0x7fffffffu) {
-        *why = "sub is not node:<id>";
-        goto out;
-    }
-    *node_id = (uint32_t)id;
-    if (exp_s)
-        *exp_s = (uint64_t)exp;
-    rc = MOM_OK;
-out:
-    jwt_free(j);
-    return rc;
-}
-
-int peer_token_verify(const char *secret, const char *token, size_t len, uint64_t now_s,
-                      uint32_t *node_id)
-{
-    const char *why;
-    return token_verify(secret, token, len, now_s, node_id, NULL, &why);
-}
 
 /* ---------------- small helpers ---------------- */
 
@@ -458,7 +165,6 @@ static void list_remove(struct pcall *c)
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
-static void conn_fail(struct pconn *pc, const char *reason, bool flush);
 static void member_drain(struct pmember *m);
 static void member_backoff(struct pmember *m);
 static void call_complete(struct pcall *c, int status, const char *msg, bool reset);
@@ -466,114 +172,13 @@ static void req_free(struct peer_request *r);
 static void srv_answer(struct peer_request *r, int status, const char *msg, const uint8_t *reply,
                        size_t len);
 
-/* ---------------- TLS (OpenSSL over memory BIOs) ---------------- */
-
-/* Moves what OpenSSL produced onto the socket. */
-static int tls_flush(struct pconn *pc)
-{
-    BIO *wbio = SSL_get_wbio(pc->ssl);
-    uint8_t buf[TLS_CHUNK];
-    int n;
-    while ((n = BIO_read(wbio, buf, (int)sizeof buf)) > 0)
-        if (bufferevent_write(pc->bev, buf, (size_t)n) != 0)
-            return MOM_ERR_NOMEM;
-    return MOM_OK;
-}
-
-static int tls_write(struct pconn *pc, const uint8_t *data, size_t len)
-{
-    while (len > 0) {
-        int chunk = len > INT32_MAX ? INT32_MAX : (int)len;
-        int n = SSL_write(pc->ssl, data, chunk);
-        if (n <= 0)
-            return MOM_ERR_IO;
-        data += n;
-        len -= (size_t)n;
-    }
-    return tls_flush(pc);
-}
-
-static const char *tls_error(void)
-{
-    unsigned long e = ERR_get_error();
-    return e ? ERR_reason_error_string(e) : "TLS error";
-}
-
-static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                       const unsigned char *in, unsigned int inlen, void *arg)
-{
-    (void)ssl;
-    (void)arg;
-    static const unsigned char h2[] = "\x02h2";
-    unsigned char *sel = NULL;
-    if (SSL_select_next_proto(&sel, outlen, h2, sizeof h2 - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED)
-        return SSL_TLSEXT_ERR_ALERT_FATAL;
-    *out = sel;
-    return SSL_TLSEXT_ERR_OK;
-}
-
-/* A server or client context: our certificate, peers verified against the
- * cluster CA (mutual TLS), TLS 1.2 at least, ALPN h2 only. */
-static SSL_CTX *tls_ctx_new(bool server, const char *cert, const char *key, const char *ca)
-{
-    SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-    if (!ctx)
-        return NULL;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1 || SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
-        log_error("peer TLS: cannot load certificate %s, key %s or CA %s: %s", cert, key, ca,
-                  tls_error());
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-    if (server)
-        SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-    else if (SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x02h2", 3) != 0) {
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
-/* Puts TLS under a fresh connection; the handshake starts at once. */
-static int tls_start(struct pconn *pc, bool server)
-{
-    struct peer *p = pc->peer;
-    pc->ssl = SSL_new(server ? p->tls_server : p->tls_client);
-    pc->tls_hold = evbuffer_new();
-    BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
-    if (!pc->ssl || !pc->tls_hold || !rbio || !wbio) {
-        BIO_free(rbio);
-        BIO_free(wbio);
-        return MOM_ERR_NOMEM;
-    }
-    SSL_set_bio(pc->ssl, rbio, wbio);
-    if (server) {
-        SSL_set_accept_state(pc->ssl);
-        return MOM_OK;
-    }
-    SSL_set_connect_state(pc->ssl);
-    const char *host = pc->member->cfg.host;
-    struct in6_addr a6;
-    struct in_addr a4;
-    if (inet_pton(AF_INET, host, &a4) != 1 && inet_pton(AF_INET6, host, &a6) != 1)
-        SSL_set_tlsext_host_name(pc->ssl, host);
-    SSL_do_handshake(pc->ssl);
-    return tls_flush(pc);
-}
-
 static int conn_send(void *arg, const uint8_t *data, size_t len)
 {
     struct pconn *pc = arg;
     if (!pc->bev)
         return MOM_ERR_CLOSED;
     if (pc->ssl) {
-        if (!pc->tls_ready)
-            return evbuffer_add(pc->tls_hold, data, len) == 0 ? MOM_OK : MOM_ERR_NOMEM;
-        return tls_write(pc, data, len);
+        return peer_tls_send(pc, data, len);
     }
     return bufferevent_write(pc->bev, data, len) == 0 ? MOM_OK : MOM_ERR_NOMEM;
 }
@@ -602,10 +207,7 @@ static void conn_destroy(struct pconn *pc)
     if (pc->bev)
         bufferevent_free(pc->bev);
     h2conn_free(pc->h2);
-    if (pc->ssl)
-        SSL_free(pc->ssl);
-    if (pc->tls_hold)
-        evbuffer_free(pc->tls_hold);
+    peer_tls_conn_cleanup(pc);
     free(pc);
 }
 
@@ -650,9 +252,7 @@ static void flush_done_cb(struct bufferevent *bev, void *arg)
     bufferevent_enable(bev, EV_READ);
 }
 
-/* The one teardown path: fails the calls, detaches the requests, and frees
- * the connection later (after flushing a GOAWAY when asked). */
-static void conn_fail(struct pconn *pc, const char *reason, bool flush)
+void peer_conn_fail(struct pconn *pc, const char *reason, bool flush)
 {
     if (pc->closing)
         return;
@@ -750,8 +350,7 @@ static void set_nodelay(struct bufferevent *bev)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-/* Feeds (decrypted) bytes to h2conn; false once the connection is closing. */
-static bool feed_h2(struct pconn *pc, const uint8_t *p, size_t n)
+bool peer_conn_feed(struct pconn *pc, const uint8_t *p, size_t n)
 {
     uint32_t code = 0;
     int rc = h2conn_recv(pc->h2, p, n, &code);
@@ -761,67 +360,9 @@ static bool feed_h2(struct pconn *pc, const uint8_t *p, size_t n)
         if (rc == MOM_ERR_PROTOCOL)
             log_warn("peer connection %s: HTTP/2 %s, sent GOAWAY (input starts \"%s\")", pc->desc,
                      h2frame_error_name(code), sample);
-        conn_fail(pc, rc == MOM_ERR_PROTOCOL ? "protocol error" : mom_strerror(rc), true);
+        peer_conn_fail(pc, rc == MOM_ERR_PROTOCOL ? "protocol error" : mom_strerror(rc), true);
     }
     return !pc->closing;
-}
-
-static void tls_read(struct pconn *pc, struct evbuffer *in)
-{
-    BIO *rbio = SSL_get_rbio(pc->ssl);
-    struct evbuffer_iovec v[8];
-    int nv = evbuffer_peek(in, -1, NULL, v, 8);
-    size_t used = 0;
-    for (int i = 0; i < nv && i < 8; i++) {
-        if (BIO_write(rbio, v[i].iov_base, (int)v[i].iov_len) != (int)v[i].iov_len)
-            break;
-        used += v[i].iov_len;
-    }
-    evbuffer_drain(in, used);
-    if (!pc->tls_ready) {
-        int rc = SSL_do_handshake(pc->ssl);
-        tls_flush(pc);
-        if (rc != 1) {
-            int err = SSL_get_error(pc->ssl, rc);
-            if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
-                long vr = SSL_get_verify_result(pc->ssl);
-                log_warn("peer connection %s: TLS handshake failed: %s", pc->desc,
-                         vr != X509_V_OK ? X509_verify_cert_error_string(vr) : tls_error());
-                conn_fail(pc, "TLS handshake failed", true);
-            }
-            return;
-        }
-        const unsigned char *alpn = NULL;
-        unsigned int alen = 0;
-        SSL_get0_alpn_selected(pc->ssl, &alpn, &alen);
-        if (alen != 2 || memcmp(alpn, "h2", 2) != 0) {
-            log_warn("peer connection %s: TLS peer did not agree on ALPN h2", pc->desc);
-            conn_fail(pc, "no ALPN h2", true);
-            return;
-        }
-        pc->tls_ready = true;
-        size_t held = evbuffer_get_length(pc->tls_hold);
-        if (held && tls_write(pc, evbuffer_pullup(pc->tls_hold, -1), held) != MOM_OK) {
-            conn_fail(pc, "TLS write failed", false);
-            return;
-        }
-        evbuffer_drain(pc->tls_hold, held);
-    }
-    uint8_t buf[TLS_CHUNK];
-    for (;;) {
-        int n = SSL_read(pc->ssl, buf, (int)sizeof buf);
-        if (n > 0) {
-            if (!feed_h2(pc, buf, (size_t)n))
-                return;
-            continue;
-        }
-        int err = SSL_get_error(pc->ssl, n);
-        tls_flush(pc);
-        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
-            return;
-        conn_fail(pc, err == SSL_ERROR_ZERO_RETURN ? "TLS closed by peer" : tls_error(), false);
-        return;
-    }
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
@@ -839,7 +380,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
             return;
         }
         if (pc->ssl) {
-            tls_read(pc, in);
+            peer_tls_read(pc, in);
             continue;
         }
         struct evbuffer_iovec v[8];
@@ -847,7 +388,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         size_t used = 0;
         for (int i = 0; i < nv && i < 8; i++) {
             used += v[i].iov_len;
-            if (!feed_h2(pc, v[i].iov_base, v[i].iov_len))
+            if (!peer_conn_feed(pc, v[i].iov_base, v[i].iov_len))
                 break;
         }
         evbuffer_drain(in, used);
@@ -873,9 +414,9 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         set_nodelay(bev);
         bufferevent_set_timeouts(bev, NULL, NULL);
         struct h2conn_settings set = {.max_frame_size = H2CONN_DEFAULT_MAX_FRAME};
-        if ((pc->peer->tls_client && tls_start(pc, false) != MOM_OK) ||
+        if ((pc->peer->tls_client && peer_tls_start(pc, false) != MOM_OK) ||
             h2conn_new(H2CONN_CLIENT, &set, &conn_cbs, pc, &pc->h2) != MOM_OK) {
-            conn_fail(pc, "out of memory", false);
+            peer_conn_fail(pc, "out of memory", false);
             return;
         }
         pc->connected = true;
@@ -895,7 +436,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         if (!pc->connected && pc->member && bufferevent_socket_get_dns_error(bev))
             why = evutil_gai_strerror(bufferevent_socket_get_dns_error(bev));
     }
-    conn_fail(pc, why, false);
+    peer_conn_fail(pc, why, false);
 }
 
 static void conn_on_settings(void *arg)
@@ -928,7 +469,7 @@ static void conn_on_goaway(void *arg, uint32_t last, uint32_t code)
         member_backoff(m); /* reconnect after a short, jittered pause */
     }
     if (h2conn_open_streams(pc->h2) == 0)
-        conn_fail(pc, "GOAWAY", true);
+        peer_conn_fail(pc, "GOAWAY", true);
 }
 
 /* ---------------- server side ---------------- */
@@ -1071,7 +612,7 @@ static void srv_dispatch(struct peer_request *r)
 static const char *srv_auth(struct pconn *pc, const struct h2conn_header *h, uint32_t *from)
 {
     struct peer *p = pc->peer;
-    if (!p->secret) {
+    if (!p->key) {
         if (!p->secret_warned) {
             p->secret_warned = true;
             log_warn("peer call from %s refused: no cluster secret configured (MOM_CLUSTER_SECRET)",
@@ -1090,20 +631,19 @@ static const char *srv_auth(struct pconn *pc, const struct h2conn_header *h, uin
         *from = pc->tok_node;
         return NULL;
     }
-    uint32_t node = 0;
-    uint64_t exp = 0;
+    struct peer_token_claims c;
     const char *why = NULL;
-    if (token_verify(p->secret, tok, len, now_s, &node, &exp, &why) != MOM_OK)
+    if (peer_token_verify(p->key, tok, len, now_s, &c, &why) != MOM_OK)
         return why;
-    if (!is_member(p, node))
+    if (!is_member(p, c.node_id))
         return "token subject is not a cluster member";
     if (len < sizeof pc->tok) {
         memcpy(pc->tok, tok, len);
         pc->tok_len = len;
-        pc->tok_exp = exp;
-        pc->tok_node = node;
+        pc->tok_exp = c.exp;
+        pc->tok_node = c.node_id;
     }
-    *from = node;
+    *from = c.node_id;
     return NULL;
 }
 
@@ -1311,8 +851,7 @@ static void refresh_token(struct peer *p)
     uint64_t now_s = clock_wall_ms() / 1000;
     if (p->token_exp > now_s + PEER_TOKEN_TTL_S / 2)
         return;
-    int n =
-        peer_token_sign(p->secret, p->node_id, now_s, PEER_TOKEN_TTL_S, p->token, sizeof p->token);
+    int n = peer_token_sign(p->key, p->node_id, now_s, PEER_TOKEN_TTL_S, p->token, sizeof p->token);
     if (n > 0)
         p->token_exp = now_s + PEER_TOKEN_TTL_S;
     else
@@ -1328,7 +867,7 @@ static int call_send(struct pmember *m, struct pcall *c)
     if (!pc || !pc->connected || pc->closing || !h2conn_can_open(pc->h2))
         return MOM_ERR_UNAVAILABLE;
     refresh_token(p);
-    char auth[TOKEN_MAX + 8];
+    char auth[PEER_TOKEN_MAX + 8];
     int alen = snprintf(auth, sizeof auth, "Bearer %s", p->token);
     char tmo[GRPCMSG_TIMEOUT_MAXLEN];
     size_t tlen = 0;
@@ -1373,7 +912,7 @@ static void member_drain(struct pmember *m)
         m->conn = NULL;
         member_connect(m); /* the waiting calls go out on the new connection */
         if (h2conn_open_streams(pc->h2) == 0)
-            conn_fail(pc, "connection retired", true);
+            peer_conn_fail(pc, "connection retired", true);
         return;
     }
     while (m->waiting.head && m->conn && m->conn->connected && !m->conn->closing &&
@@ -1445,7 +984,7 @@ static void member_connect(struct pmember *m)
                     : -1;
     }
     if (rc != 0)
-        conn_fail(pc, "connect failed", false);
+        peer_conn_fail(pc, "connect failed", false);
 }
 
 int peer_call(struct peer *p, uint32_t member_id, const char *path, const uint8_t *req, size_t len,
@@ -1485,7 +1024,7 @@ int peer_call(struct peer *p, uint32_t member_id, const char *path, const uint8_
                              (suseconds_t)(deadline_ms % 1000) * 1000};
         evtimer_add(c->timer, &tv);
     }
-    if (!p->secret) {
+    if (!p->key) {
         call_fail_later(c, GRPC_UNAUTHENTICATED, "cluster secret not configured");
         return MOM_OK;
     }
@@ -1643,7 +1182,7 @@ static void conn_on_stream_close(void *arg, uint32_t sid, void *user, uint32_t c
             }
         }
         if (pc->draining && !pc->closing && h2conn_open_streams(pc->h2) == 0)
-            conn_fail(pc, "drained after GOAWAY", true);
+            peer_conn_fail(pc, "drained after GOAWAY", true);
         else if (pc->member->conn == pc)
             member_drain(pc->member);
         return;
@@ -1700,9 +1239,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_set_max_single_read(pc->bev, MAX_READ_CHUNK);
     struct timeval tv = {HANDSHAKE_TIMEOUT_S, 0};
     bufferevent_set_timeouts(pc->bev, &tv, NULL);
-    if ((p->tls_server && tls_start(pc, true) != MOM_OK) ||
+    if ((p->tls_server && peer_tls_start(pc, true) != MOM_OK) ||
         h2conn_new(H2CONN_SERVER, NULL, &conn_cbs, pc, &pc->h2) != MOM_OK) {
-        conn_fail(pc, "out of memory", false);
+        peer_conn_fail(pc, "out of memory", false);
         return;
     }
     bufferevent_enable(pc->bev, EV_READ | EV_WRITE);
@@ -1720,7 +1259,7 @@ static void cron_cb(evutil_socket_t fd, short what, void *arg)
             continue;
         uint64_t idle = now - pc->last_recv_ms;
         if (idle >= KEEPALIVE_DEAD_MS) {
-            conn_fail(pc, "no response to keepalive", false);
+            peer_conn_fail(pc, "no response to keepalive", false);
         } else if (idle >= KEEPALIVE_IDLE_MS) {
             uint8_t data[8];
             memcpy(data, &now, sizeof data);
@@ -1822,22 +1361,12 @@ static int bind_listener(struct peer *p, const char *addr)
 int peer_new(struct event_base *base, const struct peer_config *cfg, struct peer **out)
 {
     *out = NULL;
-    bool has_cert = cfg->tls_cert && *cfg->tls_cert, has_key = cfg->tls_key && *cfg->tls_key,
-         has_ca = cfg->tls_ca && *cfg->tls_ca;
-    if ((has_cert || has_key || has_ca) && !(has_cert && has_key && has_ca)) {
-        log_error("peer TLS needs all of MOM_PEER_TLS_CERT, MOM_PEER_TLS_KEY and MOM_PEER_TLS_CA");
-        return MOM_ERR_INVALID;
-    }
     struct peer *p = calloc(1, sizeof *p);
     if (!p)
         return MOM_ERR_NOMEM;
-    if (has_cert) {
-        p->tls_server = tls_ctx_new(true, cfg->tls_cert, cfg->tls_key, cfg->tls_ca);
-        p->tls_client = tls_ctx_new(false, cfg->tls_cert, cfg->tls_key, cfg->tls_ca);
-        if (!p->tls_server || !p->tls_client) {
-            peer_free(p);
-            return MOM_ERR_INVALID;
-        }
+    if (peer_tls_init(p, cfg) != MOM_OK) {
+        peer_free(p);
+        return MOM_ERR_INVALID;
     }
     p->base = base;
     p->node_id = cfg->node_id;
@@ -1850,9 +1379,10 @@ int peer_new(struct event_base *base, const struct peer_config *cfg, struct peer
     p->rng = (clock_mono_us() ^ ((uint64_t)cfg->node_id << 32)) | 1;
     int rc = MOM_ERR_NOMEM;
     if (cfg->cluster_secret && *cfg->cluster_secret) {
-        p->secret = strdup(cfg->cluster_secret);
-        if (!p->secret)
+        rc = peer_token_key_new(cfg->cluster_secret, &p->key);
+        if (rc != MOM_OK)
             goto fail;
+        rc = MOM_ERR_NOMEM;
     } else {
         log_warn("no cluster secret (MOM_CLUSTER_SECRET): peers cannot authenticate, every peer "
                  "call is refused with UNAUTHENTICATED");
@@ -1944,12 +1474,9 @@ void peer_free(struct peer *p)
     for (size_t i = 0; i < p->n_handlers; i++)
         free(p->handlers[i].path);
     free(p->handlers);
-    if (p->tls_server)
-        SSL_CTX_free(p->tls_server);
-    if (p->tls_client)
-        SSL_CTX_free(p->tls_client);
+    peer_tls_cleanup(p);
     free(p->members);
     free(p->member_ids);
-    free(p->secret);
+    peer_token_key_free(p->key);
     free(p);
 }

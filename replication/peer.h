@@ -2,9 +2,8 @@
  * libevent loop. A peer listens for other members (server role), keeps one
  * outgoing connection to every other member (client role) with jittered
  * reconnect backoff, authenticates both ways with a short-lived HS256 JWT
- * in `authorization: Bearer` (sub "node:<id>", aud "mom-peer", signed with
- * the cluster secret) and dispatches incoming calls by :path to registered
- * handlers. Unknown paths get UNIMPLEMENTED, undecodable or oversized
+ * in `authorization: Bearer` (peer_token.h) and dispatches incoming calls
+ * by :path to registered handlers. Unknown paths get UNIMPLEMENTED, undecodable or oversized
  * bodies INVALID_ARGUMENT / RESOURCE_EXHAUSTED (handlers decide the former).
  * Without a cluster secret every incoming call is refused (UNAUTHENTICATED)
  * and outgoing calls fail the same way locally; this is logged once.
@@ -15,6 +14,8 @@
 #ifndef MOM_REPLICATION_PEER_H
 #define MOM_REPLICATION_PEER_H
 
+#include "replication/peer_members.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,24 +24,7 @@ struct event_base;
 struct peer;
 struct peer_request;
 
-#define PEER_MAX_MEMBERS 64
 #define PEER_DEFAULT_MAX_MESSAGE (8u << 20) /* largest request or reply, bytes */
-#define PEER_TOKEN_TTL_S 60
-#define PEER_AUDIENCE "mom-peer"
-
-struct peer_member {
-    uint32_t id;
-    char host[256];
-    uint16_t port;
-    char addr[272]; /* "host:port" as configured */
-};
-
-/* Parses a membership list "1=host:9090,2=10.0.0.2:9090,3=[::1]:9090"
- * (ids 1..2^31, unique; spaces around items allowed). Pure. Returns MOM_OK
- * with *n set, or MOM_ERR_INVALID (msg, if not NULL, gets a reason) or
- * MOM_ERR_TOO_LARGE (more than max). */
-int peer_parse_members(const char *text, struct peer_member *out, size_t max, size_t *n, char *msg,
-                       size_t msglen);
 
 struct peer_config {
     uint32_t node_id;
@@ -102,14 +86,5 @@ int peer_call(struct peer *p, uint32_t member_id, const char *path, const uint8_
 
 /* Connection state of an outgoing member link, for health views. */
 bool peer_member_connected(const struct peer *p, uint32_t member_id);
-
-/* HS256 peer token helpers (exposed for tests). Sign writes a NUL-terminated
- * token into out; returns its length or MOM_ERR_TOO_LARGE / MOM_ERR_NOMEM.
- * Verify checks signature, alg, exp/nbf against now_s, aud and sub, and
- * returns MOM_OK with *node_id set, or MOM_ERR_AUTH. */
-int peer_token_sign(const char *secret, uint32_t node_id, uint64_t now_s, uint32_t ttl_s, char *out,
-                    size_t outlen);
-int peer_token_verify(const char *secret, const char *token, size_t len, uint64_t now_s,
-                      uint32_t *node_id);
 
 #endif
