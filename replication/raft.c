@@ -25,8 +25,9 @@
 enum pr_state { PR_PROBE, PR_REPLICATE, PR_SNAPSHOT };
 enum vote_mark { VOTE_UNKNOWN = 0, VOTE_GRANTED, VOTE_REJECTED };
 
-/* What this node knows about one member (its own slot is used for votes). */
-struct peer {
+/* Replication progress of one member, as the leader tracks it (its own
+ * slot is used for votes). */
+struct progress {
     uint64_t match; /* leader: highest index known to match on the peer */
     uint64_t next;  /* leader: next index to send */
     enum pr_state state;
@@ -88,7 +89,7 @@ struct raft {
     uint32_t hello_elapsed, transfer_elapsed;
     uint64_t rng;
 
-    struct peer *peers; /* n slots, node id i at peers[i - 1] */
+    struct progress *prs; /* n slots, node id i at prs[i - 1] */
     uint64_t *infl_buf;
     uint64_t *scratch; /* n slots for the commit computation */
 
@@ -138,9 +139,9 @@ static void reset_randomized_timeout(struct raft *r)
     r->randomized_timeout = et + (uint32_t)(rng_next(r) % et);
 }
 
-static struct peer *peer_of(struct raft *r, uint32_t id)
+static struct progress *progress_of(struct raft *r, uint32_t id)
 {
-    return &r->peers[id - 1];
+    return &r->prs[id - 1];
 }
 
 static uint64_t last_index(const struct raft *r)
@@ -307,26 +308,26 @@ static void emit_read(struct raft *r, uint64_t ctx, uint64_t index, int err)
     r->rs[r->n_rs++] = (struct raft_read_state){.ctx = ctx, .index = index, .err = err};
 }
 
-static void infl_reset(struct raft *r, struct peer *p)
+static void infl_reset(struct raft *r, struct progress *p)
 {
     (void)r;
     p->infl_start = 0;
     p->infl_count = 0;
 }
 
-static bool infl_full(const struct raft *r, const struct peer *p)
+static bool infl_full(const struct raft *r, const struct progress *p)
 {
     return p->infl_count >= r->cfg.max_inflight;
 }
 
-static void infl_add(struct raft *r, struct peer *p, uint64_t index)
+static void infl_add(struct raft *r, struct progress *p, uint64_t index)
 {
     size_t cap = r->cfg.max_inflight;
     p->infl[(p->infl_start + p->infl_count) % cap] = index;
     p->infl_count++;
 }
 
-static void infl_free_upto(struct raft *r, struct peer *p, uint64_t index)
+static void infl_free_upto(struct raft *r, struct progress *p, uint64_t index)
 {
     size_t cap = r->cfg.max_inflight;
     while (p->infl_count > 0 && p->infl[p->infl_start] <= index) {
@@ -335,7 +336,7 @@ static void infl_free_upto(struct raft *r, struct peer *p, uint64_t index)
     }
 }
 
-static void become_probe(struct raft *r, struct peer *p, uint64_t next)
+static void become_probe(struct raft *r, struct progress *p, uint64_t next)
 {
     p->state = PR_PROBE;
     p->next = next;
@@ -344,7 +345,7 @@ static void become_probe(struct raft *r, struct peer *p, uint64_t next)
     infl_reset(r, p);
 }
 
-static void become_replicate(struct raft *r, struct peer *p)
+static void become_replicate(struct raft *r, struct progress *p)
 {
     p->state = PR_REPLICATE;
     if (p->next < p->match + 1)
@@ -398,7 +399,7 @@ static void become_leader(struct raft *r)
     r->seq = 0;
     uint64_t next = last_index(r) + 1;
     for (uint32_t i = 0; i < r->n; i++) {
-        struct peer *p = &r->peers[i];
+        struct progress *p = &r->prs[i];
         p->match = 0;
         become_probe(r, p, next);
         p->need_heartbeat = false;
@@ -428,8 +429,8 @@ static void campaign(struct raft *r, bool pre, bool transfer)
     r->election_elapsed = 0;
     reset_randomized_timeout(r);
     for (uint32_t i = 0; i < r->n; i++)
-        r->peers[i].vote = VOTE_UNKNOWN;
-    peer_of(r, r->cfg.id)->vote = VOTE_GRANTED;
+        r->prs[i].vote = VOTE_UNKNOWN;
+    progress_of(r, r->cfg.id)->vote = VOTE_GRANTED;
     if (r->quorum == 1) {
         if (pre)
             campaign(r, false, transfer);
@@ -466,9 +467,9 @@ static void mark_all(struct raft *r, bool heartbeat, bool commit)
         if (i + 1 == r->cfg.id)
             continue;
         if (heartbeat)
-            r->peers[i].need_heartbeat = true;
+            r->prs[i].need_heartbeat = true;
         if (commit)
-            r->peers[i].commit_dirty = true;
+            r->prs[i].commit_dirty = true;
     }
 }
 
@@ -501,7 +502,7 @@ static void advance_reads(struct raft *r)
             break;
         uint32_t acks = 1;
         for (uint32_t i = 0; i < r->n; i++)
-            if (i + 1 != r->cfg.id && r->peers[i].acked_seq >= rp->seq)
+            if (i + 1 != r->cfg.id && r->prs[i].acked_seq >= rp->seq)
                 acks++;
         if (acks < r->quorum)
             break;
@@ -520,9 +521,7 @@ static void maybe_commit(struct raft *r)
         return;
     uint64_t *s = r->scratch;
     for (uint32_t i = 0; i < r->n; i++) {
-        uint64_t v = (i + 1 == r->cfg.id)     ? r->stable
-                     : r->peers[i].abstaining ? 0
-                                              : r->peers[i].match;
+        uint64_t v = (i + 1 == r->cfg.id) ? r->stable : r->prs[i].abstaining ? 0 : r->prs[i].match;
         /* insertion sort, descending */
         uint32_t j = i;
         while (j > 0 && s[j - 1] < v) {
@@ -579,7 +578,7 @@ static uint64_t emit_append(struct raft *r, uint32_t to, uint64_t from, bool wit
 }
 
 /* An empty append at a point the follower is known to have (its match). */
-static void emit_heartbeat(struct raft *r, uint32_t to, const struct peer *p)
+static void emit_heartbeat(struct raft *r, uint32_t to, const struct progress *p)
 {
     uint64_t prev = p->match, t = 0;
     if (!term_at(r, prev, &t))
@@ -594,7 +593,7 @@ static void send_timeout_now(struct raft *r, uint32_t to)
 
 static void flush_peer(struct raft *r, uint32_t id)
 {
-    struct peer *p = peer_of(r, id);
+    struct progress *p = progress_of(r, id);
     uint64_t last = last_index(r);
     if (p->state != PR_SNAPSHOT && p->next - 1 < r->snap_index) {
         p->state = PR_SNAPSHOT;
@@ -674,12 +673,12 @@ static void handle_vote_resp(struct raft *r, const struct raft_msg *m)
 {
     if (m->pre_vote && m->vote_granted && m->term != r->term + 1)
         return; /* stale */
-    peer_of(r, m->from)->vote = m->vote_granted ? VOTE_GRANTED : VOTE_REJECTED;
+    progress_of(r, m->from)->vote = m->vote_granted ? VOTE_GRANTED : VOTE_REJECTED;
     uint32_t granted = 0, rejected = 0;
     for (uint32_t i = 0; i < r->n; i++) {
-        if (r->peers[i].vote == VOTE_GRANTED)
+        if (r->prs[i].vote == VOTE_GRANTED)
             granted++;
-        else if (r->peers[i].vote == VOTE_REJECTED)
+        else if (r->prs[i].vote == VOTE_REJECTED)
             rejected++;
     }
     if (granted >= r->quorum) {
@@ -703,7 +702,7 @@ static void maybe_clear_abstain(struct raft *r)
     if (!r->abstain)
         return;
     for (uint32_t i = 0; i < r->n; i++)
-        if (i + 1 != r->cfg.id && !r->peers[i].hello_ok)
+        if (i + 1 != r->cfg.id && !r->prs[i].hello_ok)
             return;
     if (r->commit < r->hello_commit || !committed_in_term(r))
         return;
@@ -875,7 +874,7 @@ static uint64_t last_of_term(const struct raft *r, uint64_t hi, uint64_t term)
 
 static void handle_append_resp(struct raft *r, const struct raft_msg *m)
 {
-    struct peer *p = peer_of(r, m->from);
+    struct progress *p = progress_of(r, m->from);
     uint64_t last = last_index(r);
     /* A node with wiped storage may be following us only because it forgot
      * a newer term: its answers prove nothing about our leadership. */
@@ -994,7 +993,7 @@ static void step_msg(struct raft *r, const struct raft_msg *m)
         if (m->term > r->term)
             become_follower(r, m->term, RAFT_NONE);
         if (r->abstain && m->echo_incarnation == r->cfg.incarnation) {
-            peer_of(r, m->from)->hello_ok = true;
+            progress_of(r, m->from)->hello_ok = true;
             if (m->leader_commit > r->hello_commit)
                 r->hello_commit = m->leader_commit;
         }
@@ -1103,15 +1102,15 @@ int raft_new(const struct raft_config *cfg, const struct raft_hard_state *hs,
     }
     r->n = cfg->n_nodes;
     r->quorum = r->n / 2 + 1;
-    r->peers = calloc(r->n, sizeof *r->peers);
+    r->prs = calloc(r->n, sizeof *r->prs);
     r->infl_buf = calloc((size_t)r->n * r->cfg.max_inflight, sizeof *r->infl_buf);
     r->scratch = calloc(r->n, sizeof *r->scratch);
-    if (!r->peers || !r->infl_buf || !r->scratch) {
+    if (!r->prs || !r->infl_buf || !r->scratch) {
         raft_free(r);
         return MOM_ERR_NOMEM;
     }
     for (uint32_t i = 0; i < r->n; i++)
-        r->peers[i].infl = r->infl_buf + (size_t)i * r->cfg.max_inflight;
+        r->prs[i].infl = r->infl_buf + (size_t)i * r->cfg.max_inflight;
     if (hs) {
         r->term = hs->term;
         r->vote = hs->vote;
@@ -1158,7 +1157,7 @@ void raft_free(struct raft *r)
     raft_release(r, SIZE_MAX);
     free(r->garbage);
     free(r->log);
-    free(r->peers);
+    free(r->prs);
     free(r->infl_buf);
     free(r->scratch);
     free(r->rp);
@@ -1205,7 +1204,7 @@ void raft_tick(struct raft *r)
         if (++r->hello_elapsed >= r->cfg.heartbeat_ticks) {
             r->hello_elapsed = 0;
             for (uint32_t id = 1; id <= r->n; id++) {
-                if (id != r->cfg.id && !peer_of(r, id)->hello_ok) {
+                if (id != r->cfg.id && !progress_of(r, id)->hello_ok) {
                     struct raft_msg *m = msg_new(r, RAFT_MSG_HELLO, id);
                     if (m)
                         m->term = 0;
@@ -1231,7 +1230,7 @@ void raft_tick(struct raft *r)
         if (!r->cfg.disable_check_quorum) {
             uint32_t active = 1;
             for (uint32_t i = 0; i < r->n; i++)
-                if (i + 1 != r->cfg.id && r->peers[i].recent_active)
+                if (i + 1 != r->cfg.id && r->prs[i].recent_active)
                     active++;
             if (active < r->quorum) {
                 log_info("raft g%" PRIu32 " n%" PRIu32
@@ -1242,13 +1241,13 @@ void raft_tick(struct raft *r)
             }
         }
         for (uint32_t i = 0; i < r->n; i++)
-            r->peers[i].recent_active = false;
+            r->prs[i].recent_active = false;
     }
     uint64_t last = last_index(r);
     for (uint32_t i = 0; i < r->n; i++) {
         if (i + 1 == r->cfg.id)
             continue;
-        struct peer *p = &r->peers[i];
+        struct progress *p = &r->prs[i];
         switch (p->state) {
         case PR_REPLICATE:
             if (p->match >= last)
@@ -1269,9 +1268,9 @@ void raft_tick(struct raft *r)
         for (uint32_t i = 0; i < r->n; i++) {
             if (i + 1 == r->cfg.id)
                 continue;
-            r->peers[i].need_heartbeat = true;
-            if (r->peers[i].state == PR_PROBE)
-                r->peers[i].probe_sent = false;
+            r->prs[i].need_heartbeat = true;
+            if (r->prs[i].state == PR_PROBE)
+                r->prs[i].probe_sent = false;
         }
     }
 }
@@ -1282,7 +1281,7 @@ int raft_step(struct raft *r, const struct raft_msg *m)
         return MOM_ERR_INVALID;
     r->started = true;
     r->err = MOM_OK;
-    struct peer *p = peer_of(r, m->from);
+    struct progress *p = progress_of(r, m->from);
     if (m->incarnation < p->incarnation)
         return MOM_ERR_INVALID; /* from a wiped-out past of that node */
     if (m->incarnation > p->incarnation) {
@@ -1360,7 +1359,7 @@ int raft_transfer_leadership(struct raft *r, uint32_t to)
     r->transferee = to;
     r->transfer_elapsed = 0;
     r->err = MOM_OK;
-    if (peer_of(r, to)->match == last_index(r))
+    if (progress_of(r, to)->match == last_index(r))
         send_timeout_now(r, to);
     return r->err;
 }
@@ -1420,7 +1419,7 @@ void raft_report_snapshot(struct raft *r, uint32_t to, bool ok)
 {
     if (r->in_ready || r->role != RAFT_LEADER || to == RAFT_NONE || to > r->n || to == r->cfg.id)
         return;
-    struct peer *p = peer_of(r, to);
+    struct progress *p = progress_of(r, to);
     if (p->state == PR_SNAPSHOT && !ok)
         become_probe(r, p, p->match + 1);
 }
@@ -1429,7 +1428,7 @@ void raft_report_unreachable(struct raft *r, uint32_t to)
 {
     if (r->in_ready || r->role != RAFT_LEADER || to == RAFT_NONE || to > r->n || to == r->cfg.id)
         return;
-    struct peer *p = peer_of(r, to);
+    struct progress *p = progress_of(r, to);
     if (p->state == PR_REPLICATE)
         become_probe(r, p, p->match + 1);
 }
@@ -1648,7 +1647,7 @@ int raft_check_invariants(const struct raft *r)
         for (uint32_t i = 0; i < r->n; i++) {
             if (i + 1 == r->cfg.id)
                 continue;
-            const struct peer *p = &r->peers[i];
+            const struct progress *p = &r->prs[i];
             CHECK(p->match <= last);
             CHECK(p->next >= p->match + 1);
             CHECK(p->next <= last + 1);
