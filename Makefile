@@ -45,7 +45,8 @@ REPL_SRC   := $(wildcard replication/*.c)
 BROKER_SRC := $(filter-out broker/main.c,$(wildcard broker/*.c))
 LIB_OBJ    := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(TOKEN_SRC:%.c=$(BUILD)/%.o) \
               $(REPL_SRC:%.c=$(BUILD)/%.o) \
-              $(BROKER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/proto/mom.pb.o
+              $(BROKER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/proto/mom.pb.o \
+              $(BUILD)/broker/ui_assets.o
 LIBMOM     := $(BUILD)/libmom.a
 
 UNIT_SRC   := $(wildcard test/unit/test_*.c)
@@ -84,6 +85,25 @@ $(BUILD)/broker/%.o: broker/%.c | $(PROTO_H)
 $(BUILD)/test/%.o: test/%.c | $(PROTO_H)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -MMD -MP -c $< -o $@
+
+# The dashboard (broker/ui/) is compiled in: a host tool turns each file
+# into a byte array with its URL, Content-Type and ETag (URL=FILE=TYPE).
+UI_ASSETS := /=broker/ui/index.html=text/html;charset=utf-8 \
+             /ui/app.js=broker/ui/app.js=text/javascript;charset=utf-8 \
+             /ui/app.css=broker/ui/app.css=text/css;charset=utf-8 \
+             /favicon.svg=broker/ui/favicon.svg=image/svg+xml
+UI_FILES  := $(foreach a,$(UI_ASSETS),$(word 2,$(subst =, ,$(a))))
+
+$(BUILD)/tools/ui_embed: broker/ui/embed.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O1 $(WARN) -o $@ $<
+
+$(BUILD)/broker/ui_assets.c: $(BUILD)/tools/ui_embed $(UI_FILES) Makefile
+	@mkdir -p $(@D)
+	$(BUILD)/tools/ui_embed $@ $(foreach a,$(UI_ASSETS),'$(a)')
+
+$(BUILD)/broker/ui_assets.o: $(BUILD)/broker/ui_assets.c
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 $(LIBMOM): $(LIB_OBJ)
 	@rm -f $@

@@ -688,6 +688,8 @@ static void on_request(evhtp_request_t *req, void *arg)
         return;
     }
     rc->compat_family = compat_family_of_path(path);
+    if (handlers_ui(rc, path))
+        return;
     enum router_result rr = router_match(rc->method, path, strlen(path), &rc->match);
     if (rr == ROUTER_NOT_FOUND) {
         server_send_error(rc, 404, "not_found", "no route for %s", path);

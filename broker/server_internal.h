@@ -130,4 +130,8 @@ void handlers_dispatch(struct request_ctx *rc);
 /* Re-runs a parked read/receive (after a wake or at its deadline). */
 void handlers_retry_wait(struct request_ctx *rc, bool final);
 
+/* handlers_ui.c: answers a GET/HEAD of a dashboard file (no token needed);
+ * false when path is not one. */
+bool handlers_ui(struct request_ctx *rc, const char *path);
+
 #endif

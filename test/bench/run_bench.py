@@ -629,6 +629,36 @@ def run_memory(args, results, procs, tmp, log_dir, secret, token):
         node.stop()
 
 
+def page_weight(base):
+    """Everything the dashboard loads before it signs in: the page at / and
+    each file it references (src=, href=; all from the node), as
+    [(path, bytes, content type)]. API calls made after sign-in are not
+    counted: they depend on what the cluster holds."""
+    r = expect(requests.get(base + "/", timeout=10), (200,), "dashboard page")
+    files = [("/", len(r.content), r.headers.get("Content-Type", ""))]
+    for ref in re.findall(r'(?:src|href)="([^"#][^"]*)"', r.text):
+        if not ref.startswith("/") or ref.startswith("//"):
+            raise BenchError(f"the dashboard references {ref}, not a file of the node")
+        a = expect(requests.get(base + ref, timeout=10), (200,), f"dashboard file {ref}")
+        files.append((ref, len(a.content), a.headers.get("Content-Type", "")))
+    return files
+
+
+def run_page_weight(args, results, procs, tmp, log_dir, secret):
+    node = Momd(args, procs, log_dir, os.path.join(tmp, "data-page"), secret, "never",
+                "page").start()
+    try:
+        files = page_weight(node.base)
+    finally:
+        node.stop()
+    total = sum(n for _, n, _ in files)
+    log(f"dashboard page weight: {total} bytes in {len(files)} files")
+    rows = ["| file | bytes | Content-Type |", "|---|---:|---|"]
+    rows += [f"| `{path}` | {n} | {ctype} |" for path, n, ctype in files]
+    rows.append(f"| **total** | **{total}** | |")
+    return "\n".join(rows)
+
+
 def machine_line():
     cpu = platform.processor() or "?"
     try:
@@ -836,6 +866,7 @@ def main(argv):
     failed = False
     peer_report = None
     cluster_report = None
+    page_report = None
     started = datetime.datetime.now(datetime.timezone.utc)
     machine_before = machine_line()
     load_before = os.getloadavg()[0]
@@ -867,6 +898,7 @@ def main(argv):
 
         if not args.skip_memory:
             run_memory(args, results, procs, tmp, log_dir, secret, token)
+        page_report = run_page_weight(args, results, procs, tmp, log_dir, secret)
         peer_report = run_peer_bench(args)
         if not args.skip_cluster:
             cluster_report = run_cluster_bench(args, results, procs, tmp, log_dir, secret, token)
@@ -901,6 +933,9 @@ def main(argv):
     if cluster_report:
         report += ["", "## Three-node cluster (fsync=always, 64 connections)", "",
                    cluster_report, ""]
+    if page_report:
+        report += ["", "## Dashboard page weight (uncompressed, before sign-in)", "",
+                   page_report, ""]
     if peer_report:
         report += ["", "## Peer channel (gRPC over our HTTP/2, one loopback connection)", "",
                    "```", peer_report.rstrip(), "```", ""]
