@@ -20,6 +20,7 @@ from conftest import REPO, mint
 from test_cluster import Cluster
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -87,7 +88,11 @@ METRICS_404 = r"/metrics - Failed to load resource: the server responded with a 
 
 def wait(d, cond, what, timeout=WAIT_S):
     try:
-        return WebDriverWait(d, timeout, poll_frequency=0.1).until(lambda drv: cond(drv))
+        # the page replaces table rows on every poll: an element found a moment
+        # ago may be gone; the condition is then simply tried again
+        return WebDriverWait(d, timeout, poll_frequency=0.1,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda drv: cond(drv))
     except Exception:
         shot(d, "failed-" + re.sub(r"\W+", "-", what))
         errors = d.find_element(By.ID, "errors").text
@@ -102,13 +107,18 @@ def text(d, id_):
     return d.find_element(By.ID, id_).text
 
 
-def member_rows(d):
-    return d.find_elements(By.CSS_SELECTOR, "#members tbody tr")
+def members(d):
+    """The member rows as [{node, role, health}], read in one script (the
+    rows are replaced on every poll)."""
+    return d.execute_script("""
+        return [...document.querySelectorAll('#members tbody tr')].map(r => ({
+          node: r.dataset.node, role: r.dataset.role, health: r.cells[6].textContent}));""")
 
 
 def queue_cell(d, name, col):
-    rows = d.find_elements(By.CSS_SELECTOR, '#queue-table tbody tr[data-queue="%s"]' % name)
-    return rows[0].find_elements(By.TAG_NAME, "td")[col].text if rows else None
+    return d.execute_script("""
+        const r = document.querySelector(`#queue-table tbody tr[data-queue="${arguments[0]}"]`);
+        return r ? r.cells[arguments[1]].textContent : null;""", name, col)
 
 
 def node_url(c, i, path="/"):
@@ -188,16 +198,13 @@ def test_sign_in_by_keyboard_shows_three_members_and_one_leader(cluster, browser
     active = d.switch_to.active_element
     assert active.get_attribute("id") == "login-pass"
     active.send_keys(PASSWORD + Keys.ENTER)
-    wait(d, lambda drv: len(member_rows(drv)) == 3, "three members")
-    wait(d, lambda drv: [r.get_attribute("data-role") for r in member_rows(drv)].count("leader")
-         == 1, "exactly one leader")
+    wait(d, lambda drv: len(members(drv)) == 3, "three members")
+    wait(d, lambda drv: [m["role"] for m in members(drv)].count("leader") == 1,
+         "exactly one leader")
     leader_id = cluster.leader() + 1
-    leaders = [r.get_attribute("data-node") for r in member_rows(d)
-               if r.get_attribute("data-role") == "leader"]
-    assert leaders == [str(leader_id)]
-    health = [r.find_elements(By.TAG_NAME, "td")[6].text for r in member_rows(d)]
-    wait(d, lambda drv: all(r.find_elements(By.TAG_NAME, "td")[6].text == "healthy"
-                            for r in member_rows(drv)), "all members healthy (%r)" % health)
+    assert [m["node"] for m in members(d) if m["role"] == "leader"] == [str(leader_id)]
+    wait(d, lambda drv: all(m["health"] == "healthy" for m in members(drv)),
+         "all members healthy")
     line = text(d, "node-line")
     assert "Signed in as %s" % USER in line
     assert "answered by node %d" % (follower + 1) in line
@@ -247,8 +254,9 @@ def test_create_queue_publish_receive_ack_from_the_page(cluster, browser):
     q = other.get_queue("orders")
     assert (q["depth"], q["in_flight"]) == (2, 0)
     # the depth chart has points
-    chart = d.find_element(By.CSS_SELECTOR, '#queue-table tr[data-queue="orders"] svg polyline')
-    assert len(chart.get_attribute("points").split()) >= 2
+    points = d.execute_script("""return document.querySelector(
+        '#queue-table tr[data-queue="orders"] svg polyline').getAttribute('points')""")
+    assert len(points.split()) >= 2
     d.execute_script("document.getElementById('queues').scrollIntoView()")
     shot(d, "queues")
     assert console_errors(d, allowed=(METRICS_404,)) == []
@@ -265,8 +273,8 @@ def test_topics_subscriptions_and_peek(cluster, browser):
     for i in range(3):
         api.publish_topic("events", "event %d" % i)
     wait(d, lambda drv: "audit (lag 3)" in text(drv, "topic-table"), "subscription lag 3")
-    row = d.find_element(By.CSS_SELECTOR, '#topic-table tr[data-topic="events"]')
-    assert row.find_elements(By.TAG_NAME, "td")[1].text == "3"
+    assert d.execute_script("""return document.querySelector(
+        '#topic-table tr[data-topic="events"]').cells[1].textContent""") == "3"
     d.find_element(By.ID, "peek-name").send_keys("events" + Keys.ENTER)
     wait(d, lambda drv: len(drv.find_elements(By.CSS_SELECTOR, "#peeked li")) == 3, "3 peeked")
     assert "event 0" in text(d, "peeked") and "next offset is 3" in text(d, "peek-result")
@@ -362,7 +370,7 @@ def test_pasted_token_and_expired_token(cluster, browser):
     d.get(node_url(cluster, cluster.leader()))
     d.find_element(By.ID, "token-text").send_keys(mint("paster"))
     d.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]").click()
-    wait(d, lambda drv: len(member_rows(drv)) == 3, "three members with a pasted token")
+    wait(d, lambda drv: len(members(drv)) == 3, "three members with a pasted token")
     assert "Signed in as paster" in text(d, "node-line")
     assert console_errors(d, allowed=(METRICS_404, r"/v1/\w+ - Failed to load resource: "
                                       r"the server responded with a status of 401")) == []
@@ -373,7 +381,7 @@ def test_narrow_window(cluster, browser):
     d.set_window_size(375, 812)
     try:
         d.refresh()  # the token stays in this tab's sessionStorage
-        wait(d, lambda drv: len(member_rows(drv)) == 3, "members on a narrow window")
+        wait(d, lambda drv: len(members(drv)) == 3, "members on a narrow window")
         wait(d, lambda drv: queue_cell(drv, "orders", 1) is not None, "queues on a narrow window")
         width = d.execute_script("return window.innerWidth")
         page = d.execute_script("return document.documentElement.scrollWidth")
