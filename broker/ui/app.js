@@ -14,6 +14,7 @@
   const TAIL_WAIT_MS = 20000;
   const TAIL_KEEP = 200;
   const MAX_ERRORS = 6;
+  const MAX_ROWS = 200; /* rows per table; a node may hold thousands */
 
   const $ = (id) => document.getElementById(id);
   const enc = encodeURIComponent;
@@ -24,6 +25,7 @@
   let lastNode = null;
   let metrics = 'unknown'; /* 'yes' once /metrics answered, 'no' after a 404 */
   const history = new Map(); /* queue -> {depth, rate1, rate2, last} */
+  const topicHistory = new Map(); /* topic -> {rate, last} */
   let tail = null; /* {name, ctl} while tailing */
 
   class ApiError extends Error {
@@ -161,6 +163,7 @@
     stopTail('Not tailing.');
     clearTimeout(pollTimer);
     history.clear();
+    topicHistory.clear();
     showApp(false);
   }
 
@@ -350,7 +353,7 @@
     $('rates-note').textContent = counters
       ? 'Rates come from the /metrics counters of this node.'
       : 'This node does not serve /metrics: the first chart shows the net change of depth between polls; ack rates need /metrics.';
-    const rows = d.queues.map((q) => {
+    const rows = d.queues.slice(0, MAX_ROWS).map((q) => {
       seen.add(q.name);
       let h = history.get(q.name);
       if (!h) {
@@ -384,6 +387,8 @@
     const body = $('queue-table').tBodies[0];
     if (rows.length) body.replaceChildren(...rows);
     else body.replaceChildren(row(['No queues yet.', '', '', '', '', '', '']));
+    $('queue-more').textContent = d.queues.length > MAX_ROWS
+      ? `Showing the first ${MAX_ROWS} of ${d.queues.length} queues.` : '';
     fillOptions('queue-names', d.queues.map((q) => q.name));
     return d.queues.map((q) => q.name);
   }
@@ -392,20 +397,37 @@
 
   async function refreshTopics() {
     const d = await api('GET', '/v1/topics');
-    const subs = await Promise.all(d.topics.map((t) => (t.subscriptions && t.subscriptions.length
+    const now = Date.now();
+    const shown = d.topics.slice(0, MAX_ROWS);
+    const subs = await Promise.all(shown.map((t) => (t.subscriptions && t.subscriptions.length
       ? api('GET', `/v1/topics/${enc(t.name)}/subscriptions`).then((x) => x.subscriptions)
       : Promise.resolve([]))));
-    const rows = d.topics.map((t, i) => {
+    const seen = new Set();
+    const rows = shown.map((t, i) => {
+      seen.add(t.name);
+      /* offsets only grow: their change between polls is the publish rate */
+      let h = topicHistory.get(t.name);
+      if (!h) {
+        h = {rate: [], last: null};
+        topicHistory.set(t.name, h);
+      }
+      if (h.last && now > h.last.t)
+        pushPoint(h.rate, now, Math.max(0, (t.next_offset - h.last.next) * 1000 / (now - h.last.t)));
+      h.last = {t: now, next: t.next_offset};
       const list = el('ul', null, 'subs');
       for (const s of subs[i]) list.append(el('li', `${s.name} (lag ${s.lag})`));
       const tr = row([t.name, t.messages, t.bytes, `${t.first_offset} – ${t.next_offset}`,
+                      sparkline(h.rate, `Published per second to ${t.name}`, now, fmtRate),
                       subs[i].length ? list : 'none']);
       tr.dataset.topic = t.name;
       return tr;
     });
+    for (const name of topicHistory.keys()) if (!seen.has(name)) topicHistory.delete(name);
     const body = $('topic-table').tBodies[0];
     if (rows.length) body.replaceChildren(...rows);
-    else body.replaceChildren(row(['No topics yet.', '', '', '', '']));
+    else body.replaceChildren(row(['No topics yet.', '', '', '', '', '']));
+    $('topic-more').textContent = d.topics.length > MAX_ROWS
+      ? `Showing the first ${MAX_ROWS} of ${d.topics.length} topics.` : '';
     fillOptions('topic-names', d.topics.map((t) => t.name));
     return d.topics.map((t) => t.name);
   }

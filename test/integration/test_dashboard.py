@@ -275,6 +275,10 @@ def test_topics_subscriptions_and_peek(cluster, browser):
     wait(d, lambda drv: "audit (lag 3)" in text(drv, "topic-table"), "subscription lag 3")
     assert d.execute_script("""return document.querySelector(
         '#topic-table tr[data-topic="events"]').cells[1].textContent""") == "3"
+    # the publish rate comes from the offsets of successive polls
+    wait(d, lambda drv: drv.execute_script("""const p = document.querySelector(
+        '#topic-table tr[data-topic="events"] svg polyline');
+        return p && p.getAttribute('points').split(' ').length >= 2"""), "a topic rate chart")
     d.find_element(By.ID, "peek-name").send_keys("events" + Keys.ENTER)
     wait(d, lambda drv: len(drv.find_elements(By.CSS_SELECTOR, "#peeked li")) == 3, "3 peeked")
     assert "event 0" in text(d, "peeked") and "next offset is 3" in text(d, "peek-result")
