@@ -483,15 +483,6 @@ int store_restore_user(struct store *s, const char *name, const char *hash, uint
     return MOM_OK;
 }
 
-bool store_next_user(const struct store *s, size_t *iter, const struct user **u)
-{
-    void *v;
-    if (!hashmap_next(s->users, iter, NULL, NULL, &v))
-        return false;
-    *u = v;
-    return true;
-}
-
 /* ---- publish (queues and topics share validation and idempotency) ---- */
 
 static int apply_publish(struct store *s, uint64_t index, uint64_t now, const struct command *cmd,

@@ -186,9 +186,8 @@ uint64_t store_message_id(uint64_t index, size_t item);
 void store_render_id(struct jbuf *b, uint64_t id);
 /* Interns a content type ("" means application/octet-stream). */
 int store_intern_content_type(struct store *s, const char *ct, uint32_t *id);
-/* Users for the snapshot: restore one, iterate (start with *iter = 0). */
+/* Users for the snapshot: restore one. */
 int store_restore_user(struct store *s, const char *name, const char *hash, uint64_t created_at);
-bool store_next_user(const struct store *s, size_t *iter, const struct user **u);
 
 /* ---- store_queue.c ---- */
 struct queue *queue_find(const struct store *s, const char *name);

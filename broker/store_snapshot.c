@@ -8,8 +8,8 @@
  *
  *   header   "MOMSNAP\0" (8 bytes), u32 version = 1,
  *            u64 applied_index, u64 last_time, u64 dropped_no_dlq
- *   USERS    u32 tag 'USER' (0x52455355), u64 count, then per user:
- *            str name, str password_hash, u64 created_at
+ *   USERS    u32 tag 'USER' (0x52455355), u64 count, then per user (by
+ *            name): str name, str password_hash, u64 created_at
  *   QUEUES   u32 tag 'QUEU', u64 count, then per queue (any order):
  *            str name, str owner, u64 created_at, u64 incarnation,
  *            u8 private, u64 visibility_timeout_ms, u32 max_deliveries,
@@ -25,7 +25,7 @@
  *            u64 retention_bytes, u64 first_offset, u64 message count, then
  *            per message in offset order: u64 id, u64 published_at,
  *            str content_type, str publisher, blob body; then u64
- *            subscription count, per subscription: str name, str owner,
+ *            subscription count, per subscription (by name): str name, str owner,
  *            u64 created_at, u64 cursor
  *   IDEM     u32 tag 'IDEM', u64 count, then per Idempotency-Key (oldest
  *            first): u8 kind (0 queue, 1 topic), str resource name, str key,
@@ -183,7 +183,34 @@ static int write_queue(struct writer *w, const struct store *s, const struct que
     return MOM_OK;
 }
 
-static void write_topic(struct writer *w, const struct store *s, const struct topic *t)
+/* Hash maps iterate in an order that depends on their random key, so the
+ * snapshot lists map contents sorted: one state, one byte image. */
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(**(const char *const *const *)a, **(const char *const *const *)b);
+}
+
+/* The values of m (each starting with its `char *name`) sorted by name;
+ * malloc'd, NULL when m is empty or memory is short (*oom). */
+static void **sorted_by_name(const struct hashmap *m, bool *oom)
+{
+    size_t n = hashmap_count(m), i = 0, it = 0;
+    *oom = false;
+    if (n == 0)
+        return NULL;
+    void **list = malloc(n * sizeof *list);
+    if (!list) {
+        *oom = true;
+        return NULL;
+    }
+    void *v;
+    while (hashmap_next(m, &it, NULL, NULL, &v))
+        list[i++] = v;
+    qsort(list, n, sizeof *list, by_name);
+    return list;
+}
+
+static int write_topic(struct writer *w, const struct store *s, const struct topic *t)
 {
     w_str(w, t->res.name);
     w_str(w, t->res.owner);
@@ -204,16 +231,20 @@ static void write_topic(struct writer *w, const struct store *s, const struct to
         w_u32(w, m->body_len);
         w_bytes(w, m->body, m->body_len);
     }
+    bool oom;
+    void **subs = sorted_by_name(t->subs, &oom);
+    if (oom)
+        return MOM_ERR_NOMEM;
     w_u64(w, hashmap_count(t->subs));
-    size_t it = 0;
-    void *v;
-    while (hashmap_next(t->subs, &it, NULL, NULL, &v)) {
-        const struct subscription *sub = v;
+    for (size_t i = 0; i < hashmap_count(t->subs); i++) {
+        const struct subscription *sub = subs[i];
         w_str(w, sub->name);
         w_str(w, sub->owner);
         w_u64(w, sub->created_at);
         w_u64(w, sub->cursor);
     }
+    free(subs);
+    return MOM_OK;
 }
 
 int store_snapshot_write(const struct store *s, FILE *f)
@@ -226,14 +257,18 @@ int store_snapshot_write(const struct store *s, FILE *f)
     w_u64(&w, s->dropped_no_dlq);
 
     w_u32(&w, TAG_USER);
+    bool oom;
+    void **users = sorted_by_name(s->users, &oom);
+    if (oom)
+        return MOM_ERR_NOMEM;
     w_u64(&w, hashmap_count(s->users));
-    size_t it = 0;
-    const struct user *u;
-    while (store_next_user(s, &it, &u)) {
+    for (size_t i = 0; i < hashmap_count(s->users); i++) {
+        const struct user *u = users[i];
         w_str(&w, u->name);
         w_str(&w, u->password_hash);
         w_u64(&w, u->created_at);
     }
+    free(users);
 
     w_u32(&w, TAG_QUEUE);
     w_u64(&w, s->nqueues);
@@ -244,7 +279,8 @@ int store_snapshot_write(const struct store *s, FILE *f)
     w_u32(&w, TAG_TOPIC);
     w_u64(&w, s->ntopics);
     for (size_t i = 0; i < s->ntopics; i++)
-        write_topic(&w, s, s->topic_list[i]);
+        if (write_topic(&w, s, s->topic_list[i]) != MOM_OK)
+            return MOM_ERR_NOMEM;
 
     w_u32(&w, TAG_IDEM);
     uint64_t nidem = 0;

@@ -1,11 +1,15 @@
 /* Open-addressing hash map (see hashmap.h). Slots hold the key pointer, its
  * length, the cached hash and the value; an empty slot has key == NULL.
+ * Keys are hashed with SipHash-2-4 under a random key drawn per map, so
+ * clients that choose keys (names, idempotency keys, users) cannot compute
+ * colliding keys offline and turn lookups into linear scans.
  * Capacity is a power of two kept at most 3/4 full; deletion shifts the
  * following cluster back, so there are no tombstones.
  * SPDX-License-Identifier: MIT */
 #include "common/hashmap.h"
 
 #include "common/err.h"
+#include "common/siphash.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,30 +25,24 @@ struct hashmap {
     struct slot *slots;
     size_t cap; /* power of two, or 0 */
     size_t count;
+    uint8_t key[SIPHASH_KEY_LEN];
 };
 
 #define HASHMAP_MIN_CAP 16u
 
-static uint32_t hash_bytes(const void *key, size_t len)
+static uint32_t hash_bytes(const struct hashmap *m, const void *key, size_t len)
 {
-    /* FNV-1a 64 with a final avalanche (murmur3 fmix64). */
-    const unsigned char *p = key;
-    uint64_t h = 0xcbf29ce484222325u;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3u;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdu;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53u;
-    h ^= h >> 33;
-    return (uint32_t)h;
+    return (uint32_t)siphash24(m->key, key, len);
 }
 
 struct hashmap *hashmap_new(void)
 {
-    return calloc(1, sizeof(struct hashmap));
+    struct hashmap *m = calloc(1, sizeof(struct hashmap));
+    if (m && siphash_random_key(m->key) != MOM_OK) {
+        free(m);
+        return NULL;
+    }
+    return m;
 }
 
 void hashmap_free(struct hashmap *m)
@@ -110,7 +108,7 @@ void *hashmap_get(const struct hashmap *m, const void *key, size_t len)
     if (!m || m->count == 0)
         return NULL;
     bool found;
-    size_t i = find_slot(m, hash_bytes(key, len), key, len, &found);
+    size_t i = find_slot(m, hash_bytes(m, key, len), key, len, &found);
     return found ? m->slots[i].value : NULL;
 }
 
@@ -123,7 +121,7 @@ int hashmap_put(struct hashmap *m, const void *key, size_t len, void *value)
         if (rc != MOM_OK)
             return rc;
     }
-    uint32_t hash = hash_bytes(key, len);
+    uint32_t hash = hash_bytes(m, key, len);
     bool found;
     size_t i = find_slot(m, hash, key, len, &found);
     struct slot *sl = &m->slots[i];
@@ -141,7 +139,7 @@ void *hashmap_remove(struct hashmap *m, const void *key, size_t len)
     if (!m || m->count == 0)
         return NULL;
     bool found;
-    size_t i = find_slot(m, hash_bytes(key, len), key, len, &found);
+    size_t i = find_slot(m, hash_bytes(m, key, len), key, len, &found);
     if (!found)
         return NULL;
     void *value = m->slots[i].value;

@@ -2,8 +2,9 @@
  * addressing with linear probing and backward-shift deletion. The map owns
  * neither keys nor values: a key pointer must stay valid (and unchanged)
  * while its entry is stored, so callers point it into the value itself
- * (a queue's name, a message's seq). Iteration order is unspecified: code
- * that must be deterministic sorts what it iterates.
+ * (a queue's name, a message's seq). Each map hashes with SipHash under its
+ * own random key, so iteration order differs between maps, processes and
+ * nodes: code that must be deterministic sorts what it iterates.
  * SPDX-License-Identifier: MIT */
 #ifndef MOM_COMMON_HASHMAP_H
 #define MOM_COMMON_HASHMAP_H
@@ -14,7 +15,7 @@
 
 struct hashmap;
 
-/* NULL on allocation failure. */
+/* NULL on allocation failure (or when the kernel gives no random key). */
 struct hashmap *hashmap_new(void);
 /* Frees the table only (not keys or values). Accepts NULL. */
 void hashmap_free(struct hashmap *m);
