@@ -77,6 +77,22 @@ static const struct option_def options[] = {
         "create the prototype's demo topics, queues and admin once (false)"),
     STR(demo_password, "--demo-password", "MOM_DEMO_PASSWORD",
         "password of the demo user admin (generated and logged)"),
+    NUM(OPT_U64, max_connections, "--max-connections", "MOM_MAX_CONNECTIONS",
+        "open client connections; more are answered 503 and closed (4096)"),
+    NUM(OPT_U64, header_timeout_ms, "--header-timeout-ms", "MOM_HEADER_TIMEOUT_MS",
+        "a request whose headers are not complete in this time is closed (10000)"),
+    NUM(OPT_U64, idle_timeout_ms, "--idle-timeout-ms", "MOM_IDLE_TIMEOUT_MS",
+        "a keep-alive connection without a request for this long is closed (60000)"),
+    NUM(OPT_U64, max_header_bytes, "--max-header-bytes", "MOM_MAX_HEADER_BYTES",
+        "request line and headers, in bytes; 431 above (8192; 1024..8192)"),
+    NUM(OPT_U64, max_url_bytes, "--max-url-bytes", "MOM_MAX_URL_BYTES",
+        "request target (path and query), in bytes; 414 above (4096)"),
+    NUM(OPT_U64, hash_threads, "--hash-threads", "MOM_HASH_THREADS",
+        "password hashing helper threads (1; 1..4)"),
+    NUM(OPT_U64, login_failures, "--login-failures", "MOM_LOGIN_FAILURES",
+        "failed logins of one username before 429; then one try every 2 s (5)"),
+    NUM(OPT_U64, login_addr_failures, "--login-addr-failures", "MOM_LOGIN_ADDR_FAILURES",
+        "failed logins from one client address before 429; then one try every 200 ms (50)"),
     STR(config_file, "--config", "MOM_CONFIG", "config file of KEY=VALUE lines (env names)"),
 };
 
@@ -99,6 +115,14 @@ void config_defaults(struct config *cfg)
     cfg->wal_segment_mb = 64;
     cfg->snapshot_log_mb = 64;
     cfg->commit_timeout_ms = 5000;
+    cfg->max_connections = 4096;
+    cfg->header_timeout_ms = 10000;
+    cfg->idle_timeout_ms = 60000;
+    cfg->max_header_bytes = 8192;
+    cfg->max_url_bytes = 4096;
+    cfg->hash_threads = 1;
+    cfg->login_failures = 5;
+    cfg->login_addr_failures = 50;
 }
 
 const char *config_fsync_name(enum fsync_policy p)
@@ -334,6 +358,28 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
         snprintf(err, errlen, "MOM_WAL_SEGMENT_MB: expected 1..1024, got %" PRIu64,
                  cfg->wal_segment_mb);
         return MOM_ERR_INVALID;
+    }
+    static const struct {
+        const char *env;
+        size_t offset;
+        uint64_t lo, hi;
+    } ranges[] = {
+        {"MOM_MAX_CONNECTIONS", offsetof(struct config, max_connections), 1, 1000000},
+        {"MOM_HEADER_TIMEOUT_MS", offsetof(struct config, header_timeout_ms), 100, 3600000},
+        {"MOM_IDLE_TIMEOUT_MS", offsetof(struct config, idle_timeout_ms), 100, 86400000},
+        {"MOM_MAX_HEADER_BYTES", offsetof(struct config, max_header_bytes), 1024, 8192},
+        {"MOM_MAX_URL_BYTES", offsetof(struct config, max_url_bytes), 256, 8000},
+        {"MOM_HASH_THREADS", offsetof(struct config, hash_threads), 1, 4},
+        {"MOM_LOGIN_FAILURES", offsetof(struct config, login_failures), 1, 1000000},
+        {"MOM_LOGIN_ADDR_FAILURES", offsetof(struct config, login_addr_failures), 1, 1000000},
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+        uint64_t v = *(const uint64_t *)(const void *)((const char *)cfg + ranges[i].offset);
+        if (v < ranges[i].lo || v > ranges[i].hi) {
+            snprintf(err, errlen, "%s: expected %" PRIu64 "..%" PRIu64 ", got %" PRIu64,
+                     ranges[i].env, ranges[i].lo, ranges[i].hi, v);
+            return MOM_ERR_INVALID;
+        }
     }
     if (cfg->snapshot_log_mb < 1 || cfg->snapshot_log_mb > (1u << 20)) {
         snprintf(err, errlen, "MOM_SNAPSHOT_LOG_MB: expected 1..1048576, got %" PRIu64,

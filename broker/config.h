@@ -42,6 +42,15 @@ struct config {
     char cors_origins[2048]; /* comma list or "*"; empty = no CORS headers */
     bool demo;               /* create the prototype's demo data once */
     char demo_password[256]; /* the demo admin's password; empty = generated */
+    /* limits against hostile clients */
+    uint64_t max_connections;     /* open client connections */
+    uint64_t header_timeout_ms;   /* a request's headers must arrive in this time */
+    uint64_t idle_timeout_ms;     /* keep-alive connection without a request */
+    uint64_t max_header_bytes;    /* request line + headers (431 above) */
+    uint64_t max_url_bytes;       /* request target (414 above) */
+    uint64_t hash_threads;        /* password hashing helper threads */
+    uint64_t login_failures;      /* failed logins per username before 429 */
+    uint64_t login_addr_failures; /* failed logins per client address before 429 */
     char config_file[1024];
     bool help;
 };

@@ -3,10 +3,12 @@
  * server proposes. Checks follow API.md's precedence: 401 was decided by the
  * server, 400 here, then 404/403/409/410/429 by the store at apply.
  * SPDX-License-Identifier: MIT */
+#include "broker/hasher.h"
 #include "broker/peer_glue.h"
 #include "broker/server_internal.h"
 #include "common/clock.h"
 #include "common/err.h"
+#include "common/ratelimit.h"
 #include "replication/node.h"
 
 #include <cjson/cJSON.h>
@@ -143,6 +145,37 @@ static void cluster_json(struct server *s, struct reply *r)
 
 /* ---- auth ---- */
 
+/* Password hashing runs on the hasher's threads; the request stays paused
+ * until the job comes back (or is cancelled in on_request_fini when the
+ * client leaves). */
+
+static void send_hasher_busy(struct request_ctx *rc, int err)
+{
+    if (err == MOM_ERR_TOO_LARGE)
+        server_send_error(rc, 503, "unavailable", "too many password checks waiting; retry");
+    else
+        server_send_error(rc, 503, "unavailable", "cannot queue the password check: %s",
+                          mom_strerror(err));
+}
+
+static void on_register_hashed(void *arg, int result, const char *hash)
+{
+    struct request_ctx *rc = arg;
+    rc->hash_job = NULL;
+    if (result != MOM_OK || !hash) {
+        server_send_error(rc, 503, "unavailable", "cannot hash the password");
+        return;
+    }
+    struct command cmd;
+    init_command(&cmd, mom_v1_Command_register_user_tag);
+    set_str(cmd.pb.kind.register_user.password_hash, sizeof cmd.pb.kind.register_user.password_hash,
+            hash);
+    set_str(cmd.pb.kind.register_user.username, sizeof cmd.pb.kind.register_user.username,
+            rc->login_user);
+    set_str(cmd.pb.user, sizeof cmd.pb.user, rc->login_user);
+    server_propose(rc, &cmd);
+}
+
 static void handle_register(struct request_ctx *rc)
 {
     struct server *s = rc->srv;
@@ -151,51 +184,52 @@ static void handle_register(struct request_ctx *rc)
         return;
     }
     struct parse_error err;
-    char username[129];
     char *password;
     size_t plen;
-    if (http_parse_credentials(rc->body, rc->body_len, username, &password, &plen, &err)) {
+    if (http_parse_credentials(rc->body, rc->body_len, rc->login_user, &password, &plen, &err)) {
         server_send_parse_error(rc, &err);
         return;
     }
-    struct command cmd;
-    init_command(&cmd, mom_v1_Command_register_user_tag);
-    int hrc = auth_password_hash(password, plen, cmd.pb.kind.register_user.password_hash,
-                                 sizeof cmd.pb.kind.register_user.password_hash);
+    int hrc = hasher_hash(s->hasher, password, plen, on_register_hashed, rc, &rc->hash_job);
     free(password);
     if (hrc != MOM_OK) {
-        server_send_error(rc, 503, "unavailable", "cannot hash the password");
+        send_hasher_busy(rc, hrc);
         return;
     }
-    set_str(cmd.pb.kind.register_user.username, sizeof cmd.pb.kind.register_user.username,
-            username);
-    set_str(cmd.pb.user, sizeof cmd.pb.user, username);
-    server_propose(rc, &cmd);
+    server_pause(rc);
 }
 
-static void handle_token(struct request_ctx *rc)
+static void send_login_limited(struct request_ctx *rc, uint64_t wait_ms)
 {
+    char secs[24];
+    snprintf(secs, sizeof secs, "%llu", (unsigned long long)((wait_ms + 999) / 1000));
+    server_add_header(rc, "Retry-After", secs);
+    server_send_error(rc, 429, "too_many_requests", "too many failed logins; retry in %s s", secs);
+}
+
+static void on_login_checked(void *arg, int result, const char *hash)
+{
+    (void)hash;
+    struct request_ctx *rc = arg;
     struct server *s = rc->srv;
-    struct parse_error err;
-    char username[129];
-    char *password;
-    size_t plen;
-    if (http_parse_credentials(rc->body, rc->body_len, username, &password, &plen, &err)) {
-        server_send_parse_error(rc, &err);
-        return;
-    }
-    const char *stored = store_user_password_hash(s->store, username);
-    /* Hash even for unknown users so that timing does not tell them apart. */
-    bool ok = auth_password_verify(password, plen, stored ? stored : s->dummy_hash) && stored;
-    free(password);
+    rc->hash_job = NULL;
+    uint8_t addr[SERVER_ADDR_KEY_MAX];
+    size_t addr_len = server_client_addr(rc, addr);
+    size_t ulen = strlen(rc->login_user);
+    uint64_t now = clock_mono_ms();
+    /* The user may have gone while the hash ran. */
+    bool ok = result == MOM_OK && store_user_password_hash(s->store, rc->login_user);
     if (!ok) {
+        ratelimit_fail(s->login_by_user, rc->login_user, ulen, now);
+        ratelimit_fail(s->login_by_addr, addr, addr_len, now);
         server_send_error(rc, 401, "invalid_credentials", "unknown user or wrong password");
         return;
     }
+    ratelimit_clear(s->login_by_user, rc->login_user, ulen);
     char *token;
     uint64_t expires_in;
-    if (auth_issue(s->auth, username, auth_is_admin_user(s->auth, username), clock_wall_ms() / 1000,
-                   &token, &expires_in) != MOM_OK) {
+    if (auth_issue(s->auth, rc->login_user, auth_is_admin_user(s->auth, rc->login_user),
+                   clock_wall_ms() / 1000, &token, &expires_in) != MOM_OK) {
         server_send_error(rc, 503, "unavailable", "cannot issue a token");
         return;
     }
@@ -209,6 +243,44 @@ static void handle_token(struct request_ctx *rc)
     struct reply r = {0};
     reply_set(&r, 200, text, text ? strlen(text) : 0);
     send_reply_and_free(rc, &r);
+}
+
+/* Failed logins are limited per username and per client address (429 with
+ * Retry-After, decided before any hashing). Names and addresses without
+ * recent failures go to the hasher's urgent lane, ahead of a flood. */
+static void handle_token(struct request_ctx *rc)
+{
+    struct server *s = rc->srv;
+    struct parse_error err;
+    char *password;
+    size_t plen;
+    if (http_parse_credentials(rc->body, rc->body_len, rc->login_user, &password, &plen, &err)) {
+        server_send_parse_error(rc, &err);
+        return;
+    }
+    uint8_t addr[SERVER_ADDR_KEY_MAX];
+    size_t addr_len = server_client_addr(rc, addr);
+    size_t ulen = strlen(rc->login_user);
+    uint64_t now = clock_mono_ms();
+    uint64_t wait_user = ratelimit_wait_ms(s->login_by_user, rc->login_user, ulen, now);
+    uint64_t wait_addr = ratelimit_wait_ms(s->login_by_addr, addr, addr_len, now);
+    if (wait_user || wait_addr) {
+        free(password);
+        send_login_limited(rc, wait_user > wait_addr ? wait_user : wait_addr);
+        return;
+    }
+    bool urgent = !ratelimit_suspect(s->login_by_user, rc->login_user, ulen, now) &&
+                  !ratelimit_suspect(s->login_by_addr, addr, addr_len, now);
+    const char *stored = store_user_password_hash(s->store, rc->login_user);
+    /* Hash even for unknown users so that timing does not tell them apart. */
+    int hrc = hasher_verify(s->hasher, password, plen, stored ? stored : s->dummy_hash, urgent,
+                            on_login_checked, rc, &rc->hash_job);
+    free(password);
+    if (hrc != MOM_OK) {
+        send_hasher_busy(rc, hrc);
+        return;
+    }
+    server_pause(rc);
 }
 
 /* ---- queues and topics: settings ---- */

@@ -9,12 +9,14 @@
 #include "broker/server.h"
 
 #include "broker/cors.h"
+#include "broker/hasher.h"
 #include "broker/peer_glue.h"
 #include "broker/server_internal.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/ratelimit.h"
 #include "replication/node.h"
 #include "replication/peer.h"
 
@@ -33,6 +35,15 @@
 #include <unistd.h>
 
 #define CRON_INTERVAL_MS 20
+
+/* Password checks waiting for the hasher beyond this are answered 503. */
+#define HASHER_MAX_PENDING 256u
+/* Failed-login budgets: after MOM_LOGIN_FAILURES (per username) or
+ * MOM_LOGIN_ADDR_FAILURES (per address) failures in a row, one more try
+ * per period. Each table keeps at most this many keys. */
+#define LOGIN_USER_PERIOD_MS 2000u
+#define LOGIN_ADDR_PERIOD_MS 200u
+#define LOGIN_TABLE_SIZE 16384u
 
 /* ---- replies ---- */
 
@@ -84,7 +95,8 @@ void server_send(struct request_ctx *rc, const struct reply *r)
     evhtp_request_t *req = rc->req;
     add_header(req, "X-Mom-Node", rc->srv->node_id_text);
     add_cors_headers(rc->srv, req);
-    if (r->status == 429 || r->status == 503)
+    if ((r->status == 429 || r->status == 503) &&
+        !evhtp_header_find(req->headers_out, "Retry-After"))
         add_header(req, "Retry-After", "1");
     if (r->body && r->body_len) {
         add_header(req, "Content-Type", "application/json");
@@ -122,6 +134,34 @@ static void pause_request(struct request_ctx *rc)
         rc->paused = true;
         evhtp_request_pause(rc->req);
     }
+}
+
+void server_pause(struct request_ctx *rc)
+{
+    pause_request(rc);
+}
+
+void server_add_header(struct request_ctx *rc, const char *name, const char *value)
+{
+    add_header(rc->req, name, value);
+}
+
+size_t server_client_addr(const struct request_ctx *rc, uint8_t out[SERVER_ADDR_KEY_MAX])
+{
+    const struct sockaddr *sa = rc->req->conn ? rc->req->conn->saddr : NULL;
+    if (!sa)
+        return 0;
+    if (sa->sa_family == AF_INET) {
+        out[0] = 4;
+        memcpy(out + 1, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        return 5;
+    }
+    if (sa->sa_family == AF_INET6) {
+        out[0] = 6;
+        memcpy(out + 1, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 8);
+        return 9;
+    }
+    return 0;
 }
 
 struct store_caller server_caller(const struct request_ctx *rc)
@@ -446,6 +486,7 @@ static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct request_ctx *rc = arg;
     wait_unlink(rc);
+    hasher_cancel(rc->hash_job);
     if (rc->proposal)
         return; /* its answer arrives on apply and is sent as it is */
     handlers_retry_wait(rc, true);
@@ -556,6 +597,7 @@ static evhtp_res on_request_fini(evhtp_request_t *req, void *arg)
     (void)req;
     struct request_ctx *rc = arg;
     wait_unlink(rc);
+    hasher_cancel(rc->hash_job);
     if (rc->proposal)
         rc->proposal->rc = NULL;
     if (rc->timer)
@@ -932,6 +974,17 @@ int server_new(struct event_base *base, const struct config *cfg, struct server 
     rc = setup_auth(s, cfg);
     if (rc != MOM_OK)
         goto fail;
+    rc = hasher_new(base, (unsigned)cfg->hash_threads, HASHER_MAX_PENDING, &s->hasher);
+    if (rc == MOM_OK)
+        rc = ratelimit_new((uint32_t)cfg->login_failures, LOGIN_USER_PERIOD_MS, LOGIN_TABLE_SIZE,
+                           &s->login_by_user);
+    if (rc == MOM_OK)
+        rc = ratelimit_new((uint32_t)cfg->login_addr_failures, LOGIN_ADDR_PERIOD_MS,
+                           LOGIN_TABLE_SIZE, &s->login_by_addr);
+    if (rc != MOM_OK) {
+        log_error("cannot start the password hashing threads: %s", mom_strerror(rc));
+        goto fail;
+    }
     struct peer_glue_config pc = {
         .node_id = cfg->node_id,
         .listen_addr = cfg->peer_addr,
@@ -1025,6 +1078,9 @@ void server_free(struct server *s)
     peer_glue_free(s->peer);
     if (s->htp)
         evhtp_free(s->htp);
+    hasher_free(s->hasher); /* after the requests: their jobs are cancelled */
+    ratelimit_free(s->login_by_user);
+    ratelimit_free(s->login_by_addr);
     store_free(s->store);
     auth_free(s->auth);
     free(s->wakes);

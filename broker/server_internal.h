@@ -21,6 +21,9 @@
 
 struct node;
 struct peer_glue;
+struct hasher;
+struct hasher_job;
+struct ratelimit;
 
 enum wait_kind { WAIT_NONE, WAIT_RECEIVE, WAIT_TOPIC_READ, WAIT_SUB_READ };
 
@@ -47,7 +50,9 @@ struct server {
         char name[129];
     } * wakes;
     size_t nwakes, wakes_cap;
-    char dummy_hash[192];      /* for constant-time failed logins */
+    char dummy_hash[192];                            /* for constant-time failed logins */
+    struct hasher *hasher;                           /* PBKDF2 off the loop */
+    struct ratelimit *login_by_user, *login_by_addr; /* failed-login budgets */
     struct client_conn *conns; /* open client connections, freed at shutdown */
     struct demo_state demo;
 };
@@ -81,7 +86,9 @@ struct request_ctx {
     const char *query;
     bool paused;
     bool done;
-    bool read_ok; /* passed the read barrier (clusters) */
+    bool read_ok;                /* passed the read barrier (clusters) */
+    struct hasher_job *hash_job; /* password work in flight (login, register) */
+    char login_user[129];
     struct proposal *proposal;
     /* long poll */
     enum wait_kind wait;
@@ -123,6 +130,14 @@ bool server_read_barrier(struct request_ctx *rc);
  * (monotonic) passes. */
 void server_wait(struct request_ctx *rc, enum wait_kind wait);
 struct store_caller server_caller(const struct request_ctx *rc);
+/* Holds the request until a helper (the hasher) answers it. */
+void server_pause(struct request_ctx *rc);
+/* Adds a response header (copied). */
+void server_add_header(struct request_ctx *rc, const char *name, const char *value);
+/* The client's address as a rate-limit key: family byte, then the IPv4
+ * address or the IPv6 /64 prefix. Returns its length (0 if unknown). */
+#define SERVER_ADDR_KEY_MAX 17u
+size_t server_client_addr(const struct request_ctx *rc, uint8_t out[SERVER_ADDR_KEY_MAX]);
 uint64_t server_now_stamp(struct server *s);
 
 /* handlers.c */
