@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -45,6 +46,15 @@ int main(int argc, char **argv)
     log_set_level(level);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN); /* a file-size limit is a write error, not a crash */
+    /* Room for MOM_MAX_CONNECTIONS clients plus the log, peers and helpers. */
+    struct rlimit nofile;
+    rlim_t want = (rlim_t)cfg.max_connections + 256;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < want) {
+        nofile.rlim_cur = want < nofile.rlim_max ? want : nofile.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &nofile) != 0 || nofile.rlim_cur < want)
+            log_warn("open file limit %llu is below MOM_MAX_CONNECTIONS + 256",
+                     (unsigned long long)nofile.rlim_cur);
+    }
 
     struct event_config *ecfg = event_config_new();
     struct event_base *base = ecfg ? event_base_new_with_config(ecfg) : NULL;

@@ -485,6 +485,7 @@ static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct request_ctx *rc = arg;
+    server_conn_request_done(rc);
     wait_unlink(rc);
     hasher_cancel(rc->hash_job);
     if (rc->proposal)
@@ -596,6 +597,7 @@ static evhtp_res on_request_fini(evhtp_request_t *req, void *arg)
 {
     (void)req;
     struct request_ctx *rc = arg;
+    server_conn_request_done(rc);
     wait_unlink(rc);
     hasher_cancel(rc->hash_job);
     if (rc->proposal)
@@ -713,6 +715,7 @@ static void on_request(evhtp_request_t *req, void *arg)
     rc->srv = s;
     rc->req = req;
     evhtp_request_set_hook(req, evhtp_hook_on_request_fini, (evhtp_hook)on_request_fini, rc);
+    server_conn_request_started(rc);
     rc->method = router_method(htparser_get_methodstr_m(evhtp_request_get_method(req)));
     const char *path =
         req->uri && req->uri->path && req->uri->path->full ? req->uri->path->full : "/";
@@ -757,39 +760,6 @@ static void on_request(evhtp_request_t *req, void *arg)
     if (compat_is_route(rc->match.route) && !compat_prepare(rc))
         return;
     handlers_dispatch(rc);
-}
-
-/* ---- client connections ---- */
-
-static evhtp_res on_connection_fini(evhtp_connection_t *conn, void *arg)
-{
-    (void)conn;
-    struct client_conn *cc = arg;
-    if (cc->prev)
-        cc->prev->next = cc->next;
-    else
-        cc->srv->conns = cc->next;
-    if (cc->next)
-        cc->next->prev = cc->prev;
-    free(cc);
-    return EVHTP_RES_OK;
-}
-
-static evhtp_res on_accept(evhtp_connection_t *conn, void *arg)
-{
-    struct server *s = arg;
-    struct client_conn *cc = calloc(1, sizeof *cc);
-    if (!cc)
-        return EVHTP_RES_ERROR;
-    cc->conn = conn;
-    cc->srv = s;
-    cc->next = s->conns;
-    if (s->conns)
-        s->conns->prev = cc;
-    s->conns = cc;
-    evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini, (evhtp_hook)on_connection_fini,
-                              cc);
-    return EVHTP_RES_OK;
 }
 
 /* ---- set-up ---- */
@@ -931,7 +901,7 @@ static int setup_http(struct server *s, const struct config *cfg)
         return MOM_ERR_NOMEM;
     /* Backstop only: 413 is answered from Content-Length in on_headers. */
     evhtp_set_max_body_size(s->htp, DRAIN_LIMIT + 2);
-    evhtp_set_post_accept_cb(s->htp, on_accept, s);
+    evhtp_set_post_accept_cb(s->htp, server_conn_on_accept, s);
     evhtp_callback_t *cb = evhtp_set_cb(s->htp, "/", on_request, s);
     if (!cb)
         return MOM_ERR_NOMEM;

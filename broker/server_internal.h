@@ -55,13 +55,28 @@ struct server {
     struct ratelimit *login_by_user, *login_by_addr; /* failed-login budgets */
     struct client_conn *conns; /* open client connections, freed at shutdown */
     struct demo_state demo;
+    size_t nconns; /* how many (refused ones until they close included) */
+    bool refusing; /* over MOM_MAX_CONNECTIONS (logged once) */
 };
+
+/* Where a client connection is (server_conn.c): receiving a request head,
+ * its body, being served, idle between requests, or refused and closing. */
+enum conn_phase { CONN_HEAD, CONN_BODY, CONN_BUSY, CONN_IDLE, CONN_CLOSING };
 
 /* One open client connection (evhtp does not free them in evhtp_free). */
 struct client_conn {
     evhtp_connection_t *conn;
     struct server *srv;
     struct client_conn *prev, *next;
+    struct event *timer; /* header, idle or closing deadline */
+    struct evbuffer_cb_entry *input_cb;
+    enum conn_phase phase;
+    uint64_t head_bytes;        /* of the request head so far */
+    uint64_t line_bytes;        /* of the current head line, CR not counted */
+    uint64_t first_sp, last_sp; /* request line: where its spaces are */
+    bool in_request_line;
+    bool shut_down;         /* closing: write side shut after the flush */
+    uint64_t closing_since; /* monotonic ms */
 };
 
 /* One in-flight Command (or read barrier): outlives its request if the
@@ -139,6 +154,12 @@ void server_add_header(struct request_ctx *rc, const char *name, const char *val
 #define SERVER_ADDR_KEY_MAX 17u
 size_t server_client_addr(const struct request_ctx *rc, uint8_t out[SERVER_ADDR_KEY_MAX]);
 uint64_t server_now_stamp(struct server *s);
+
+/* server_conn.c: evhtp's post-accept callback (limits and timeouts), and
+ * the request life cycle as the connection limits see it. */
+evhtp_res server_conn_on_accept(evhtp_connection_t *conn, void *arg);
+void server_conn_request_started(struct request_ctx *rc);
+void server_conn_request_done(struct request_ctx *rc);
 
 /* handlers.c */
 void handlers_dispatch(struct request_ctx *rc);

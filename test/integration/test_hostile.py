@@ -139,3 +139,187 @@ def test_login_limit_is_per_username_and_lifts(momd):
     r = c.post("/v1/auth/token", json={"username": "carol", "password": "right-password"},
                auth=False)
     assert r.status_code == 200, r.text
+
+
+# ---- raw sockets -------------------------------------------------------------
+
+def connect(momd):
+    s = socket.create_connection(momd.host_port(), timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def read_all(s, timeout=5.0):
+    """Everything the server sends until it closes (or resets) the socket."""
+    s.settimeout(timeout)
+    out = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return out, True
+            out += d
+    except ConnectionResetError:
+        return out, True
+    except socket.timeout:
+        return out, False
+
+
+def parse_response(raw):
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+    return status, headers, body
+
+
+def assert_raw_error(raw, status, code):
+    got, headers, body = parse_response(raw)
+    assert got == status, raw[:200]
+    assert headers["content-type"].startswith("application/json")
+    assert headers["connection"].lower() == "close"
+    err = json.loads(body[:int(headers["content-length"])])["error"]
+    assert err["code"] == code, err
+    return headers
+
+
+def test_slowloris_half_sent_requests_are_closed(momd_factory):
+    n = 1500
+    raise_fd_limit(n + 200)
+    momd = momd_factory(args=["--header-timeout-ms", "2000", "--max-connections", "3000"])
+    alice = Client(momd, mint("alice"))
+    alice.create_queue("slow")
+    socks = []
+    try:
+        for i in range(n):
+            s = connect(momd)
+            s.sendall(b"POST /v1/queues/slow/messages HTTP/1.1\r\nHost: x\r\nX-Slow: %d\r\n" % i)
+            socks.append(s)
+        opened = time.monotonic()
+        latencies, statuses, ids = [], [], []
+        publisher(alice, "slow", 200, latencies, statuses, ids)
+        print("\nslowloris: %d half-sent requests open, publish p99 %.1f ms (max %.1f ms)"
+              % (n, p99(latencies) * 1000, max(latencies) * 1000))
+        assert statuses == [201] * 200
+        # Every half-sent request is closed once the header timeout passes.
+        closed = 0
+        for s in socks:
+            left = max(0.1, opened + 6.0 - time.monotonic())
+            data, eof = read_all(s, timeout=left)
+            closed += eof
+        assert closed == n
+        assert time.monotonic() - opened >= 1.5
+        assert sorted(drain(alice, "slow", 200)) == sorted(ids)
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_idle_keepalive_connection_is_closed(momd_factory):
+    momd = momd_factory(args=["--idle-timeout-ms", "500"])
+    s = connect(momd)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.1)
+    first = s.recv(4096)
+    assert first.startswith(b"HTTP/1.1 200")
+    t0 = time.monotonic()
+    rest, eof = read_all(s, timeout=5)
+    assert eof and rest == b""
+    assert time.monotonic() - t0 >= 0.3
+    s.close()
+
+
+def test_long_poll_is_not_an_idle_connection(momd_factory):
+    momd = momd_factory(args=["--idle-timeout-ms", "300", "--header-timeout-ms", "300"])
+    alice = Client(momd, mint("alice"))
+    alice.create_queue("lp")
+    t0 = time.monotonic()
+    msgs = alice.receive("lp", wait_ms=1000, timeout=10)
+    assert msgs == [] and time.monotonic() - t0 >= 0.9
+
+
+def test_connection_flood_over_the_limit(momd_factory):
+    momd = momd_factory(args=["--max-connections", "40"])
+    alice = Client(momd, mint("alice"))
+    alice.create_queue("flood")
+    alice.publish("flood", b"before")
+    socks = [connect(momd) for _ in range(80)]
+    try:
+        refused = 0
+        for s in socks:
+            data, eof = read_all(s, timeout=0.5)
+            if data:
+                assert eof
+                assert_raw_error(data, 503, "unavailable")
+                refused += 1
+        # 40 fit (alice's connection among them); the rest were refused.
+        assert 38 <= refused <= 41, refused
+    finally:
+        for s in socks:
+            s.close()
+    wait_until(lambda: healthy_status(momd) == 200, what="node serving after the flood")
+    alice.publish("flood", b"after")
+    assert [m["body"] for m in alice.receive("flood", max=10)] == ["before", "after"]
+
+
+def healthy_status(momd):
+    try:
+        s = connect(momd)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data, _ = read_all(s)
+        s.close()
+        return parse_response(data)[0] if data else None
+    except OSError:
+        return None
+
+
+def test_oversize_header_and_url(momd):
+    s = connect(momd)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n")
+    data, eof = read_all(s)
+    assert eof
+    assert_raw_error(data, 431, "header_too_large")
+    s.close()
+    s = connect(momd)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" +
+              b"".join(b"X-H%d: %s\r\n" % (i, b"b" * 100) for i in range(200)) + b"\r\n")
+    data, eof = read_all(s)
+    assert_raw_error(data, 431, "header_too_large")
+    s.close()
+    s = connect(momd)
+    s.sendall(b"GET /healthz?" + b"q" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    data, eof = read_all(s)
+    assert eof
+    assert_raw_error(data, 414, "uri_too_long")
+    s.close()
+    assert healthy_status(momd) == 200
+
+
+def test_random_bytes_and_pipelined_garbage(momd, alice):
+    import random
+    rng = random.Random(13)
+    alice.create_queue("g")
+    acked = [alice.publish("g", b"m0")["id"]]
+    for i in range(40):
+        s = connect(momd)
+        s.sendall(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 3000))))
+        read_all(s, timeout=3)
+        s.close()
+        if i % 10 == 0:
+            acked.append(alice.publish("g", b"m%d" % (i + 1))["id"])
+    # A valid request followed by garbage on the same connection: the first
+    # is answered, then the connection is closed.
+    s = connect(momd)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + b"\x00\xffGARBAGE \r\n\r\n" * 20)
+    data, eof = read_all(s)
+    assert data.startswith(b"HTTP/1.1 200") and eof
+    s.close()
+    # Pipelined valid requests are all answered.
+    s = connect(momd)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 2 +
+              b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data, eof = read_all(s)
+    assert data.count(b"HTTP/1.1 200") == 3 and eof
+    s.close()
+    assert healthy_status(momd) == 200
+    assert sorted(drain(alice, "g", len(acked))) == sorted(acked)

@@ -1,0 +1,291 @@
+/* Client connections and the limits that keep hostile clients from holding
+ * the node: MOM_MAX_CONNECTIONS (over it a connection is answered 503 and
+ * closed), MOM_HEADER_TIMEOUT_MS (a request must arrive whole, head and
+ * body, within it: slowloris), MOM_IDLE_TIMEOUT_MS (keep-alive connections
+ * between requests), MOM_MAX_HEADER_BYTES (431) and MOM_MAX_URL_BYTES (414).
+ *
+ * evhtp's parser gives up on a token over 8 KiB by resetting the
+ * connection, and it has no limit on the head as a whole, so the head is
+ * measured here, before evhtp sees it: an evbuffer callback on the
+ * connection's input runs as bytes arrive (before evhtp's read callback)
+ * and scans only the bytes of a request head. A refused connection gets
+ * its answer written straight to the socket buffer, its input is thrown
+ * away, and it is closed once the answer is flushed (write side first, so
+ * the client reads the answer rather than a reset).
+ *
+ * A connection's state (struct client_conn) lives from post-accept to
+ * evhtp's on_connection_fini, which frees it and its timer. Requests find
+ * it through the connection's hook argument, which on_connection_fini
+ * clears because evhtp runs on_request_fini after it.
+ * SPDX-License-Identifier: MIT */
+#include "broker/server_internal.h"
+
+#include "common/clock.h"
+#include "common/log.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* A refused connection is closed at the latest this long after its answer. */
+#define CLOSING_LINGER_MS 2000u
+#define CLOSING_POLL_MS 20u
+/* Request line overhead besides the target: "OPTIONS " + " HTTP/1.1". */
+#define REQUEST_LINE_EXTRA 17u
+
+static struct client_conn *conn_of(evhtp_connection_t *conn)
+{
+    return conn && conn->hooks ? conn->hooks->on_connection_fini_arg : NULL;
+}
+
+static void arm(struct client_conn *cc, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(cc->timer, &tv);
+}
+
+static void start_head(struct client_conn *cc)
+{
+    cc->phase = CONN_HEAD;
+    cc->head_bytes = 0;
+    cc->line_bytes = 0;
+    cc->first_sp = cc->last_sp = 0;
+    cc->in_request_line = true;
+    arm(cc, cc->srv->cfg->header_timeout_ms);
+}
+
+/* Answers status with a JSON error on the raw connection and closes it
+ * after the flush. Used before evhtp has a request to answer through. */
+static void refuse(struct client_conn *cc, int status, const char *reason, const char *code,
+                   const char *message)
+{
+    struct bufferevent *bev = cc->conn->bev;
+    cc->phase = CONN_CLOSING;
+    cc->closing_since = clock_mono_ms();
+    struct evbuffer *in = bufferevent_get_input(bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    struct reply r = {0};
+    reply_error(&r, status, code, "%s", message);
+    evbuffer_add_printf(bufferevent_get_output(bev),
+                        "HTTP/1.1 %d %s\r\nX-Mom-Node: %s\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
+                        status, reason, cc->srv->node_id_text, r.body_len,
+                        status == 503 ? "Retry-After: 1\r\n" : "");
+    evbuffer_add(bufferevent_get_output(bev), r.body, r.body_len);
+    reply_cleanup(&r);
+    bufferevent_enable(bev, EV_WRITE);
+    arm(cc, CLOSING_POLL_MS);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct client_conn *cc = arg;
+    struct bufferevent *bev = cc->conn->bev;
+    switch (cc->phase) {
+    case CONN_CLOSING:
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && !cc->shut_down) {
+            shutdown(bufferevent_getfd(bev), SHUT_WR);
+            cc->shut_down = true;
+        }
+        if (clock_mono_ms() - cc->closing_since < CLOSING_LINGER_MS) {
+            arm(cc, CLOSING_POLL_MS);
+            return;
+        }
+        break;
+    case CONN_HEAD:
+    case CONN_BODY:
+        log_debug("closing a connection whose request did not arrive within %llu ms",
+                  (unsigned long long)cc->srv->cfg->header_timeout_ms);
+        break;
+    case CONN_IDLE: break;
+    case CONN_BUSY: return; /* a request in progress is never timed out here */
+    }
+    evhtp_connection_free(cc->conn); /* on_connection_fini frees cc */
+}
+
+/* Scans newly arrived bytes of a request head; refuses the connection when
+ * the head or its target is too long. */
+static void scan_head(struct client_conn *cc, struct evbuffer *buf, size_t from)
+{
+    const struct config *cfg = cc->srv->cfg;
+    struct evbuffer_ptr pos;
+    if (evbuffer_ptr_set(buf, &pos, from, EVBUFFER_PTR_SET) != 0)
+        return;
+    struct evbuffer_iovec vec[8];
+    int n = evbuffer_peek(buf, -1, &pos, vec, 8);
+    if (n > 8)
+        n = 8; /* the rest is scanned when more arrives or times out */
+    for (int v = 0; v < n; v++) {
+        const unsigned char *p = vec[v].iov_base;
+        for (size_t i = 0; i < vec[v].iov_len; i++) {
+            unsigned char c = p[i];
+            cc->head_bytes++;
+            if (c == '\n') {
+                if (cc->in_request_line && cc->line_bytes > 0) {
+                    cc->in_request_line = false;
+                    uint64_t target = cc->last_sp > cc->first_sp + 1
+                                          ? cc->last_sp - cc->first_sp - 1
+                                          : cc->line_bytes;
+                    if (target > cfg->max_url_bytes)
+                        goto too_long_url;
+                } else if (!cc->in_request_line && cc->line_bytes == 0) {
+                    cc->phase = CONN_BODY; /* head complete */
+                    return;
+                }
+                cc->line_bytes = 0;
+            } else if (c != '\r') {
+                cc->line_bytes++;
+                if (cc->in_request_line && c == ' ') {
+                    if (!cc->first_sp)
+                        cc->first_sp = cc->line_bytes;
+                    cc->last_sp = cc->line_bytes;
+                }
+            }
+            if (cc->in_request_line && cc->line_bytes > cfg->max_url_bytes + REQUEST_LINE_EXTRA)
+                goto too_long_url;
+            if (cc->head_bytes > cfg->max_header_bytes) {
+                char message[128];
+                snprintf(message, sizeof message,
+                         "the request line and headers are larger than %llu bytes",
+                         (unsigned long long)cfg->max_header_bytes);
+                refuse(cc, 431, "Request Header Fields Too Large", "header_too_large", message);
+                return;
+            }
+        }
+    }
+    return;
+too_long_url : {
+    char message[128];
+    snprintf(message, sizeof message, "the request target is longer than %llu bytes",
+             (unsigned long long)cfg->max_url_bytes);
+    refuse(cc, 414, "URI Too Long", "uri_too_long", message);
+}
+}
+
+static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct client_conn *cc = arg;
+    if (info->n_added == 0)
+        return;
+    size_t len = evbuffer_get_length(buf);
+    switch (cc->phase) {
+    case CONN_CLOSING: evbuffer_drain(buf, len); return;
+    case CONN_IDLE: start_head(cc); /* fall through */
+    case CONN_HEAD: scan_head(cc, buf, len - info->n_added); return;
+    case CONN_BODY:
+    case CONN_BUSY: return;
+    }
+}
+
+void server_conn_request_started(struct request_ctx *rc)
+{
+    struct client_conn *cc = conn_of(rc->req->conn);
+    if (cc && cc->phase != CONN_CLOSING) {
+        cc->phase = CONN_BUSY;
+        evtimer_del(cc->timer);
+    }
+}
+
+/* A request is over. Bytes already read belong to pipelined requests:
+ * evhtp would leave them unparsed until more bytes arrive, so its read
+ * callback is run again (deferred, from the loop), and they are held to
+ * the head limits and the header timeout like any other head. */
+static void request_done(evhtp_request_t *req)
+{
+    struct client_conn *cc = conn_of(req->conn);
+    if (!cc || cc->phase == CONN_CLOSING)
+        return;
+    struct bufferevent *bev = cc->conn->bev;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (evbuffer_get_length(in) == 0) {
+        cc->phase = CONN_IDLE;
+        arm(cc, cc->srv->cfg->idle_timeout_ms);
+        return;
+    }
+    start_head(cc);
+    scan_head(cc, in, 0);
+    if (cc->phase != CONN_CLOSING)
+        bufferevent_trigger(bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+void server_conn_request_done(struct request_ctx *rc)
+{
+    request_done(rc->req);
+}
+
+/* Requests that never reached on_request (no route callback) end here. */
+static evhtp_res on_plain_request_fini(evhtp_request_t *req, void *arg)
+{
+    (void)arg;
+    request_done(req);
+    return EVHTP_RES_OK;
+}
+
+static evhtp_res on_connection_fini(evhtp_connection_t *conn, void *arg)
+{
+    struct client_conn *cc = arg;
+    if (!cc)
+        return EVHTP_RES_OK;
+    struct server *s = cc->srv;
+    /* on_request_fini runs after this: let it find no state. */
+    evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini, (evhtp_hook)on_connection_fini,
+                              NULL);
+    if (cc->input_cb)
+        evbuffer_remove_cb_entry(bufferevent_get_input(conn->bev), cc->input_cb);
+    if (cc->prev)
+        cc->prev->next = cc->next;
+    else
+        s->conns = cc->next;
+    if (cc->next)
+        cc->next->prev = cc->prev;
+    s->nconns--;
+    event_free(cc->timer);
+    free(cc);
+    return EVHTP_RES_OK;
+}
+
+evhtp_res server_conn_on_accept(evhtp_connection_t *conn, void *arg)
+{
+    struct server *s = arg;
+    struct client_conn *cc = calloc(1, sizeof *cc);
+    if (!cc)
+        return EVHTP_RES_ERROR;
+    cc->conn = conn;
+    cc->srv = s;
+    cc->timer = evtimer_new(s->base, on_timer, cc);
+    cc->input_cb =
+        cc->timer ? evbuffer_add_cb(bufferevent_get_input(conn->bev), on_input, cc) : NULL;
+    if (!cc->input_cb) {
+        if (cc->timer)
+            event_free(cc->timer);
+        free(cc);
+        return EVHTP_RES_ERROR;
+    }
+    cc->next = s->conns;
+    if (s->conns)
+        s->conns->prev = cc;
+    s->conns = cc;
+    s->nconns++;
+    evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini, (evhtp_hook)on_connection_fini,
+                              cc);
+    evhtp_connection_set_hook(conn, evhtp_hook_on_request_fini, (evhtp_hook)on_plain_request_fini,
+                              NULL);
+    if (s->nconns > s->cfg->max_connections) {
+        if (!s->refusing)
+            log_warn("%zu client connections open (MOM_MAX_CONNECTIONS %llu): refusing more",
+                     s->nconns, (unsigned long long)s->cfg->max_connections);
+        s->refusing = true;
+        refuse(cc, 503, "Service Unavailable", "unavailable",
+               "too many open connections; retry later");
+        return EVHTP_RES_OK;
+    }
+    s->refusing = false;
+    start_head(cc);
+    return EVHTP_RES_OK;
+}
