@@ -56,7 +56,11 @@
       box.prepend(item);
       while (box.children.length > MAX_ERRORS) box.lastElementChild.remove();
     }
-    item.firstChild.textContent = `${new Date().toLocaleTimeString()}: ${message}`;
+    /* a poll that keeps failing the same way is not announced again */
+    if (item.dataset.message !== message) {
+      item.dataset.message = message;
+      item.firstChild.textContent = `${new Date().toLocaleTimeString()}: ${message}`;
+    }
   }
 
   /* An error from api(): shown once (a 401 was shown when it signed out). */

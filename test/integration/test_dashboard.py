@@ -399,6 +399,26 @@ def test_narrow_window(cluster, browser):
         d.set_window_size(1280, 1000)
 
 
+def test_a_stopped_member_shows_unreachable_then_healthy(cluster, browser):
+    d = browser
+    leader = cluster.leader()
+    if d.current_url.rstrip("/") != node_url(cluster, leader).rstrip("/"):
+        d.get(node_url(cluster, leader))
+    wait(d, lambda drv: len(members(drv)) == 3, "members on the leader")
+    victim = next(i for i in range(3) if i != leader)
+    cluster.nodes[victim].stop()
+    try:
+        wait(d, lambda drv: [m["health"] for m in members(drv)
+                             if m["node"] == str(victim + 1)] == ["unreachable"],
+             "node %d shown unreachable" % (victim + 1))
+        shot(d, "member-down")
+    finally:
+        cluster.nodes[victim].start()
+    wait(d, lambda drv: all(m["health"] == "healthy" for m in members(drv)),
+         "every member healthy again")
+    assert console_errors(d, allowed=(METRICS_404,)) == []
+
+
 def test_screenshots_written():
     for name in ("cluster", "queues", "tail", "overview", "narrow"):
         path = os.path.join(SHOTS, name + ".png")
