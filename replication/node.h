@@ -1,4 +1,5 @@
-/* The replication node: the Raft glue on the loop (DESIGN §3). It drives the
+/* The replication node: the Raft glue on the loop (docs/architecture.md).
+ * It drives the
  * pure core (raft.h) with ticks, peer messages over the peer channel and
  * proposed Commands, makes log entries durable in the write-ahead log with
  * group commit (one write and one fdatasync per batch, the sync on the I/O
@@ -9,6 +10,16 @@
  * fsync dir) and log compaction. A single node is a cluster of one: it
  * commits after its own durable append.
  * Runs on the loop thread; reports back through struct node_callbacks.
+ * Its parts share replication/node_internal.h.
+ *
+ * Event-base priority: the node's pump (the Ready handler that writes one
+ * batch and starts one fdatasync per loop turn) and its memory release run
+ * at the base's lowest priority, event_base_get_npriorities(base) - 1, so
+ * that they run after every client callback of the turn. Give the base at
+ * least 2 priorities (event_base_priority_init before node_open; momd uses
+ * 3) and register client events at a higher one (a lower number, e.g. the
+ * default npriorities / 2). With a single priority it still works, but a
+ * batch may close before the turn's clients have proposed.
  * SPDX-License-Identifier: MIT */
 #ifndef MOM_REPLICATION_NODE_H
 #define MOM_REPLICATION_NODE_H
@@ -59,7 +70,7 @@ struct node_callbacks {
      * (MOM_ERR_UNAVAILABLE: no leader confirmed in time; MOM_ERR_CLOSED). */
     void (*read_ready)(void *arg, void *ctx, int err);
     /* Optional, leader: re-encodes a Command a follower forwarded with this
-     * node's time stamp (DESIGN §2: the leader stamps). *out is malloc'd. */
+     * node's time stamp (the leader stamps every Command). *out is malloc'd. */
     int (*restamp)(void *arg, const uint8_t *data, size_t len, uint8_t **out, size_t *outlen);
 };
 

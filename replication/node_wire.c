@@ -1,0 +1,321 @@
+/* The node's wire codec (node_wire.h): RaftMessage with its entry records
+ * and snapshot chunks, ForwardRequest and ForwardResponse, over nanopb.
+ * Pure functions over buffers: no I/O, no loop, no node state. Byte fields
+ * are nanopb callbacks; a decoded one is copied into a malloc'd buffer the
+ * caller's struct owns.
+ * SPDX-License-Identifier: MIT */
+#include "replication/node_wire.h"
+
+#include "common/err.h"
+#include "proto/mom.pb.h"
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+struct blob {
+    const uint8_t *data;
+    size_t len;
+};
+
+static bool encode_blob(pb_ostream_t *os, const pb_field_t *field, void *const *arg)
+{
+    const struct blob *b = *arg;
+    return pb_encode_tag_for_field(os, field) && pb_encode_string(os, b->data, b->len);
+}
+
+struct owned_blob {
+    uint8_t *data;
+    size_t len;
+};
+
+/* A repeated field keeps its last occurrence. */
+static bool decode_blob(pb_istream_t *is, const pb_field_t *field, void **arg)
+{
+    (void)field;
+    struct owned_blob *b = *arg;
+    free(b->data);
+    b->len = is->bytes_left;
+    b->data = malloc(b->len ? b->len : 1);
+    if (!b->data) {
+        b->len = 0;
+        return false;
+    }
+    return pb_read(is, b->data, b->len);
+}
+
+/* Encodes pb (fields) into a malloc'd buffer. */
+static int encode_pb(const pb_msgdesc_t *fields, const void *pb, uint8_t **out, size_t *outlen)
+{
+    size_t size = 0;
+    if (!pb_get_encoded_size(&size, fields, pb))
+        return MOM_ERR_INVALID;
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf)
+        return MOM_ERR_NOMEM;
+    pb_ostream_t os = pb_ostream_from_buffer(buf, size);
+    if (!pb_encode(&os, fields, pb)) {
+        free(buf);
+        return MOM_ERR_INVALID;
+    }
+    *out = buf;
+    *outlen = os.bytes_written;
+    return MOM_OK;
+}
+
+/* The entries field: records of NODE_WIRE_ENTRY_HEADER bytes plus data. */
+static int encode_entries(const struct raft_msg *m, uint8_t **out, size_t *outlen)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < m->n_entries; i++) {
+        size_t l = m->entries[i].len;
+        if (l > UINT32_MAX || total > SIZE_MAX - NODE_WIRE_ENTRY_HEADER - l)
+            return MOM_ERR_INVALID;
+        total += NODE_WIRE_ENTRY_HEADER + l;
+    }
+    uint8_t *ents = malloc(total ? total : 1);
+    if (!ents)
+        return MOM_ERR_NOMEM;
+    size_t off = 0;
+    for (size_t i = 0; i < m->n_entries; i++) {
+        const struct raft_entry *e = &m->entries[i];
+        put_u64(ents + off, e->term);
+        put_u64(ents + off + 8, e->index);
+        put_u32(ents + off + 16, (uint32_t)e->len);
+        if (e->len)
+            memcpy(ents + off + NODE_WIRE_ENTRY_HEADER, e->data, e->len);
+        off += NODE_WIRE_ENTRY_HEADER + e->len;
+    }
+    *out = ents;
+    *outlen = total;
+    return MOM_OK;
+}
+
+int node_wire_encode_msg(const struct raft_msg *m, const struct node_wire_chunk *chunk,
+                         uint8_t **out, size_t *outlen)
+{
+    mom_v1_RaftMessage pb = mom_v1_RaftMessage_init_zero;
+    pb.type = (uint32_t)m->type;
+    pb.group_id = m->group_id;
+    pb.from = m->from;
+    pb.to = m->to;
+    pb.term = m->term;
+    pb.incarnation = m->incarnation;
+    pb.prev_log_index = m->prev_log_index;
+    pb.prev_log_term = m->prev_log_term;
+    pb.leader_commit = m->leader_commit;
+    pb.seq = m->seq;
+    pb.success = m->success;
+    pb.match_index = m->match_index;
+    pb.conflict_index = m->conflict_index;
+    pb.conflict_term = m->conflict_term;
+    pb.last_log_index = m->last_log_index;
+    pb.abstaining = m->abstaining;
+    pb.last_log_term = m->last_log_term;
+    pb.pre_vote = m->pre_vote;
+    pb.leadership_transfer = m->leadership_transfer;
+    pb.vote_granted = m->vote_granted;
+    pb.snapshot_index = m->snapshot_index;
+    pb.snapshot_term = m->snapshot_term;
+    pb.echo_incarnation = m->echo_incarnation;
+    uint8_t *ents = NULL;
+    struct blob eb = {0}, cb = {0};
+    if (m->n_entries) {
+        int rc = encode_entries(m, &ents, &eb.len);
+        if (rc != MOM_OK)
+            return rc;
+        eb.data = ents;
+        pb.entries.funcs.encode = encode_blob;
+        pb.entries.arg = &eb;
+    }
+    if (chunk) {
+        pb.snap_offset = chunk->offset;
+        pb.snap_done = chunk->done;
+        cb.data = chunk->data;
+        cb.len = chunk->len;
+        pb.snap_data.funcs.encode = encode_blob;
+        pb.snap_data.arg = &cb;
+    }
+    int rc = encode_pb(mom_v1_RaftMessage_fields, &pb, out, outlen);
+    free(ents);
+    return rc;
+}
+
+void node_wire_msg_cleanup(struct node_wire_msg *d)
+{
+    free(d->raw);
+    free(d->ents);
+    free(d->snap);
+    d->raw = d->snap = NULL;
+    d->ents = NULL;
+}
+
+/* Splits the entries field into records pointing into it. */
+static int decode_entries(struct node_wire_msg *d)
+{
+    size_t count = 0, off = 0;
+    while (off < d->raw_len) {
+        if (d->raw_len - off < NODE_WIRE_ENTRY_HEADER)
+            return MOM_ERR_INVALID;
+        size_t l = get_u32(d->raw + off + 16);
+        if (l > d->raw_len - off - NODE_WIRE_ENTRY_HEADER)
+            return MOM_ERR_INVALID;
+        off += NODE_WIRE_ENTRY_HEADER + l;
+        count++;
+    }
+    d->ents = calloc(count, sizeof *d->ents);
+    if (!d->ents)
+        return MOM_ERR_NOMEM;
+    off = 0;
+    for (size_t i = 0; i < count; i++) {
+        const uint8_t *p = d->raw + off;
+        size_t l = get_u32(p + 16);
+        d->ents[i].term = get_u64(p);
+        d->ents[i].index = get_u64(p + 8);
+        d->ents[i].data = l ? p + NODE_WIRE_ENTRY_HEADER : NULL;
+        d->ents[i].len = l;
+        off += NODE_WIRE_ENTRY_HEADER + l;
+    }
+    d->m.entries = d->ents;
+    d->m.n_entries = count;
+    return MOM_OK;
+}
+
+int node_wire_decode_msg(const uint8_t *buf, size_t len, struct node_wire_msg *d)
+{
+    memset(d, 0, sizeof *d);
+    struct owned_blob raw = {0}, snap = {0};
+    mom_v1_RaftMessage pb = mom_v1_RaftMessage_init_zero;
+    pb.entries.funcs.decode = decode_blob;
+    pb.entries.arg = &raw;
+    pb.snap_data.funcs.decode = decode_blob;
+    pb.snap_data.arg = &snap;
+    pb_istream_t is = pb_istream_from_buffer(buf, len);
+    bool ok = pb_decode(&is, mom_v1_RaftMessage_fields, &pb);
+    d->raw = raw.data;
+    d->raw_len = raw.len;
+    d->snap = snap.data;
+    d->snap_len = snap.len;
+    if (!ok)
+        return MOM_ERR_INVALID;
+    d->snap_off = pb.snap_offset;
+    d->snap_done = pb.snap_done;
+    struct raft_msg *m = &d->m;
+    m->type = (enum raft_msg_type)pb.type;
+    m->group_id = pb.group_id;
+    m->from = pb.from;
+    m->to = pb.to;
+    m->term = pb.term;
+    m->incarnation = pb.incarnation;
+    m->prev_log_index = pb.prev_log_index;
+    m->prev_log_term = pb.prev_log_term;
+    m->leader_commit = pb.leader_commit;
+    m->seq = pb.seq;
+    m->success = pb.success;
+    m->match_index = pb.match_index;
+    m->conflict_index = pb.conflict_index;
+    m->conflict_term = pb.conflict_term;
+    m->last_log_index = pb.last_log_index;
+    m->abstaining = pb.abstaining;
+    m->last_log_term = pb.last_log_term;
+    m->pre_vote = pb.pre_vote;
+    m->leadership_transfer = pb.leadership_transfer;
+    m->vote_granted = pb.vote_granted;
+    m->snapshot_index = pb.snapshot_index;
+    m->snapshot_term = pb.snapshot_term;
+    m->echo_incarnation = pb.echo_incarnation;
+    return d->raw && d->raw_len ? decode_entries(d) : MOM_OK;
+}
+
+int node_wire_encode_fwd_req(const struct node_wire_fwd_req *r, uint8_t **out, size_t *outlen)
+{
+    mom_v1_ForwardRequest pb = mom_v1_ForwardRequest_init_zero;
+    pb.group_id = r->group_id;
+    pb.from = r->from;
+    pb.read_index = r->read_index;
+    struct blob b = {r->command, r->command_len};
+    if (r->command) {
+        pb.command.funcs.encode = encode_blob;
+        pb.command.arg = &b;
+    }
+    return encode_pb(mom_v1_ForwardRequest_fields, &pb, out, outlen);
+}
+
+int node_wire_encode_fwd_resp(const struct node_wire_fwd_resp *r, uint8_t **out, size_t *outlen)
+{
+    mom_v1_ForwardResponse pb = mom_v1_ForwardResponse_init_zero;
+    pb.group_id = r->group_id;
+    pb.from = r->from;
+    pb.status = r->status;
+    pb.index = r->index;
+    pb.leader = r->leader;
+    struct blob b = {r->body, r->body_len};
+    if (r->body) {
+        pb.body.funcs.encode = encode_blob;
+        pb.body.arg = &b;
+    }
+    return encode_pb(mom_v1_ForwardResponse_fields, &pb, out, outlen);
+}
+
+int node_wire_decode_fwd_req(const uint8_t *buf, size_t len, struct node_wire_fwd_req *r)
+{
+    memset(r, 0, sizeof *r);
+    struct owned_blob cmd = {0};
+    mom_v1_ForwardRequest pb = mom_v1_ForwardRequest_init_zero;
+    pb.command.funcs.decode = decode_blob;
+    pb.command.arg = &cmd;
+    pb_istream_t is = pb_istream_from_buffer(buf, len);
+    bool ok = pb_decode(&is, mom_v1_ForwardRequest_fields, &pb);
+    r->command = cmd.data;
+    r->command_len = cmd.len;
+    if (!ok)
+        return MOM_ERR_INVALID;
+    r->group_id = pb.group_id;
+    r->from = pb.from;
+    r->read_index = pb.read_index;
+    return MOM_OK;
+}
+
+int node_wire_decode_fwd_resp(const uint8_t *buf, size_t len, struct node_wire_fwd_resp *r)
+{
+    memset(r, 0, sizeof *r);
+    struct owned_blob body = {0};
+    mom_v1_ForwardResponse pb = mom_v1_ForwardResponse_init_zero;
+    pb.body.funcs.decode = decode_blob;
+    pb.body.arg = &body;
+    pb_istream_t is = pb_istream_from_buffer(buf, len);
+    bool ok = pb_decode(&is, mom_v1_ForwardResponse_fields, &pb);
+    r->body = body.data;
+    r->body_len = body.len;
+    if (!ok)
+        return MOM_ERR_INVALID;
+    r->group_id = pb.group_id;
+    r->from = pb.from;
+    r->status = pb.status;
+    r->index = pb.index;
+    r->leader = pb.leader;
+    return MOM_OK;
+}
