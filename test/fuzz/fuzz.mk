@@ -25,11 +25,13 @@ SRC_fuzz_grpcmsg := replication/grpcmsg.c common/err.c $(BUILD)/proto/mom.pb.c
 SRC_fuzz_command := broker/command.c common/err.c $(BUILD)/proto/mom.pb.c
 SRC_fuzz_members := replication/peer_members.c common/err.c
 SRC_fuzz_peer_token := replication/peer_token.c token/jws.c common/err.c common/log.c
+SRC_fuzz_node_wire := replication/node_wire.c common/err.c $(BUILD)/proto/mom.pb.c
 LIB_fuzz_headers := -lnghttp2
 LIB_fuzz_h2conn  := -lnghttp2
 LIB_fuzz_grpcmsg := -l:libprotobuf-nanopb.a
 LIB_fuzz_command := -l:libprotobuf-nanopb.a
 LIB_fuzz_peer_token := -ljwt -lcjson -lcrypto
+LIB_fuzz_node_wire := -l:libprotobuf-nanopb.a
 
 .PHONY: fuzz-build fuzz-run
 fuzz-build: $(BINS)

@@ -1,7 +1,8 @@
 /* Writes the seed corpus of the fuzz harnesses into test/fuzz/corpus/: real
  * traffic captured from an h2conn client/server pair (gRPC Ping calls with
  * HPACK-compressed headers, trailers, flow control) plus hand-made frames,
- * and encoded Commands of the kinds the log holds most.
+ * encoded Commands of the kinds the log holds most, and the node's
+ * RaftMessage and Forward messages.
  * Not part of any build; run from the repository root after `make`:
  *   cc -std=c11 -D_GNU_SOURCE -I. -Ibuild test/fuzz/make_seeds.c build/libmom.a \
  *      -lnghttp2 -l:libprotobuf-nanopb.a -o /tmp/make_seeds && /tmp/make_seeds
@@ -10,6 +11,7 @@
 #include "replication/grpcmsg.h"
 #include "replication/h2conn.h"
 #include "replication/h2frame.h"
+#include "replication/node_wire.h"
 
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
@@ -170,6 +172,96 @@ static void command_seeds(void)
     command_seed("tick", &c);
 }
 
+/* RaftMessages of every kind the node sends, and both Forward messages. */
+/* Reads *buf after the encoder ran (argument order is unspecified). */
+static void wire_seed(const char *name, int rc, uint8_t **buf, const size_t *len)
+{
+    if (rc != 0) {
+        fprintf(stderr, "cannot encode seed %s\n", name);
+        exit(1);
+    }
+    write_seed("fuzz_node_wire", name, NULL, 0, *buf, *len);
+    free(*buf);
+}
+
+static void node_wire_seeds(void)
+{
+    uint8_t *buf;
+    size_t len;
+    const uint8_t cmd[] = {0x08, 0x01, 0x12, 0x03, 'a', 'b', 'c'};
+    struct raft_entry ents[3] = {{.term = 2, .index = 10, .data = NULL, .len = 0},
+                                 {.term = 2, .index = 11, .data = cmd, .len = sizeof cmd},
+                                 {.term = 3, .index = 12, .data = cmd, .len = 3}};
+    struct raft_msg app = {.type = RAFT_MSG_APPEND,
+                           .group_id = 1,
+                           .from = 1,
+                           .to = 2,
+                           .term = 3,
+                           .incarnation = 1765000000000999ull,
+                           .prev_log_index = 9,
+                           .prev_log_term = 2,
+                           .leader_commit = 9,
+                           .entries = ents,
+                           .n_entries = 3,
+                           .seq = 41};
+    wire_seed("append", node_wire_encode_msg(&app, NULL, &buf, &len), &buf, &len);
+    struct raft_msg resp = {.type = RAFT_MSG_APPEND_RESP,
+                            .group_id = 1,
+                            .from = 2,
+                            .to = 1,
+                            .term = 3,
+                            .incarnation = 77,
+                            .seq = 41,
+                            .success = false,
+                            .match_index = 9,
+                            .conflict_index = 5,
+                            .conflict_term = 1,
+                            .last_log_index = 8,
+                            .abstaining = true};
+    wire_seed("append_resp", node_wire_encode_msg(&resp, NULL, &buf, &len), &buf, &len);
+    struct raft_msg vote = {.type = RAFT_MSG_VOTE,
+                            .group_id = 1,
+                            .from = 3,
+                            .to = 1,
+                            .term = 4,
+                            .incarnation = 5,
+                            .last_log_index = 12,
+                            .last_log_term = 3,
+                            .pre_vote = true,
+                            .leadership_transfer = true};
+    wire_seed("vote", node_wire_encode_msg(&vote, NULL, &buf, &len), &buf, &len);
+    struct raft_msg snap = {.type = RAFT_MSG_SNAPSHOT,
+                            .group_id = 1,
+                            .from = 1,
+                            .to = 3,
+                            .term = 4,
+                            .snapshot_index = 4000,
+                            .snapshot_term = 3};
+    struct node_wire_chunk chunk = {
+        .offset = 1u << 20, .data = cmd, .len = sizeof cmd, .done = true};
+    wire_seed("snapshot_chunk", node_wire_encode_msg(&snap, &chunk, &buf, &len), &buf, &len);
+    struct raft_msg hello = {.type = RAFT_MSG_HELLO_RESP,
+                             .group_id = 1,
+                             .from = 2,
+                             .to = 3,
+                             .echo_incarnation = 1234,
+                             .leader_commit = 99};
+    wire_seed("hello_resp", node_wire_encode_msg(&hello, NULL, &buf, &len), &buf, &len);
+    struct node_wire_fwd_req fq = {
+        .group_id = 1, .from = 2, .command = (uint8_t *)cmd, .command_len = sizeof cmd};
+    wire_seed("forward_request", node_wire_encode_fwd_req(&fq, &buf, &len), &buf, &len);
+    struct node_wire_fwd_req ri = {.group_id = 1, .from = 2, .read_index = true};
+    wire_seed("forward_read_index", node_wire_encode_fwd_req(&ri, &buf, &len), &buf, &len);
+    struct node_wire_fwd_resp fr = {.group_id = 1,
+                                    .from = 1,
+                                    .status = 201,
+                                    .body = (uint8_t *)"{\"id\":\"1\"}",
+                                    .body_len = 10,
+                                    .index = 12,
+                                    .leader = 1};
+    wire_seed("forward_response", node_wire_encode_fwd_resp(&fr, &buf, &len), &buf, &len);
+}
+
 int main(void)
 {
     command_seeds();
@@ -262,6 +354,7 @@ int main(void)
     const uint8_t big[] = {0, 0, 1, 0, 1, 0xff};
     write_seed("fuzz_grpcmsg", "too_large", (const uint8_t *)"\x01\x02", 2, big, sizeof big);
     write_seed("fuzz_grpcmsg", "timeout", (const uint8_t *)"\x00", 1, (const uint8_t *)"1500u", 5);
+    node_wire_seeds();
     h2conn_free(client);
     h2conn_free(server);
     puts("seeds written to test/fuzz/corpus/");
