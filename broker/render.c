@@ -5,6 +5,7 @@
 
 #include "common/clock.h"
 #include "common/err.h"
+#include "common/grow.h"
 
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -31,21 +32,12 @@ static bool reserve(struct jbuf *b, size_t n)
         return false;
     if (b->len + n + 1 <= b->cap)
         return true;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n + 1) {
-        if (cap > SIZE_MAX / 2) {
-            b->oom = true;
-            return false;
-        }
-        cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
+    char *p = n < SIZE_MAX - b->len ? grow_array(b->p, &b->cap, b->len + n + 1, 1, 256) : NULL;
     if (!p) {
         b->oom = true;
         return false;
     }
     b->p = p;
-    b->cap = cap;
     return true;
 }
 

@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/fsutil.h"
+#include "common/grow.h"
 #include "common/log.h"
 #include "common/ratelimit.h"
 #include "replication/node.h"
@@ -523,14 +524,10 @@ static void on_store_change(void *arg, enum store_change change, const char *nam
     struct server *s = arg;
     if (!s->waiters)
         return;
-    if (s->nwakes == s->wakes_cap) {
-        size_t cap = s->wakes_cap ? s->wakes_cap * 2 : 16;
-        struct wake *w = realloc(s->wakes, cap * sizeof *w);
-        if (!w)
-            return; /* waiters still end at their deadline */
-        s->wakes = w;
-        s->wakes_cap = cap;
-    }
+    struct wake *w = grow_array(s->wakes, &s->wakes_cap, s->nwakes + 1, sizeof *w, 16);
+    if (!w)
+        return; /* waiters still end at their deadline */
+    s->wakes = w;
     s->wakes[s->nwakes].change = change;
     snprintf(s->wakes[s->nwakes].name, sizeof s->wakes[s->nwakes].name, "%s", name);
     s->nwakes++;

@@ -9,6 +9,7 @@
 #include "broker/store_internal.h"
 
 #include "common/err.h"
+#include "common/grow.h"
 #include "common/log.h"
 
 #include <inttypes.h>
@@ -198,14 +199,10 @@ int store_add_resource(struct store *s, struct resource *r)
     size_t *cap = is_queue ? &s->queue_cap : &s->topic_cap;
     if (heap_reserve(&s->deadlines, s->nqueues + s->ntopics + 1) != MOM_OK)
         return MOM_ERR_NOMEM;
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 16;
-        void **nl = realloc(*list, ncap * sizeof *nl);
-        if (!nl)
-            return MOM_ERR_NOMEM;
-        *list = nl;
-        *cap = ncap;
-    }
+    void **nl = grow_array(*list, cap, *n + 1, sizeof *nl, 16);
+    if (!nl)
+        return MOM_ERR_NOMEM;
+    *list = nl;
     if (hashmap_put_str(map, r->name, r) != MOM_OK)
         return MOM_ERR_NOMEM;
     bool found;

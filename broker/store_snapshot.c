@@ -45,6 +45,7 @@
 
 #include "common/crc32c.h"
 #include "common/err.h"
+#include "common/le.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -90,15 +91,15 @@ static void w_u8(struct writer *w, uint8_t v)
 
 static void w_u32(struct writer *w, uint32_t v)
 {
-    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    uint8_t b[4];
+    le_put32(b, v);
     w_bytes(w, b, 4);
 }
 
 static void w_u64(struct writer *w, uint64_t v)
 {
     uint8_t b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
+    le_put64(b, v);
     w_bytes(w, b, 8);
 }
 
@@ -345,17 +346,14 @@ static uint32_t r_u32(struct reader *r)
 {
     uint8_t b[4] = {0};
     r_bytes(r, b, 4);
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    return le_get32(b);
 }
 
 static uint64_t r_u64(struct reader *r)
 {
     uint8_t b[8] = {0};
     r_bytes(r, b, 8);
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | b[i];
-    return v;
+    return le_get64(b);
 }
 
 static void corrupt(struct reader *r)

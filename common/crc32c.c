@@ -5,6 +5,8 @@
  * SPDX-License-Identifier: MIT */
 #include "common/crc32c.h"
 
+#include "common/le.h"
+
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -331,11 +333,6 @@ static const uint32_t crc32c_table[8][256] = {
     },
 };
 
-static uint32_t load_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 uint32_t crc32c_update_sw(uint32_t crc, const void *data, size_t len)
 {
     const uint8_t *p = data;
@@ -346,8 +343,8 @@ uint32_t crc32c_update_sw(uint32_t crc, const void *data, size_t len)
         len--;
     }
     while (len >= 8) {
-        uint32_t lo = load_le32(p) ^ c;
-        uint32_t hi = load_le32(p + 4);
+        uint32_t lo = le_get32(p) ^ c;
+        uint32_t hi = le_get32(p + 4);
         c = crc32c_table[7][lo & 0xffu] ^ crc32c_table[6][(lo >> 8) & 0xffu] ^
             crc32c_table[5][(lo >> 16) & 0xffu] ^ crc32c_table[4][lo >> 24] ^
             crc32c_table[3][hi & 0xffu] ^ crc32c_table[2][(hi >> 8) & 0xffu] ^

@@ -3,6 +3,7 @@
 #include "common/heap.h"
 
 #include "common/err.h"
+#include "common/grow.h"
 
 #include <stdlib.h>
 
@@ -64,14 +65,10 @@ int heap_reserve(struct heap *h, size_t n)
 {
     if (n <= h->cap)
         return MOM_OK;
-    size_t cap = h->cap ? h->cap : 8;
-    while (cap < n)
-        cap *= 2;
-    void **items = realloc(h->items, cap * sizeof *items);
+    void **items = grow_array(h->items, &h->cap, n, sizeof *items, 8);
     if (!items)
         return MOM_ERR_NOMEM;
     h->items = items;
-    h->cap = cap;
     return MOM_OK;
 }
 

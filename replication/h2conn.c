@@ -10,6 +10,7 @@
 #include "replication/h2conn.h"
 
 #include "common/err.h"
+#include "common/grow.h"
 #include "replication/h2frame.h"
 
 #include <nghttp2/nghttp2.h>
@@ -441,14 +442,10 @@ static int pend_append(struct h2conn *c, struct h2stream *s, const uint8_t *p, s
             s->pend_len -= s->pend_off;
             s->pend_off = 0;
         }
-        size_t cap = s->pend_cap ? s->pend_cap : 4096;
-        while (cap < s->pend_len + n)
-            cap *= 2;
-        uint8_t *np = realloc(s->pend, cap);
+        uint8_t *np = grow_array(s->pend, &s->pend_cap, s->pend_len + n, 1, 4096);
         if (!np)
             return MOM_ERR_NOMEM;
         s->pend = np;
-        s->pend_cap = cap;
     }
     memcpy(s->pend + s->pend_len, p, n);
     s->pend_len += n;
@@ -630,14 +627,10 @@ static bool block_well_formed(const struct h2conn_header *h, size_t n, enum hb_k
 static int arena_add(struct h2conn *c, const uint8_t *p, size_t n, size_t *off)
 {
     if (c->arena_len + n + 1 > c->arena_cap) {
-        size_t cap = c->arena_cap ? c->arena_cap : 1024;
-        while (cap < c->arena_len + n + 1)
-            cap *= 2;
-        char *na = realloc(c->arena, cap);
+        char *na = grow_array(c->arena, &c->arena_cap, c->arena_len + n + 1, 1, 1024);
         if (!na)
             return MOM_ERR_NOMEM;
         c->arena = na;
-        c->arena_cap = cap;
     }
     *off = c->arena_len;
     if (n)
@@ -766,14 +759,10 @@ static int hb_append(struct h2conn *c, const uint8_t *p, size_t n)
     if (c->hb_len + n > c->local.max_header_list)
         return conn_error(c, H2_ENHANCE_YOUR_CALM, "header block too large");
     if (c->hb_len + n > c->hb_cap) {
-        size_t cap = c->hb_cap ? c->hb_cap : 1024;
-        while (cap < c->hb_len + n)
-            cap *= 2;
-        uint8_t *nb = realloc(c->hb, cap);
+        uint8_t *nb = grow_array(c->hb, &c->hb_cap, c->hb_len + n, 1, 1024);
         if (!nb)
             return MOM_ERR_NOMEM;
         c->hb = nb;
-        c->hb_cap = cap;
     }
     if (n)
         memcpy(c->hb + c->hb_len, p, n);

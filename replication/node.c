@@ -37,6 +37,7 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/fsutil.h"
+#include "common/grow.h"
 #include "common/log.h"
 #include "replication/grpcmsg.h"
 #include "replication/syncer.h"
@@ -270,16 +271,12 @@ static int queue_msg(struct node *n, uint64_t id, const struct raft_msg *m, bool
         free(o.buf);
         return MOM_OK;
     }
-    if (n->nout == n->out_cap) {
-        size_t cap = n->out_cap ? n->out_cap * 2 : 64;
-        struct outmsg *a = realloc(n->out, cap * sizeof *a);
-        if (!a) {
-            free(o.buf);
-            return MOM_ERR_NOMEM;
-        }
-        n->out = a;
-        n->out_cap = cap;
+    struct outmsg *a = grow_array(n->out, &n->out_cap, n->nout + 1, sizeof *a, 64);
+    if (!a) {
+        free(o.buf);
+        return MOM_ERR_NOMEM;
     }
+    n->out = a;
     n->out[n->nout++] = o;
     return MOM_OK;
 }
@@ -566,16 +563,13 @@ int node_propose(struct node *n, uint8_t *data, size_t len, void *ctx)
     if (!n->writable) {
         rc = MOM_ERR_UNAVAILABLE;
     } else if (raft_role(n->raft) == RAFT_LEADER && n->in_ready) {
-        if (n->ndeferred == n->deferred_cap) {
-            size_t cap = n->deferred_cap ? n->deferred_cap * 2 : 16;
-            struct deferred *a = realloc(n->deferred, cap * sizeof *a);
-            if (!a) {
-                free(data);
-                return MOM_ERR_UNAVAILABLE;
-            }
-            n->deferred = a;
-            n->deferred_cap = cap;
+        struct deferred *a =
+            grow_array(n->deferred, &n->deferred_cap, n->ndeferred + 1, sizeof *a, 16);
+        if (!a) {
+            free(data);
+            return MOM_ERR_UNAVAILABLE;
         }
+        n->deferred = a;
         n->deferred[n->ndeferred++] = (struct deferred){data, len, ctx};
         return MOM_OK;
     } else if (raft_role(n->raft) == RAFT_LEADER) {
@@ -606,17 +600,13 @@ static void on_raft_request(struct peer_request *req, const uint8_t *body, size_
     struct member *mb = member_of(n, d.m.from);
     if (mb)
         member_heard(mb, d.m.incarnation);
-    if (n->nheld == n->held_cap) {
-        size_t cap = n->held_cap ? n->held_cap * 2 : 64;
-        struct held *h = realloc(n->held, cap * sizeof *h);
-        if (!h) {
-            node_wire_msg_cleanup(&d);
-            peer_respond(req, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
-            return;
-        }
-        n->held = h;
-        n->held_cap = cap;
+    struct held *h = grow_array(n->held, &n->held_cap, n->nheld + 1, sizeof *h, 64);
+    if (!h) {
+        node_wire_msg_cleanup(&d);
+        peer_respond(req, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+        return;
     }
+    n->held = h;
     if (d.m.type == RAFT_MSG_SNAPSHOT) {
         rc = node_snapshot_recv_chunk(n, d.snap_off, d.snap, d.snap_len, d.snap_done);
         if (rc != MOM_OK || !d.snap_done) {

@@ -7,34 +7,13 @@
 #include "replication/node_wire.h"
 
 #include "common/err.h"
+#include "common/le.h"
 #include "proto/mom.pb.h"
 
 #include <pb_decode.h>
 #include <pb_encode.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 struct blob {
     const uint8_t *data;
@@ -102,9 +81,9 @@ static int encode_entries(const struct raft_msg *m, uint8_t **out, size_t *outle
     size_t off = 0;
     for (size_t i = 0; i < m->n_entries; i++) {
         const struct raft_entry *e = &m->entries[i];
-        put_u64(ents + off, e->term);
-        put_u64(ents + off + 8, e->index);
-        put_u32(ents + off + 16, (uint32_t)e->len);
+        le_put64(ents + off, e->term);
+        le_put64(ents + off + 8, e->index);
+        le_put32(ents + off + 16, (uint32_t)e->len);
         if (e->len)
             memcpy(ents + off + NODE_WIRE_ENTRY_HEADER, e->data, e->len);
         off += NODE_WIRE_ENTRY_HEADER + e->len;
@@ -180,7 +159,7 @@ static int decode_entries(struct node_wire_msg *d)
     while (off < d->raw_len) {
         if (d->raw_len - off < NODE_WIRE_ENTRY_HEADER)
             return MOM_ERR_INVALID;
-        size_t l = get_u32(d->raw + off + 16);
+        size_t l = le_get32(d->raw + off + 16);
         if (l > d->raw_len - off - NODE_WIRE_ENTRY_HEADER)
             return MOM_ERR_INVALID;
         off += NODE_WIRE_ENTRY_HEADER + l;
@@ -192,9 +171,9 @@ static int decode_entries(struct node_wire_msg *d)
     off = 0;
     for (size_t i = 0; i < count; i++) {
         const uint8_t *p = d->raw + off;
-        size_t l = get_u32(p + 16);
-        d->ents[i].term = get_u64(p);
-        d->ents[i].index = get_u64(p + 8);
+        size_t l = le_get32(p + 16);
+        d->ents[i].term = le_get64(p);
+        d->ents[i].index = le_get64(p + 8);
         d->ents[i].data = l ? p + NODE_WIRE_ENTRY_HEADER : NULL;
         d->ents[i].len = l;
         off += NODE_WIRE_ENTRY_HEADER + l;

@@ -9,6 +9,7 @@
 #include "replication/raft.h"
 
 #include "common/err.h"
+#include "common/grow.h"
 #include "common/log.h"
 
 #include <inttypes.h>
@@ -179,18 +180,13 @@ static void note_err(struct raft *r, int err)
         r->err = err;
 }
 
+/* grow_array on a void * the caller then assigns back to its typed field. */
 static bool grow(void **arr, size_t *cap, size_t need, size_t elem)
 {
-    if (need <= *cap)
-        return true;
-    size_t nc = *cap ? *cap : 8;
-    while (nc < need)
-        nc *= 2;
-    void *p = realloc(*arr, nc * elem);
+    void *p = grow_array(*arr, cap, need, elem, 8);
     if (!p)
         return false;
     *arr = p;
-    *cap = nc;
     return true;
 }
 
