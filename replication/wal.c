@@ -82,11 +82,13 @@
 
 #include "common/crc32c.h"
 #include "common/err.h"
+#include "common/grow.h"
+#include "common/le.h"
 #include "common/log.h"
 
 #define WAL_MAGIC "MOMWAL1\0"
 #define WAL_VERSION 1u
-#define WAL_HDR_SIZE 32u
+#define WAL_HDR_SIZE WAL_SEGMENT_HDR
 #define WAL_NAME_LEN 24u /* 20 digits + ".seg" */
 #define WAL_DEFAULT_SEGMENT (64ull << 20)
 #define WAL_MAX_SEGMENT (1ull << 30)
@@ -138,31 +140,7 @@ struct wal {
     uint64_t pend_first;
 };
 
-/* ---- little-endian helpers and the codec ---- */
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)v);
-    put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
+/* ---- the codec ---- */
 
 static uint32_t record_crc(const uint8_t *rec, size_t payload_len)
 {
@@ -173,12 +151,12 @@ static uint32_t record_crc(const uint8_t *rec, size_t payload_len)
 size_t wal_record_encode(uint8_t *out, uint64_t term, uint64_t index, const uint8_t *data,
                          size_t len)
 {
-    put32(out, (uint32_t)len);
-    put64(out + 8, term);
-    put64(out + 16, index);
+    le_put32(out, (uint32_t)len);
+    le_put64(out + 8, term);
+    le_put64(out + 16, index);
     if (len > 0)
         memcpy(out + WAL_RECORD_HDR, data, len);
-    put32(out + 4, record_crc(out, len));
+    le_put32(out + 4, record_crc(out, len));
     return WAL_RECORD_HDR + len;
 }
 
@@ -186,38 +164,38 @@ int wal_record_decode(const uint8_t *buf, size_t len, struct wal_record *out, si
 {
     if (len < WAL_RECORD_HDR)
         return MOM_ERR_NEED_MORE;
-    uint32_t plen = get32(buf);
+    uint32_t plen = le_get32(buf);
     if (plen > WAL_MAX_PAYLOAD)
         return MOM_ERR_CORRUPT;
     if (len - WAL_RECORD_HDR < plen)
         return MOM_ERR_NEED_MORE;
-    if (record_crc(buf, plen) != get32(buf + 4))
+    if (record_crc(buf, plen) != le_get32(buf + 4))
         return MOM_ERR_CORRUPT;
-    out->term = get64(buf + 8);
-    out->index = get64(buf + 16);
+    out->term = le_get64(buf + 8);
+    out->index = le_get64(buf + 16);
     out->data = buf + WAL_RECORD_HDR;
     out->len = plen;
     *consumed = WAL_RECORD_HDR + plen;
     return MOM_OK;
 }
 
-static void header_encode(uint8_t *out, uint64_t first)
+void wal_segment_header_encode(uint8_t *out, uint64_t first)
 {
     memcpy(out, WAL_MAGIC, 8);
-    put32(out + 8, WAL_VERSION);
-    put32(out + 12, 0);
-    put64(out + 16, first);
-    put32(out + 24, crc32c(out, 24));
-    put32(out + 28, 0);
+    le_put32(out + 8, WAL_VERSION);
+    le_put32(out + 12, 0);
+    le_put64(out + 16, first);
+    le_put32(out + 24, crc32c(out, 24));
+    le_put32(out + 28, 0);
 }
 
 /* Returns MOM_OK with *first set, or MOM_ERR_CORRUPT. */
 static int header_decode(const uint8_t *p, uint64_t *first)
 {
-    if (memcmp(p, WAL_MAGIC, 8) != 0 || get32(p + 8) != WAL_VERSION ||
-        get32(p + 24) != crc32c(p, 24))
+    if (memcmp(p, WAL_MAGIC, 8) != 0 || le_get32(p + 8) != WAL_VERSION ||
+        le_get32(p + 24) != crc32c(p, 24))
         return MOM_ERR_CORRUPT;
-    *first = get64(p + 16);
+    *first = le_get64(p + 16);
     return MOM_OK;
 }
 
@@ -293,24 +271,6 @@ static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
     return MOM_OK;
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem, size_t initial)
-{
-    if (need <= *cap)
-        return MOM_OK;
-    size_t ncap = *cap ? *cap : initial;
-    while (ncap < need) {
-        if (ncap > SIZE_MAX / 2 / elem)
-            return MOM_ERR_NOMEM;
-        ncap *= 2;
-    }
-    void *np = realloc(*p, ncap * elem);
-    if (np == NULL)
-        return MOM_ERR_NOMEM;
-    *p = np;
-    *cap = ncap;
-    return MOM_OK;
-}
-
 static struct wal_seg *last_seg(const struct wal *w)
 {
     return w->nsegs ? &w->segs[w->nsegs - 1] : NULL;
@@ -348,9 +308,10 @@ static int runs_push(struct wal *w, uint64_t index, uint64_t term)
 {
     if (w->nruns > 0 && w->runs[w->nruns - 1].term == term)
         return MOM_OK;
-    int rc = grow((void **)&w->runs, &w->runs_cap, w->nruns + 1, sizeof *w->runs, 16);
-    if (rc != MOM_OK)
-        return rc;
+    struct term_run *runs = grow_array(w->runs, &w->runs_cap, w->nruns + 1, sizeof *runs, 16);
+    if (!runs)
+        return MOM_ERR_NOMEM;
+    w->runs = runs;
     w->runs[w->nruns].first = index;
     w->runs[w->nruns].term = term;
     w->nruns++;
@@ -397,9 +358,10 @@ static void seg_free(struct wal_seg *s)
 
 static int seg_push_off(struct wal_seg *s, uint64_t off)
 {
-    int rc = grow((void **)&s->offs, &s->cap, s->count + 1, sizeof *s->offs, 1024);
-    if (rc != MOM_OK)
-        return rc;
+    uint32_t *offs = grow_array(s->offs, &s->cap, s->count + 1, sizeof *offs, 1024);
+    if (!offs)
+        return MOM_ERR_NOMEM;
+    s->offs = offs;
     s->offs[s->count++] = (uint32_t)off;
     return MOM_OK;
 }
@@ -427,11 +389,18 @@ static void maybe_prealloc(struct wal *w)
 /* ---- recovery ---- */
 
 /* Offset just past the last non-zero byte of map[from..size), or from when
- * it is all zero. Skips holes and unwritten extents with SEEK_DATA/HOLE. */
+ * it is all zero. With the file's fd, skips holes and unwritten extents with
+ * SEEK_DATA/HOLE; with fd -1, reads every byte. */
 static uint64_t nonzero_end(int fd, const uint8_t *map, uint64_t from, uint64_t size)
 {
     uint64_t end = from;
     uint64_t pos = from;
+    if (fd < 0) {
+        for (uint64_t i = size; i > from; i--)
+            if (map[i - 1] != 0)
+                return i;
+        return from;
+    }
     while (pos < size) {
         off_t d = lseek(fd, (off_t)pos, SEEK_DATA);
         if (d < 0) {
@@ -457,37 +426,26 @@ static uint64_t nonzero_end(int fd, const uint8_t *map, uint64_t from, uint64_t 
     return end;
 }
 
-enum scan_status { SCAN_CLEAN, SCAN_DAMAGED, SCAN_NO_HEADER, SCAN_BAD_HEADER, SCAN_WRONG_NAME };
-
-struct scan_result {
-    enum scan_status status;
-    uint64_t good;        /* bytes of header and valid records */
-    uint64_t damaged_end; /* for damage: end of the non-zero bytes after good */
-    char why[96];
-};
-
-/* Walks one segment's bytes, filling seg->offs, seg->count, seg->size and
- * the term runs for every valid record. Returns MOM_OK or MOM_ERR_NOMEM;
- * the verdict is in *res. */
-static int scan_segment(struct wal *w, int fd, const uint8_t *map, uint64_t size,
-                        struct wal_seg *seg, struct scan_result *res)
+/* Scanning a segment's bytes (pure: see wal.h). */
+int wal_scan_segment(const uint8_t *map, uint64_t size, uint64_t first, int fd, wal_scan_fn fn,
+                     void *arg, struct wal_scan *res)
 {
     memset(res, 0, sizeof *res);
     uint64_t hdr_first;
     if (size < WAL_HDR_SIZE || header_decode(map, &hdr_first) != MOM_OK) {
         res->damaged_end = nonzero_end(fd, map, 0, size);
-        res->status = res->damaged_end == 0 ? SCAN_NO_HEADER : SCAN_BAD_HEADER;
+        res->status = res->damaged_end == 0 ? WAL_SCAN_NO_HEADER : WAL_SCAN_BAD_HEADER;
         snprintf(res->why, sizeof res->why, "%s",
                  size < WAL_HDR_SIZE ? "short segment header" : "bad segment header");
         return MOM_OK;
     }
-    if (hdr_first != seg->first) {
-        res->status = SCAN_WRONG_NAME;
+    if (hdr_first != first) {
+        res->status = WAL_SCAN_WRONG_FIRST;
         snprintf(res->why, sizeof res->why, "header says first index %" PRIu64, hdr_first);
         return MOM_OK;
     }
     uint64_t off = WAL_HDR_SIZE;
-    uint64_t expect = seg->first;
+    uint64_t expect = first;
     for (;;) {
         if (off == size)
             break;
@@ -499,7 +457,7 @@ static int scan_segment(struct wal *w, int fd, const uint8_t *map, uint64_t size
             uint64_t nz = nonzero_end(fd, map, off, size);
             if (nz == off)
                 break;
-            res->status = SCAN_DAMAGED;
+            res->status = WAL_SCAN_DAMAGED;
             res->damaged_end = nz;
             snprintf(res->why, sizeof res->why, "data after the end-of-log marker");
             break;
@@ -518,23 +476,39 @@ static int scan_segment(struct wal *w, int fd, const uint8_t *map, uint64_t size
             snprintf(res->why, sizeof res->why, "bad length or checksum");
         }
         if (drc != MOM_OK) {
-            res->status = SCAN_DAMAGED;
+            res->status = WAL_SCAN_DAMAGED;
             res->damaged_end = nonzero_end(fd, map, off, size);
             if (res->damaged_end == off) /* cannot happen: the record was not zero */
                 res->damaged_end = size;
             break;
         }
-        int rc = seg_push_off(seg, off);
-        if (rc == MOM_OK)
-            rc = runs_push(w, rec.index, rec.term);
-        if (rc != MOM_OK)
-            return rc;
+        if (fn) {
+            int rc = fn(arg, off, &rec);
+            if (rc != MOM_OK) {
+                res->good = off;
+                return rc;
+            }
+        }
         off += used;
         expect++;
+        res->records++;
     }
     res->good = off;
-    seg->size = off;
     return MOM_OK;
+}
+
+/* Recovery's per-record step: the offset into the segment's index, the term
+ * into the runs. */
+struct scan_ctx {
+    struct wal *w;
+    struct wal_seg *seg;
+};
+
+static int scan_note(void *arg, uint64_t off, const struct wal_record *rec)
+{
+    struct scan_ctx *c = arg;
+    int rc = seg_push_off(c->seg, off);
+    return rc == MOM_OK ? runs_push(c->w, rec->index, rec->term) : rc;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -565,9 +539,12 @@ static int list_segments(struct wal *w, uint64_t **out, size_t *n)
         uint64_t first;
         if (parse_seg_name(e->d_name, &first) != 0)
             continue;
-        rc = grow((void **)&v, &cap, cnt + 1, sizeof *v, 16);
-        if (rc != MOM_OK)
+        uint64_t *nv = grow_array(v, &cap, cnt + 1, sizeof *nv, 16);
+        if (!nv) {
+            rc = MOM_ERR_NOMEM;
             break;
+        }
+        v = nv;
         v[cnt++] = first;
     }
     closedir(d);
@@ -591,7 +568,7 @@ static int recover(struct wal *w, struct wal_open_info *info)
         log_error("wal: cannot list %s: %s", w->dir, mom_strerror(rc));
         return rc;
     }
-    struct scan_result last_res;
+    struct wal_scan last_res;
     memset(&last_res, 0, sizeof last_res);
     for (size_t i = 0; i < n && rc == MOM_OK; i++) {
         bool is_last = i + 1 == n;
@@ -620,9 +597,11 @@ static int recover(struct wal *w, struct wal_open_info *info)
             map = m;
         }
         struct wal_seg seg = {.first = names[i]};
-        struct scan_result res;
+        struct wal_scan res;
         static const uint8_t empty[1];
-        rc = scan_segment(w, fd, map ? map : empty, size, &seg, &res);
+        struct scan_ctx sc = {w, &seg};
+        rc = wal_scan_segment(map ? map : empty, size, seg.first, fd, scan_note, &sc, &res);
+        seg.size = res.good;
         if (map != NULL)
             munmap((void *)(uintptr_t)map, (size_t)size);
         close(fd);
@@ -633,7 +612,7 @@ static int recover(struct wal *w, struct wal_open_info *info)
         const struct wal_seg *prev = last_seg(w);
         bool gap = prev != NULL && seg.first != prev->first + prev->count;
         if (!is_last) {
-            if (res.status != SCAN_CLEAN || gap) {
+            if (res.status != WAL_SCAN_CLEAN || gap) {
                 if (gap)
                     log_error("wal: %s/%s does not continue the previous segment, which ends"
                               " at %" PRIu64 "; refusing to start",
@@ -648,7 +627,7 @@ static int recover(struct wal *w, struct wal_open_info *info)
             }
             seg_shrink(&seg);
         } else {
-            if (res.status == SCAN_WRONG_NAME) {
+            if (res.status == WAL_SCAN_WRONG_FIRST) {
                 log_error("wal: %s/%s: %s; refusing to start", w->dir, name, res.why);
                 seg_free(&seg);
                 rc = MOM_ERR_CORRUPT;
@@ -658,7 +637,7 @@ static int recover(struct wal *w, struct wal_open_info *info)
                 /* Crash while the segment was being created or first written:
                  * nothing in it was ever synced. */
                 uint64_t bad = res.damaged_end > res.good ? res.damaged_end - res.good : 0;
-                if (res.status == SCAN_BAD_HEADER)
+                if (res.status == WAL_SCAN_BAD_HEADER)
                     bad = res.damaged_end;
                 if (bad > 0) {
                     log_warn("wal: %s/%s: no complete record (%s at offset %" PRIu64
@@ -687,11 +666,13 @@ static int recover(struct wal *w, struct wal_open_info *info)
             }
             last_res = res;
         }
-        rc = grow((void **)&w->segs, &w->segs_cap, w->nsegs + 1, sizeof *w->segs, 8);
-        if (rc != MOM_OK) {
+        struct wal_seg *segs = grow_array(w->segs, &w->segs_cap, w->nsegs + 1, sizeof *segs, 8);
+        if (!segs) {
             seg_free(&seg);
+            rc = MOM_ERR_NOMEM;
             break;
         }
+        w->segs = segs;
         w->segs[w->nsegs++] = seg;
     }
     free(names);
@@ -711,7 +692,7 @@ static int recover(struct wal *w, struct wal_open_info *info)
         return rc;
     }
     w->fd_size = (uint64_t)st.st_size;
-    if (last_res.status == SCAN_DAMAGED) {
+    if (last_res.status == WAL_SCAN_DAMAGED) {
         uint64_t bad = last_res.damaged_end - last_res.good;
         log_warn("wal: %s/%s: torn tail at offset %" PRIu64 " (%s); cutting %" PRIu64
                  " damaged bytes, log now ends at index %" PRIu64,
@@ -823,10 +804,16 @@ int wal_append(struct wal *w, uint64_t term, uint64_t index, const uint8_t *data
     size_t rec = WAL_RECORD_HDR + len;
     if (w->buf_len - WAL_HDR_SIZE + rec > WAL_MAX_BATCH)
         return MOM_ERR_NOMEM; /* an unwritten batch of over 1 GiB */
-    int rc = grow((void **)&w->buf, &w->buf_cap, w->buf_len + rec, 1, 64 * 1024);
-    if (rc == MOM_OK)
-        rc = grow((void **)&w->pend_offs, &w->pend_cap, w->pend_count + 1, sizeof *w->pend_offs,
-                  256);
+    int rc = MOM_ERR_NOMEM;
+    uint8_t *buf = grow_array(w->buf, &w->buf_cap, w->buf_len + rec, 1, 64 * 1024);
+    if (buf) {
+        w->buf = buf;
+        uint32_t *po = grow_array(w->pend_offs, &w->pend_cap, w->pend_count + 1, sizeof *po, 256);
+        if (po) {
+            w->pend_offs = po;
+            rc = MOM_OK;
+        }
+    }
     if (rc == MOM_OK)
         rc = runs_push(w, index, term);
     if (rc != MOM_OK)
@@ -855,18 +842,19 @@ static int finish_segment(struct wal *w)
 
 static int create_segment(struct wal *w, uint64_t first)
 {
-    int rc = grow((void **)&w->segs, &w->segs_cap, w->nsegs + 1, sizeof *w->segs, 8);
-    if (rc != MOM_OK)
-        return rc;
+    struct wal_seg *segs = grow_array(w->segs, &w->segs_cap, w->nsegs + 1, sizeof *segs, 8);
+    if (!segs)
+        return MOM_ERR_NOMEM;
+    w->segs = segs;
     char name[WAL_NAME_LEN + 1];
     seg_name(name, first);
     int fd = openat(w->dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
-        rc = errno_code();
+        int rc = errno_code();
         log_error("wal: cannot create %s/%s: %s", w->dir, name, strerror(errno));
         return rc;
     }
-    rc = fsync_dir(w);
+    int rc = fsync_dir(w);
     if (rc != MOM_OK) {
         close(fd);
         (void)unlinkat(w->dir_fd, name, 0);
@@ -935,15 +923,17 @@ int wal_write(struct wal *w)
             return rc;
         }
     }
-    rc = grow((void **)&cur->offs, &cur->cap, cur->count + w->pend_count, sizeof *cur->offs, 1024);
-    if (rc != MOM_OK)
-        return rc; /* the batch stays buffered */
+    uint32_t *offs =
+        grow_array(cur->offs, &cur->cap, cur->count + w->pend_count, sizeof *offs, 1024);
+    if (!offs)
+        return MOM_ERR_NOMEM; /* the batch stays buffered */
+    cur->offs = offs;
 
     const uint8_t *src = w->buf + WAL_HDR_SIZE;
     size_t n = body;
     uint64_t at = cur->size;
     if (cur->size == 0) { /* new segment: header and batch in one write */
-        header_encode(w->buf, cur->first);
+        wal_segment_header_encode(w->buf, cur->first);
         src = w->buf;
         n += WAL_HDR_SIZE;
     }
@@ -1199,12 +1189,12 @@ int wal_read(struct wal *w, uint64_t index, uint64_t *term, uint8_t **data, size
     *len = 0;
     if (w->pend_count > 0 && index >= w->pend_first && index - w->pend_first < w->pend_count) {
         const uint8_t *rec = w->buf + WAL_HDR_SIZE + w->pend_offs[index - w->pend_first];
-        size_t plen = get32(rec);
+        size_t plen = le_get32(rec);
         uint8_t *copy = malloc(plen ? plen : 1);
         if (copy == NULL)
             return MOM_ERR_NOMEM;
         memcpy(copy, rec + WAL_RECORD_HDR, plen);
-        *term = get64(rec + 8);
+        *term = le_get64(rec + 8);
         *data = copy;
         *len = plen;
         return MOM_OK;
@@ -1281,14 +1271,14 @@ int wal_replay(struct wal *w, uint64_t from_index, wal_record_fn fn, void *arg)
         int rc = MOM_OK;
         for (; j < s->count; j++) {
             const uint8_t *rec = map + s->offs[j];
-            uint64_t index = get64(rec + 16);
+            uint64_t index = le_get64(rec + 16);
             if (index != s->first + j) {
                 log_error("wal: %s/%s: record %" PRIu64 " changed on disk", w->dir, name,
                           s->first + j);
                 rc = MOM_ERR_IO;
                 break;
             }
-            rc = fn(arg, get64(rec + 8), index, rec + WAL_RECORD_HDR, get32(rec));
+            rc = fn(arg, le_get64(rec + 8), index, rec + WAL_RECORD_HDR, le_get32(rec));
             if (rc != 0)
                 break;
         }
@@ -1301,7 +1291,7 @@ int wal_replay(struct wal *w, uint64_t from_index, wal_record_fn fn, void *arg)
         if (index < from_index)
             continue;
         const uint8_t *rec = w->buf + WAL_HDR_SIZE + w->pend_offs[j];
-        int rc = fn(arg, get64(rec + 8), index, rec + WAL_RECORD_HDR, get32(rec));
+        int rc = fn(arg, le_get64(rec + 8), index, rec + WAL_RECORD_HDR, le_get32(rec));
         if (rc != 0)
             return rc;
     }

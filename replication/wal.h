@@ -1,4 +1,4 @@
-/* The segmented write-ahead log: the Raft log on disk (DESIGN §4). Records
+/* The segmented write-ahead log: the Raft log on disk. Records
  * are appended into an in-memory batch (wal_append), written with one
  * write() per batch (wal_write) and made durable by fdatasync on the fd that
  * wal_sync_fd returns (run on the I/O helper thread, see syncer.h). Recovery
@@ -100,6 +100,40 @@ size_t wal_record_encode(uint8_t *out, uint64_t term, uint64_t index, const uint
  * MOM_ERR_NEED_MORE when buf holds only part of it, or MOM_ERR_CORRUPT when
  * the length is impossible or the CRC does not match. */
 int wal_record_decode(const uint8_t *buf, size_t len, struct wal_record *out, size_t *consumed);
+/* The segment header (WAL_SEGMENT_HDR bytes) for a segment whose first
+ * record is `first`. */
+#define WAL_SEGMENT_HDR 32u
+void wal_segment_header_encode(uint8_t *out, uint64_t first);
+
+/* What scanning one segment's bytes found (recovery decides from it: a
+ * damaged LAST segment is cut at `good`, damage anywhere else stops the
+ * node). */
+enum wal_scan_status {
+    WAL_SCAN_CLEAN,       /* header, records, then only zeros or the end */
+    WAL_SCAN_DAMAGED,     /* a bad record or data after the end marker at `good` */
+    WAL_SCAN_NO_HEADER,   /* short or bad header and nothing but zeros */
+    WAL_SCAN_BAD_HEADER,  /* short or bad header over non-zero bytes */
+    WAL_SCAN_WRONG_FIRST, /* a valid header naming another first index */
+};
+struct wal_scan {
+    enum wal_scan_status status;
+    uint64_t good;        /* bytes of header and valid records: a torn tail starts here */
+    uint64_t damaged_end; /* damage: end of the non-zero bytes from good on */
+    uint64_t records;     /* valid records, indexes first, first + 1, ... */
+    char why[96];         /* the damage, for the log */
+};
+/* Called for each valid record in order with its offset in the image;
+ * a non-zero return stops the scan and is returned. */
+typedef int (*wal_scan_fn)(void *arg, uint64_t off, const struct wal_record *rec);
+/* Scans the image of one segment whose file name says `first`: its header,
+ * then records (length, CRC, index first + i) up to the end-of-data marker,
+ * a zero record header followed by nothing but zeros. A pure function over
+ * image[0..size); fd is -1, or the file the image maps, which only lets it
+ * skip holes (preallocated space) when looking for non-zero bytes. fn may
+ * be NULL. Returns MOM_OK (the verdict in *res) or fn's value. */
+int wal_scan_segment(const uint8_t *image, uint64_t size, uint64_t first, int fd, wal_scan_fn fn,
+                     void *arg, struct wal_scan *res);
+
 /* Checks the in-memory index against itself (continuity, offsets, terms).
  * Returns MOM_OK or MOM_ERR_CORRUPT. For tests. */
 int wal_check_invariants(const struct wal *w);

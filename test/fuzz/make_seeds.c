@@ -1,18 +1,24 @@
 /* Writes the seed corpus of the fuzz harnesses into test/fuzz/corpus/: real
  * traffic captured from an h2conn client/server pair (gRPC Ping calls with
  * HPACK-compressed headers, trailers, flow control) plus hand-made frames,
- * encoded Commands of the kinds the log holds most, and the node's
- * RaftMessage and Forward messages.
+ * encoded Commands of the kinds the log holds most, the node's RaftMessage
+ * and Forward messages, WAL segment images (clean, torn, damaged) and
+ * store snapshots.
  * Not part of any build; run from the repository root after `make`:
  *   cc -std=c11 -D_GNU_SOURCE -I. -Ibuild test/fuzz/make_seeds.c build/libmom.a \
- *      -lnghttp2 -l:libprotobuf-nanopb.a -o /tmp/make_seeds && /tmp/make_seeds
+ *      -lnghttp2 -l:libprotobuf-nanopb.a -lcjson -lcrypto -o /tmp/make_seeds && /tmp/make_seeds
  * SPDX-License-Identifier: MIT */
 #include "broker/command.h"
+#include "broker/reply.h"
+#include "broker/store.h"
+#include "common/le.h"
 #include "replication/grpcmsg.h"
 #include "replication/h2conn.h"
 #include "replication/h2frame.h"
 #include "replication/node_wire.h"
+#include "replication/wal.h"
 
+#include <inttypes.h>
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +176,131 @@ static void command_seeds(void)
     c.pb.time_ms = 1764300000003u;
     c.pb.which_kind = mom_v1_Command_tick_tag;
     command_seed("tick", &c);
+}
+
+/* Snapshots of a store that holds users, a queue with ready, delayed and
+ * leased messages, a topic with a subscription and an idempotency key:
+ * flag byte 0 (read as is) and 1 (the harness recomputes the CRC). */
+static uint64_t snap_index;
+
+static void snap_apply(struct store *st, struct command *c)
+{
+    struct reply r = {0};
+    c->pb.time_ms = 1764300000000u + snap_index;
+    if (store_apply(st, ++snap_index, c, &r) != 0 || r.status >= 300) {
+        fprintf(stderr, "snapshot seed: command %" PRIu64 " failed (%d %s)\n", snap_index, r.status,
+                r.body ? r.body : "");
+        exit(1);
+    }
+    reply_cleanup(&r);
+}
+
+static void snapshot_seeds(void)
+{
+    struct store *st = store_new();
+    struct command c;
+    memset(&c, 0, sizeof c);
+    strcpy(c.pb.user, "admin");
+    c.pb.admin = true;
+    c.pb.which_kind = mom_v1_Command_register_user_tag;
+    strcpy(c.pb.kind.register_user.username, "alice");
+    strcpy(c.pb.kind.register_user.password_hash, "pbkdf2-sha256$1000$c2FsdA==$aGFzaA==");
+    snap_apply(st, &c);
+    memset(&c.pb.kind, 0, sizeof c.pb.kind);
+    c.pb.which_kind = mom_v1_Command_create_queue_tag;
+    strcpy(c.pb.kind.create_queue.name, "jobs");
+    snap_apply(st, &c);
+    memset(&c.pb.kind, 0, sizeof c.pb.kind);
+    c.pb.which_kind = mom_v1_Command_create_topic_tag;
+    strcpy(c.pb.kind.create_topic.name, "news");
+    snap_apply(st, &c);
+    memset(&c.pb.kind, 0, sizeof c.pb.kind);
+    c.pb.which_kind = mom_v1_Command_create_subscription_tag;
+    strcpy(c.pb.kind.create_subscription.topic, "news");
+    strcpy(c.pb.kind.create_subscription.name, "reader");
+    snap_apply(st, &c);
+    struct command_item items[3];
+    memset(items, 0, sizeof items);
+    items[0].body = (const uint8_t *)"hello";
+    items[0].body_len = 5;
+    strcpy(items[0].content_type, "text/plain");
+    items[1].body = (const uint8_t *)"\xff\x00binary";
+    items[1].body_len = 8;
+    items[1].delay_ms = 60000;
+    items[2].body = (const uint8_t *)"third";
+    items[2].body_len = 5;
+    memset(&c.pb.kind, 0, sizeof c.pb.kind);
+    c.pb.which_kind = mom_v1_Command_publish_tag;
+    strcpy(c.pb.kind.publish.name, "jobs");
+    strcpy(c.pb.kind.publish.idempotency_key, "k-1");
+    c.pb.kind.publish.batch = true;
+    c.items = items;
+    c.item_count = 3;
+    snap_apply(st, &c);
+    c.pb.kind.publish.kind = mom_v1_ResourceKind_TOPIC;
+    strcpy(c.pb.kind.publish.name, "news");
+    items[1].delay_ms = 0;
+    snap_apply(st, &c);
+    c.items = NULL;
+    c.item_count = 0;
+    memset(&c.pb.kind, 0, sizeof c.pb.kind);
+    c.pb.which_kind = mom_v1_Command_receive_tag;
+    strcpy(c.pb.kind.receive.queue, "jobs");
+    c.pb.kind.receive.max = 1;
+    snap_apply(st, &c);
+
+    char *p = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&p, &n);
+    if (!f || store_snapshot_write(st, f) != 0 || fclose(f) != 0) {
+        fprintf(stderr, "cannot write the snapshot seed\n");
+        exit(1);
+    }
+    write_seed("fuzz_snapshot", "populated", (const uint8_t *)"\0", 1, (const uint8_t *)p, n);
+    write_seed("fuzz_snapshot", "populated_fix_crc", (const uint8_t *)"\1", 1, (const uint8_t *)p,
+               n);
+    free(p);
+    store_free(st);
+    st = store_new();
+    f = open_memstream(&p, &n);
+    if (!f || store_snapshot_write(st, f) != 0 || fclose(f) != 0)
+        exit(1);
+    write_seed("fuzz_snapshot", "empty", (const uint8_t *)"\0", 1, (const uint8_t *)p, n);
+    free(p);
+    store_free(st);
+}
+
+/* Segment images for fuzz_wal: flag byte, first index (LE), body. */
+static void wal_seed(const char *name, uint8_t flags, uint64_t first, const uint8_t *body, size_t n)
+{
+    uint8_t pre[9] = {flags};
+    le_put64(pre + 1, first);
+    write_seed("fuzz_wal", name, pre, sizeof pre, body, n);
+}
+
+static void wal_seeds(void)
+{
+    static uint8_t b[4096];
+    const uint8_t cmd[] = {0x08, 0x01, 0x12, 0x03, 'a', 'b', 'c'};
+    size_t n = 0;
+    for (uint64_t i = 0; i < 3; i++)
+        n += wal_record_encode(b + n, 2, 5 + i, cmd, sizeof cmd - i);
+    wal_seed("clean_three", 1 | 8, 5, b, n + 64); /* zeros after: preallocation */
+    wal_seed("torn_tail", 1 | 8, 5, b, n - 3);
+    wal_seed("split_two_segments", 1 | 2 | 4 | 8 | 16, 5, b, n);
+    b[n] = 1; /* data after the end marker */
+    wal_seed("data_after_marker", 1 | 8, 5, b, n + 40);
+    b[n] = 0;
+    b[30] ^= 0x40; /* a payload byte of the first record */
+    wal_seed("bad_crc_first", 1 | 8, 5, b, n);
+    wal_seed("fix_crcs", 1 | 4 | 8, 5, b, n);
+    b[30] ^= 0x40;
+    static uint8_t seg[4096];
+    wal_segment_header_encode(seg, 9);
+    size_t m = WAL_SEGMENT_HDR;
+    m += wal_record_encode(seg + m, 3, 9, cmd, sizeof cmd);
+    wal_seed("own_header", 8, 9, seg, m);
+    wal_seed("wrong_first", 8, 10, seg, m);
 }
 
 /* RaftMessages of every kind the node sends, and both Forward messages. */
@@ -355,6 +486,8 @@ int main(void)
     write_seed("fuzz_grpcmsg", "too_large", (const uint8_t *)"\x01\x02", 2, big, sizeof big);
     write_seed("fuzz_grpcmsg", "timeout", (const uint8_t *)"\x00", 1, (const uint8_t *)"1500u", 5);
     node_wire_seeds();
+    wal_seeds();
+    snapshot_seeds();
     h2conn_free(client);
     h2conn_free(server);
     puts("seeds written to test/fuzz/corpus/");
