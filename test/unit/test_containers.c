@@ -1,6 +1,7 @@
-/* Unit tests for common/hashmap, common/heap and common/strtab: random
- * operation sequences checked against simple reference models, deletion
- * across wrapped clusters, shrinking, position tracking, id reuse.
+/* Unit tests for common/hashmap, common/heap, common/strtab and
+ * common/grow.h: random operation sequences checked against simple
+ * reference models, deletion across wrapped clusters, shrinking, position
+ * tracking, id reuse, and growth with its overflow refusal.
  * SPDX-License-Identifier: MIT */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include "common/err.h"
+#include "common/grow.h"
 #include "common/hashmap.h"
 #include "common/heap.h"
 #include "common/strtab.h"
@@ -196,12 +198,43 @@ static void test_strtab(void **state)
     strtab_free(NULL);
 }
 
+/* grow_array: doubling from the initial capacity, no change when there is
+ * room, and refusal (caller's array untouched) when the size overflows. */
+static void test_grow_array(void **state)
+{
+    (void)state;
+    size_t cap = 0;
+    uint32_t *a = grow_array(NULL, &cap, 1, sizeof *a, 4);
+    assert_non_null(a);
+    assert_int_equal(cap, 4);
+    for (uint32_t i = 0; i < 4; i++)
+        a[i] = i;
+    assert_ptr_equal(grow_array(a, &cap, 3, sizeof *a, 4), a);
+    assert_int_equal(cap, 4);
+    a = grow_array(a, &cap, 9, sizeof *a, 4);
+    assert_non_null(a);
+    assert_int_equal(cap, 16);
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(a[i], i);
+    size_t before = cap;
+    assert_null(grow_array(a, &cap, SIZE_MAX / 2, sizeof *a, 4));
+    assert_int_equal(cap, before);
+    a[15] = 15; /* still ours, still 16 elements */
+    free(a);
+    size_t c2 = 0;
+    void *p = grow_array(NULL, &c2, 0, 8, 0); /* need 0 counts as 1 */
+    assert_non_null(p);
+    assert_int_equal(c2, 1);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hashmap_model),
         cmocka_unit_test(test_heap_model),
         cmocka_unit_test(test_strtab),
+        cmocka_unit_test(test_grow_array),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* Unit tests for replication/wal: round trips across segment rotations,
  * recovery from crafted torn and corrupt logs (cut in the last segment,
  * refused in an earlier one), truncate/compact/reset, reads of written and
- * buffered records, a write failure via RLIMIT_FSIZE, and the record codec.
+ * buffered records, a write failure via RLIMIT_FSIZE, the record codec and
+ * the pure segment scan recovery is built on.
  * Each test works in a fresh temporary directory.
  * SPDX-License-Identifier: MIT */
 #include <setjmp.h>
@@ -949,6 +950,85 @@ static void test_codec(void **state)
     assert_int_equal(wal_record_decode(buf, n, &r, &used), MOM_ERR_CORRUPT);
 }
 
+/* wal_scan_segment over bytes: a clean image with a zero tail, a torn last
+ * record, data after the end marker, a wrong first index, a missing header
+ * and a record callback that stops the scan. */
+static int count_records(void *arg, uint64_t off, const struct wal_record *rec)
+{
+    (void)off;
+    uint64_t *n = arg;
+    if (rec->index == 99)
+        return MOM_ERR_NOMEM;
+    (*n)++;
+    return MOM_OK;
+}
+
+static void test_scan_segment_bytes(void **state)
+{
+    (void)state;
+    static uint8_t img[4096];
+    memset(img, 0, sizeof img);
+    wal_segment_header_encode(img, 7);
+    size_t off = WAL_SEGMENT_HDR, ends[3];
+    for (uint64_t i = 0; i < 3; i++) {
+        off += wal_record_encode(img + off, 1, 7 + i, (const uint8_t *)"abcdef", 6);
+        ends[i] = off;
+    }
+    struct wal_scan res;
+    uint64_t n = 0;
+    /* clean, with and without the preallocated zeros after the records */
+    assert_int_equal(wal_scan_segment(img, off, 7, -1, count_records, &n, &res), MOM_OK);
+    assert_int_equal(res.status, WAL_SCAN_CLEAN);
+    assert_int_equal(res.good, off);
+    assert_int_equal(res.records, 3);
+    assert_int_equal(n, 3);
+    assert_int_equal(wal_scan_segment(img, sizeof img, 7, -1, NULL, NULL, &res), MOM_OK);
+    assert_int_equal(res.status, WAL_SCAN_CLEAN);
+    assert_int_equal(res.good, off);
+    /* a torn last record: the tail starts after the second */
+    assert_int_equal(wal_scan_segment(img, off - 2, 7, -1, NULL, NULL, &res), MOM_OK);
+    assert_int_equal(res.status, WAL_SCAN_DAMAGED);
+    assert_int_equal(res.good, ends[1]);
+    assert_int_equal(res.records, 2);
+    assert_int_equal(res.damaged_end, off - 2);
+    /* a flipped payload byte in the second record */
+    img[ends[0] + WAL_RECORD_HDR] ^= 1;
+    assert_int_equal(wal_scan_segment(img, sizeof img, 7, -1, NULL, NULL, &res), MOM_OK);
+    assert_int_equal(res.status, WAL_SCAN_DAMAGED);
+    assert_int_equal(res.good, ends[0]);
+    assert_int_equal(res.damaged_end, off);
+    img[ends[0] + WAL_RECORD_HDR] ^= 1;
+    /* a non-zero byte after the end marker */
+    img[off + 100] = 1;
+    assert_int_equal(wal_scan_segment(img, sizeof img, 7, -1, NULL, NULL, &res), MOM_OK);
+    assert_int_equal(res.status, WAL_SCAN_DAMAGED);
+    assert_int_equal(res.good, off);
+    assert_int_equal(res.damaged_end, off + 101);
+    img[off + 100] = 0;
+    /* the file name says another first index */
+    assert_int_equal(wal_scan_segment(img, off, 8, -1, NULL, NULL, &res), MOM_OK);
+    assert_int_equal(res.status, WAL_SCAN_WRONG_FIRST);
+    /* no header: all zeros, or garbage */
+    static const uint8_t zeros[64];
+    assert_int_equal(wal_scan_segment(zeros, sizeof zeros, 7, -1, NULL, NULL, &res), MOM_OK);
+    assert_int_equal(res.status, WAL_SCAN_NO_HEADER);
+    img[3] ^= 0xff;
+    assert_int_equal(wal_scan_segment(img, off, 7, -1, NULL, NULL, &res), MOM_OK);
+    assert_int_equal(res.status, WAL_SCAN_BAD_HEADER);
+    assert_int_equal(res.damaged_end, off);
+    img[3] ^= 0xff;
+    /* the callback's error stops the scan at that record */
+    wal_segment_header_encode(img, 98);
+    off = WAL_SEGMENT_HDR;
+    off += wal_record_encode(img + off, 1, 98, (const uint8_t *)"x", 1);
+    size_t second = off;
+    off += wal_record_encode(img + off, 1, 99, (const uint8_t *)"y", 1);
+    n = 0;
+    assert_int_equal(wal_scan_segment(img, off, 98, -1, count_records, &n, &res), MOM_ERR_NOMEM);
+    assert_int_equal(n, 1);
+    assert_int_equal(res.good, second);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -969,6 +1049,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prealloc_zero_tail, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_sync_fd_and_rotation, fx_setup, fx_teardown),
         cmocka_unit_test(test_codec),
+        cmocka_unit_test(test_scan_segment_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
