@@ -121,6 +121,16 @@ def queue_cell(d, name, col):
         return r ? r.cells[arguments[1]].textContent : null;""", name, col)
 
 
+def chart_highest(d, queue, col):
+    """The highest value a queue row's chart announces to screen readers."""
+    label = d.execute_script("""
+        const r = document.querySelector(`#queue-table tbody tr[data-queue="${arguments[0]}"]`);
+        const svg = r && r.cells[arguments[1]].querySelector('svg');
+        return svg ? svg.getAttribute('aria-label') : '';""", queue, col)
+    m = re.search(r"highest (-?[\d.]+)", label or "")
+    return float(m.group(1)) if m else -1.0
+
+
 def node_url(c, i, path="/"):
     return c.nodes[i].url(path)
 
@@ -257,6 +267,17 @@ def test_create_queue_publish_receive_ack_from_the_page(cluster, browser):
     points = d.execute_script("""return document.querySelector(
         '#queue-table tr[data-queue="orders"] svg polyline').getAttribute('points')""")
     assert len(points.split()) >= 2
+    # rates: from the /metrics counters when the node serves them, else the
+    # net change of depth between polls; either way they saw the publishes
+    if requests.get(node_url(cluster, 0, "/metrics"), timeout=10).status_code == 200:
+        wait(d, lambda drv: "/metrics counters" in text(drv, "rates-note"), "rates from /metrics")
+        assert text(d, "rate1-h") == "Published / s" and text(d, "rate2-h") == "Acked / s"
+        wait(d, lambda drv: chart_highest(drv, "orders", 5) > 0, "a publish rate above 0")
+        wait(d, lambda drv: chart_highest(drv, "orders", 6) > 0, "an ack rate above 0")
+    else:
+        assert "does not serve /metrics" in text(d, "rates-note")
+        assert text(d, "rate1-h") == "Net depth change / s"
+        wait(d, lambda drv: chart_highest(drv, "orders", 5) > 0, "a depth increase charted")
     d.execute_script("document.getElementById('queues').scrollIntoView()")
     shot(d, "queues")
     assert console_errors(d, allowed=(METRICS_404,)) == []
