@@ -1,4 +1,4 @@
-/* The segmented write-ahead log (DESIGN §4). Owns the log directory, the fd
+/* The segmented write-ahead log (docs/architecture.md). Owns the log directory, the fd
  * of the current (last) segment, an in-memory index of every record (file
  * offset per record, terms as runs) and the batch of appended, unwritten
  * records. Invariants: segments hold consecutive indexes with no gaps, each
@@ -54,7 +54,9 @@
  * whose index differs from the file name, or a gap between segments means
  * acknowledged data is lost: wal_open fails with MOM_ERR_CORRUPT and the
  * node must not start. wal_replay trusts what wal_open verified and does not
- * recheck CRCs; wal_read rechecks the one record it reads.
+ * recheck CRCs; wal_read rechecks the one record it reads. The per-segment
+ * walk is wal_scan_segment, a pure function over the segment's bytes (unit
+ * tested and fuzzed); recover() only maps files and acts on its verdicts.
  *
  * Deleting files: truncate_after deletes segments from the back and fsyncs
  * the directory before cutting the segment that keeps the index, so a crash
