@@ -1,7 +1,8 @@
 /* REST route handlers: validate the request (names, query, body, headers),
  * then either answer a read from the store or build the Command that the
- * server proposes. Checks follow API.md's precedence: 401 was decided by the
- * server, 400 here, then 404/403/409/410/429 by the store at apply.
+ * server proposes. Checks follow the precedence of docs/api.md: 401 was
+ * decided by the server, 400 here, then 404/403/409/410/429 by the store at
+ * apply. Answers are built by render.c; errors are api_error.h kinds.
  * SPDX-License-Identifier: MIT */
 #include "broker/hasher.h"
 #include "broker/peer_glue.h"
@@ -39,8 +40,7 @@ static bool check_names(struct request_ctx *rc, size_t count)
     static const char *const what[] = {"name", "name", "subscription name"};
     for (size_t i = 0; i < count && i < rc->match.nparams; i++) {
         if (!router_valid_name(rc->match.params[i])) { /* a cut one is 129+ long */
-            server_send_error(rc, 400, "invalid_name", "%s must match ^[A-Za-z0-9._-]{1,128}$",
-                              what[i]);
+            server_fail(rc, API_ERR_INVALID_NAME, "%s must match ^[A-Za-z0-9._-]{1,128}$", what[i]);
             return false;
         }
     }
@@ -79,11 +79,11 @@ static void handle_health(struct request_ctx *rc, bool ready)
 {
     struct reply r = {0};
     if (ready && !node_writable(rc->srv->node))
-        reply_set_json(&r, 503, "{\"status\":\"storage unavailable\"}");
+        render_health(&r, false, "storage unavailable");
     else if (ready && !node_ready(rc->srv->node))
-        reply_set_json(&r, 503, "{\"status\":\"no leader or catching up\"}");
+        render_health(&r, false, "no leader or catching up");
     else
-        reply_set_json(&r, 200, "{\"status\":\"ok\"}");
+        render_health(&r, true, "ok");
     send_reply_and_free(rc, &r);
 }
 
@@ -93,7 +93,7 @@ static void handle_health(struct request_ctx *rc, bool ready)
 static void cluster_json(struct server *s, struct reply *r)
 {
     if (peer_glue_cluster_json(s->peer, r) != MOM_OK) {
-        reply_error(r, 503, "unavailable", "out of memory");
+        render_error(r, API_ERR_UNAVAILABLE, "out of memory");
         return;
     }
     cJSON *root = cJSON_ParseWithLength(r->body, r->body_len);
@@ -152,10 +152,10 @@ static void cluster_json(struct server *s, struct reply *r)
 static void send_hasher_busy(struct request_ctx *rc, int err)
 {
     if (err == MOM_ERR_TOO_LARGE)
-        server_send_error(rc, 503, "unavailable", "too many password checks waiting; retry");
+        server_fail(rc, API_ERR_UNAVAILABLE, "too many password checks waiting; retry");
     else
-        server_send_error(rc, 503, "unavailable", "cannot queue the password check: %s",
-                          mom_strerror(err));
+        server_fail(rc, API_ERR_UNAVAILABLE, "cannot queue the password check: %s",
+                    mom_strerror(err));
 }
 
 static void on_register_hashed(void *arg, int result, const char *hash)
@@ -163,7 +163,7 @@ static void on_register_hashed(void *arg, int result, const char *hash)
     struct request_ctx *rc = arg;
     rc->hash_job = NULL;
     if (result != MOM_OK || !hash) {
-        server_send_error(rc, 503, "unavailable", "cannot hash the password");
+        server_fail(rc, API_ERR_UNAVAILABLE, "cannot hash the password");
         return;
     }
     struct command cmd;
@@ -180,7 +180,7 @@ static void handle_register(struct request_ctx *rc)
 {
     struct server *s = rc->srv;
     if (!s->cfg->allow_registration) {
-        server_send_error(rc, 403, "forbidden", "registration is disabled");
+        server_fail(rc, API_ERR_FORBIDDEN, "registration is disabled");
         return;
     }
     struct parse_error err;
@@ -204,7 +204,7 @@ static void send_login_limited(struct request_ctx *rc, uint64_t wait_ms)
     char secs[24];
     snprintf(secs, sizeof secs, "%llu", (unsigned long long)((wait_ms + 999) / 1000));
     server_add_header(rc, "Retry-After", secs);
-    server_send_error(rc, 429, "too_many_requests", "too many failed logins; retry in %s s", secs);
+    server_fail(rc, API_ERR_TOO_MANY_REQUESTS, "too many failed logins; retry in %s s", secs);
 }
 
 static void on_login_checked(void *arg, int result, const char *hash)
@@ -222,7 +222,7 @@ static void on_login_checked(void *arg, int result, const char *hash)
     if (!ok) {
         ratelimit_fail(s->login_by_user, rc->login_user, ulen, now);
         ratelimit_fail(s->login_by_addr, addr, addr_len, now);
-        server_send_error(rc, 401, "invalid_credentials", "unknown user or wrong password");
+        server_fail(rc, API_ERR_INVALID_CREDENTIALS, "unknown user or wrong password");
         return;
     }
     ratelimit_clear(s->login_by_user, rc->login_user, ulen);
@@ -230,18 +230,12 @@ static void on_login_checked(void *arg, int result, const char *hash)
     uint64_t expires_in;
     if (auth_issue(s->auth, rc->login_user, auth_is_admin_user(s->auth, rc->login_user),
                    clock_wall_ms() / 1000, &token, &expires_in) != MOM_OK) {
-        server_send_error(rc, 503, "unavailable", "cannot issue a token");
+        server_fail(rc, API_ERR_UNAVAILABLE, "cannot issue a token");
         return;
     }
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "access_token", token);
-    cJSON_AddStringToObject(root, "token_type", "Bearer");
-    cJSON_AddNumberToObject(root, "expires_in", (double)expires_in);
-    free(token);
-    char *text = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
     struct reply r = {0};
-    reply_set(&r, 200, text, text ? strlen(text) : 0);
+    render_token(&r, token, expires_in);
+    free(token);
     send_reply_and_free(rc, &r);
 }
 
@@ -343,8 +337,8 @@ static bool publish_headers(struct request_ctx *rc, bool queue, mom_v1_Publish *
         for (size_t i = 0; printable && i < n; i++)
             printable = key[i] >= 0x20 && key[i] < 0x7f;
         if (!printable) {
-            server_send_error(rc, 400, "bad_request",
-                              "Idempotency-Key must be 1 to 256 printable ASCII characters");
+            server_fail(rc, API_ERR_BAD_REQUEST,
+                        "Idempotency-Key must be 1 to 256 printable ASCII characters");
             return false;
         }
         memcpy(pub->idempotency_key, key, n + 1);
@@ -353,7 +347,7 @@ static bool publish_headers(struct request_ctx *rc, bool queue, mom_v1_Publish *
     const char *delay = evhtp_header_find(rc->req->headers_in, "Mom-Delay-Ms");
     if (delay) {
         if (!queue) {
-            server_send_error(rc, 400, "bad_request", "topics do not take Mom-Delay-Ms");
+            server_fail(rc, API_ERR_BAD_REQUEST, "topics do not take Mom-Delay-Ms");
             return false;
         }
         struct parse_error err;
@@ -380,7 +374,7 @@ static void handle_publish(struct request_ctx *rc, bool queue)
                                       : evhtp_header_find(rc->req->headers_in, "Content-Type");
     if (ct) {
         if (strlen(ct) >= sizeof item.content_type) {
-            server_send_error(rc, 400, "bad_request", "Content-Type is longer than 255 bytes");
+            server_fail(rc, API_ERR_BAD_REQUEST, "Content-Type is longer than 255 bytes");
             return;
         }
         strcpy(item.content_type, ct);
@@ -432,7 +426,7 @@ static void propose_receive(struct request_ctx *rc)
 static void send_empty_messages(struct request_ctx *rc)
 {
     struct reply r = {0};
-    reply_set_json(&r, 200, "{\"messages\":[]}");
+    render_empty_receive(&r);
     send_reply_and_free(rc, &r);
 }
 
@@ -472,7 +466,7 @@ static void handle_receive(struct request_ctx *rc)
         !query_uint(rc, "visibility_timeout_ms", 0, HTTP_MAX_VISIBILITY_MS, false, &vt, &has_vt))
         return;
     if (max == 0) {
-        server_send_error(rc, 400, "bad_request", "max must be at least 1");
+        server_fail(rc, API_ERR_BAD_REQUEST, "max must be at least 1");
         return;
     }
     char ack[16];
@@ -481,7 +475,7 @@ static void handle_receive(struct request_ctx *rc)
         if (!strcmp(ack, "auto"))
             auto_ack = true;
         else if (strcmp(ack, "manual") != 0) {
-            server_send_error(rc, 400, "bad_request", "ack must be \"manual\" or \"auto\"");
+            server_fail(rc, API_ERR_BAD_REQUEST, "ack must be \"manual\" or \"auto\"");
             return;
         }
     }
@@ -507,7 +501,7 @@ static bool receipt_fits(struct request_ctx *rc)
         send_reply_and_free(rc, &r);
     else {
         reply_cleanup(&r);
-        server_send_error(rc, 410, "receipt_expired", "the receipt is not a live lease");
+        server_fail(rc, API_ERR_RECEIPT_EXPIRED, "the receipt is not a live lease");
     }
     return false;
 }
@@ -594,7 +588,7 @@ static void handle_topic_read(struct request_ctx *rc, bool subscription)
         !query_uint(rc, "wait_ms", 0, WAIT_MAX_MS, true, &wait_ms, NULL))
         return;
     if (max == 0) {
-        server_send_error(rc, 400, "bad_request", "max must be at least 1");
+        server_fail(rc, API_ERR_BAD_REQUEST, "max must be at least 1");
         return;
     }
     rc->max = (uint32_t)max;
@@ -608,8 +602,7 @@ static void handle_topic_read(struct request_ctx *rc, bool subscription)
         else {
             struct parse_error err;
             if (http_parse_uint(from, UINT64_MAX, false, "from", &rc->offset, &err)) {
-                server_send_error(rc, 400, "bad_request",
-                                  "from must be earliest, latest or an offset");
+                server_fail(rc, API_ERR_BAD_REQUEST, "from must be earliest, latest or an offset");
                 return;
             }
             rc->from = STORE_FROM_OFFSET;
@@ -748,7 +741,7 @@ void handlers_dispatch(struct request_ctx *rc)
     case ROUTE_USER_SUBSCRIPTIONS: store_list_user_subscriptions(s->store, &who, &r); break;
     case ROUTE_NONE:
     default: /* the prototype's routes arrive rewritten (compat.c) */
-        server_send_error(rc, 404, "not_found", "no such route");
+        server_fail(rc, API_ERR_NOT_FOUND, "no such route");
         return;
     }
     send_reply_and_free(rc, &r);

@@ -15,13 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(struct parse_error *err, const char *code, const char *fmt, ...)
+static int fail(struct parse_error *err, enum api_error kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int fail(struct parse_error *err, const char *code, const char *fmt, ...)
+static int fail(struct parse_error *err, enum api_error kind, const char *fmt, ...)
 {
-    err->status = 400;
-    err->code = code;
+    err->kind = kind;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
@@ -67,12 +66,12 @@ int http_parse_uint(const char *text, uint64_t max, bool clamp, const char *what
                     struct parse_error *err)
 {
     if (!*text)
-        return fail(err, "bad_request", "%s must be a non-negative integer", what);
+        return fail(err, API_ERR_BAD_REQUEST, "%s must be a non-negative integer", what);
     uint64_t v = 0;
     bool overflow = false;
     for (const char *p = text; *p; p++) {
         if (*p < '0' || *p > '9')
-            return fail(err, "bad_request", "%s must be a non-negative integer", what);
+            return fail(err, API_ERR_BAD_REQUEST, "%s must be a non-negative integer", what);
         if (v > (UINT64_MAX - 9) / 10)
             overflow = true;
         else
@@ -80,7 +79,7 @@ int http_parse_uint(const char *text, uint64_t max, bool clamp, const char *what
     }
     if (overflow || v > max) {
         if (!clamp)
-            return fail(err, "bad_request", "%s must be at most %llu", what,
+            return fail(err, API_ERR_BAD_REQUEST, "%s must be at most %llu", what,
                         (unsigned long long)max);
         v = max;
     }
@@ -106,7 +105,7 @@ static int parse_object(const char *body, size_t len, bool optional, cJSON **roo
     if (!body || body_is_blank(body, len)) {
         if (optional)
             return 0;
-        return fail(err, "bad_request", "a JSON object body is required");
+        return fail(err, API_ERR_BAD_REQUEST, "a JSON object body is required");
     }
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(body, len, &end, false);
@@ -115,10 +114,10 @@ static int parse_object(const char *body, size_t len, bool optional, cJSON **roo
         j = NULL;
     }
     if (!j)
-        return fail(err, "invalid_json", "the body is not valid JSON");
+        return fail(err, API_ERR_INVALID_JSON, "the body is not valid JSON");
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        return fail(err, "bad_request", "the body must be a JSON object");
+        return fail(err, API_ERR_BAD_REQUEST, "the body must be a JSON object");
     }
     *root = j;
     return 0;
@@ -127,12 +126,13 @@ static int parse_object(const char *body, size_t len, bool optional, cJSON **roo
 static int json_uint(const cJSON *item, uint64_t max, uint64_t *out, struct parse_error *err)
 {
     if (!cJSON_IsNumber(item))
-        return fail(err, "bad_request", "field '%s' must be an integer", item->string);
+        return fail(err, API_ERR_BAD_REQUEST, "field '%s' must be an integer", item->string);
     double d = item->valuedouble;
     if (d < 0 || d != floor(d) || d > 9007199254740992.0)
-        return fail(err, "bad_request", "field '%s' must be a non-negative integer", item->string);
+        return fail(err, API_ERR_BAD_REQUEST, "field '%s' must be a non-negative integer",
+                    item->string);
     if ((uint64_t)d > max)
-        return fail(err, "bad_request", "field '%s' must be at most %llu", item->string,
+        return fail(err, API_ERR_BAD_REQUEST, "field '%s' must be at most %llu", item->string,
                     (unsigned long long)max);
     *out = (uint64_t)d;
     return 0;
@@ -140,19 +140,19 @@ static int json_uint(const cJSON *item, uint64_t max, uint64_t *out, struct pars
 
 static int unknown_field(const cJSON *item, struct parse_error *err)
 {
-    return fail(err, "bad_request", "unknown field '%s'", item->string);
+    return fail(err, API_ERR_BAD_REQUEST, "unknown field '%s'", item->string);
 }
 
 static int json_access(const cJSON *item, bool *private_access, struct parse_error *err)
 {
     if (!cJSON_IsString(item))
-        return fail(err, "bad_request", "field 'access' must be \"public\" or \"private\"");
+        return fail(err, API_ERR_BAD_REQUEST, "field 'access' must be \"public\" or \"private\"");
     if (!strcmp(item->valuestring, "public"))
         *private_access = false;
     else if (!strcmp(item->valuestring, "private"))
         *private_access = true;
     else
-        return fail(err, "bad_request", "field 'access' must be \"public\" or \"private\"");
+        return fail(err, API_ERR_BAD_REQUEST, "field 'access' must be \"public\" or \"private\"");
     return 0;
 }
 
@@ -179,12 +179,13 @@ int http_parse_queue_settings(const char *name, const char *body, size_t len,
             if (cJSON_IsNull(it))
                 continue;
             if (!cJSON_IsString(it))
-                rc = fail(err, "bad_request", "field 'dead_letter_queue' must be a string or null");
+                rc = fail(err, API_ERR_BAD_REQUEST,
+                          "field 'dead_letter_queue' must be a string or null");
             else if (!router_valid_name(it->valuestring))
-                rc = fail(err, "invalid_name", "dead_letter_queue '%.128s' is not a valid name",
-                          it->valuestring);
+                rc = fail(err, API_ERR_INVALID_NAME,
+                          "dead_letter_queue '%.128s' is not a valid name", it->valuestring);
             else if (!strcmp(it->valuestring, name))
-                rc = fail(err, "bad_request", "a queue cannot be its own dead-letter queue");
+                rc = fail(err, API_ERR_BAD_REQUEST, "a queue cannot be its own dead-letter queue");
             else
                 snprintf(out->dead_letter_queue, sizeof out->dead_letter_queue, "%s",
                          it->valuestring);
@@ -275,46 +276,47 @@ static int parse_batch_item(const cJSON *obj, size_t i, bool allow_delay, struct
                             uint8_t **owned, struct parse_error *err)
 {
     if (!cJSON_IsObject(obj))
-        return fail(err, "bad_request", "messages[%zu] must be an object", i);
+        return fail(err, API_ERR_BAD_REQUEST, "messages[%zu] must be an object", i);
     const cJSON *body = NULL;
     bool base64 = false;
     for (const cJSON *it = obj->child; it; it = it->next) {
         if (!strcmp(it->string, "body")) {
             if (!cJSON_IsString(it))
-                return fail(err, "bad_request", "messages[%zu].body must be a string", i);
+                return fail(err, API_ERR_BAD_REQUEST, "messages[%zu].body must be a string", i);
             body = it;
         } else if (!strcmp(it->string, "encoding")) {
             if (!cJSON_IsString(it) ||
                 (strcmp(it->valuestring, "utf-8") && strcmp(it->valuestring, "base64")))
-                return fail(err, "bad_request",
+                return fail(err, API_ERR_BAD_REQUEST,
                             "messages[%zu].encoding must be \"utf-8\" or \"base64\"", i);
             base64 = !strcmp(it->valuestring, "base64");
         } else if (!strcmp(it->string, "content_type")) {
             if (!cJSON_IsString(it) || strlen(it->valuestring) >= sizeof item->content_type)
-                return fail(err, "bad_request",
+                return fail(err, API_ERR_BAD_REQUEST,
                             "messages[%zu].content_type must be a string of at most 255 bytes", i);
             strcpy(item->content_type, it->valuestring);
         } else if (!strcmp(it->string, "delay_ms")) {
             if (!allow_delay)
-                return fail(err, "bad_request", "topics do not take delay_ms");
+                return fail(err, API_ERR_BAD_REQUEST, "topics do not take delay_ms");
             if (json_uint(it, HTTP_MAX_DELAY_MS, &item->delay_ms, err))
                 return -1;
         } else {
-            return fail(err, "bad_request", "unknown field 'messages[%zu].%s'", i, it->string);
+            return fail(err, API_ERR_BAD_REQUEST, "unknown field 'messages[%zu].%s'", i,
+                        it->string);
         }
     }
     if (!body)
-        return fail(err, "bad_request", "messages[%zu].body is required", i);
+        return fail(err, API_ERR_BAD_REQUEST, "messages[%zu].body is required", i);
     uint8_t *bytes;
     size_t n;
     if (base64) {
         if (decode_base64(body->valuestring, &bytes, &n))
-            return fail(err, "bad_request", "messages[%zu].body is not valid base64", i);
+            return fail(err, API_ERR_BAD_REQUEST, "messages[%zu].body is not valid base64", i);
     } else {
         n = strlen(body->valuestring);
         bytes = malloc(n + 1);
         if (!bytes)
-            return fail(err, "bad_request", "out of memory");
+            return fail(err, API_ERR_BAD_REQUEST, "out of memory");
         memcpy(bytes, body->valuestring, n);
     }
     *owned = bytes;
@@ -341,16 +343,16 @@ int http_parse_batch(const char *body, size_t len, bool allow_delay, struct comm
             rc = unknown_field(it, err);
     }
     if (!rc && (!messages || !cJSON_IsArray(messages)))
-        rc = fail(err, "bad_request", "field 'messages' must be an array");
+        rc = fail(err, API_ERR_BAD_REQUEST, "field 'messages' must be an array");
     int n = rc ? 0 : cJSON_GetArraySize(messages);
     if (!rc && (n < 1 || n > COMMAND_MAX_BATCH))
-        rc = fail(err, "bad_request", "a batch holds 1 to %d messages, not %d", COMMAND_MAX_BATCH,
-                  n);
+        rc = fail(err, API_ERR_BAD_REQUEST, "a batch holds 1 to %d messages, not %d",
+                  COMMAND_MAX_BATCH, n);
     if (!rc) {
         *items = calloc((size_t)n, sizeof **items);
         *owned = calloc((size_t)n, sizeof **owned);
         if (!*items || !*owned)
-            rc = fail(err, "bad_request", "out of memory");
+            rc = fail(err, API_ERR_BAD_REQUEST, "out of memory");
     }
     size_t i = 0;
     for (const cJSON *m = rc ? NULL : messages->child; m && !rc; m = m->next, i++) {
@@ -387,7 +389,7 @@ static int parse_single_uint(const char *body, size_t len, const char *name, boo
     }
     cJSON_Delete(root);
     if (!rc && required && !seen)
-        rc = fail(err, "bad_request", "field '%s' is required", name);
+        rc = fail(err, API_ERR_BAD_REQUEST, "field '%s' is required", name);
     return rc;
 }
 
@@ -421,7 +423,8 @@ int http_parse_subscription(const char *body, size_t len, bool *start_earliest,
             if (cJSON_IsString(it) && !strcmp(it->valuestring, "earliest"))
                 *start_earliest = true;
             else if (!cJSON_IsString(it) || strcmp(it->valuestring, "latest"))
-                rc = fail(err, "bad_request", "field 'start' must be \"latest\" or \"earliest\"");
+                rc = fail(err, API_ERR_BAD_REQUEST,
+                          "field 'start' must be \"latest\" or \"earliest\"");
         } else {
             rc = unknown_field(it, err);
         }
@@ -448,19 +451,19 @@ int http_parse_credentials(const char *body, size_t len, char username[129], cha
             rc = unknown_field(it, err);
     }
     if (!rc && (!user || !cJSON_IsString(user)))
-        rc = fail(err, "bad_request", "field 'username' (string) is required");
+        rc = fail(err, API_ERR_BAD_REQUEST, "field 'username' (string) is required");
     if (!rc && (!pass || !cJSON_IsString(pass)))
-        rc = fail(err, "bad_request", "field 'password' (string) is required");
+        rc = fail(err, API_ERR_BAD_REQUEST, "field 'password' (string) is required");
     if (!rc && !router_valid_name(user->valuestring))
-        rc = fail(err, "invalid_name", "username must match ^[A-Za-z0-9._-]{1,128}$");
+        rc = fail(err, API_ERR_INVALID_NAME, "username must match ^[A-Za-z0-9._-]{1,128}$");
     size_t plen = rc ? 0 : strlen(pass->valuestring);
     if (!rc && (plen < 8 || plen > 1024))
-        rc = fail(err, "bad_request", "password must be 8 to 1024 bytes");
+        rc = fail(err, API_ERR_BAD_REQUEST, "password must be 8 to 1024 bytes");
     if (!rc) {
         snprintf(username, 129, "%s", user->valuestring);
         *password = malloc(plen + 1);
         if (!*password)
-            rc = fail(err, "bad_request", "out of memory");
+            rc = fail(err, API_ERR_BAD_REQUEST, "out of memory");
         else {
             memcpy(*password, pass->valuestring, plen + 1);
             *password_len = plen;

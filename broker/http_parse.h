@@ -2,11 +2,12 @@
  * API's rules (digits only, clamped or bounded), and the JSON request bodies
  * (queue/topic settings, batch, nack/extend/ack/subscription bodies, user
  * credentials) into Command fields. They never see evhtp; every error comes
- * back as a status, code and message for the client.
+ * back as an error kind (api_error.h) and a message for the client.
  * SPDX-License-Identifier: MIT */
 #ifndef MOM_BROKER_HTTP_PARSE_H
 #define MOM_BROKER_HTTP_PARSE_H
 
+#include "broker/api_error.h"
 #include "broker/command.h"
 
 #include <stdbool.h>
@@ -14,8 +15,7 @@
 #include <stdint.h>
 
 struct parse_error {
-    int status;       /* 400 */
-    const char *code; /* "bad_request", "invalid_json", "invalid_name" */
+    enum api_error kind; /* API_ERR_BAD_REQUEST, _INVALID_JSON or _INVALID_NAME */
     char message[256];
 };
 

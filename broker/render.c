@@ -1,13 +1,18 @@
-/* JSON text building for store answers (see render.h). Base64 is OpenSSL's
- * EVP_EncodeBlock; UTF-8 validation follows RFC 3629's table.
+/* Every JSON answer of the API and the text building under them (see
+ * render.h). The answer shapes read the store's structs (store_internal.h)
+ * but never change them. Base64 is OpenSSL's EVP_EncodeBlock; UTF-8
+ * validation follows RFC 3629's table.
  * SPDX-License-Identifier: MIT */
 #include "broker/render.h"
 
+#include "broker/store_internal.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/grow.h"
 
 #include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -256,4 +261,365 @@ int jbuf_finish(struct jbuf *b, struct reply *r, int status)
         free(b->p);
     jbuf_init(b);
     return MOM_OK;
+}
+
+/* ---- answer shapes ---- */
+
+/* Hands b to r with status; on allocation failure r gets the 503 answer. */
+static int finish(struct jbuf *b, struct reply *r, int status)
+{
+    if (jbuf_finish(b, r, status) == MOM_OK)
+        return MOM_OK;
+    render_error(r, API_ERR_UNAVAILABLE, "out of memory");
+    return MOM_ERR_NOMEM;
+}
+
+void render_error(struct reply *r, enum api_error e, const char *fmt, ...)
+{
+    if (!r)
+        return;
+    char message[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    struct jbuf b;
+    jbuf_init(&b);
+    jbuf_lit(&b, "{\"error\":{\"code\":");
+    jbuf_cstr(&b, api_error_code(e));
+    jbuf_lit(&b, ",\"message\":");
+    jbuf_cstr(&b, message);
+    jbuf_lit(&b, "}}");
+    if (jbuf_finish(&b, r, api_error_status(e)) != MOM_OK)
+        reply_set(r, api_error_status(e), NULL, 0); /* the status still tells */
+}
+
+void render_no_content(struct reply *r)
+{
+    if (r)
+        reply_set(r, 204, NULL, 0);
+}
+
+static void render_id(struct jbuf *b, uint64_t id)
+{
+    jbuf_raw(b, "\"", 1);
+    jbuf_hex(b, id, 16);
+    jbuf_raw(b, "\"", 1);
+}
+
+int render_publish_ack(struct reply *r, bool queue, bool batch, uint64_t index, size_t n,
+                       uint64_t first)
+{
+    if (!r)
+        return MOM_OK;
+    struct jbuf b;
+    jbuf_init(&b);
+    if (!batch && n == 1) {
+        jbuf_lit(&b, "{\"id\":");
+        render_id(&b, store_message_id(index, 0));
+        jbuf_lit(&b, queue ? ",\"seq\":" : ",\"offset\":");
+        jbuf_u64(&b, first);
+        jbuf_lit(&b, "}");
+    } else {
+        jbuf_lit(&b, "{\"ids\":[");
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                jbuf_lit(&b, ",");
+            render_id(&b, store_message_id(index, i));
+        }
+        jbuf_lit(&b, queue ? "],\"seqs\":[" : "],\"offsets\":[");
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                jbuf_lit(&b, ",");
+            jbuf_u64(&b, first + i);
+        }
+        jbuf_lit(&b, "]}");
+    }
+    return finish(&b, r, 201);
+}
+
+static void render_queue(struct jbuf *b, const struct queue *q)
+{
+    size_t stored = queue_stored(q);
+    jbuf_lit(b, "{\"name\":");
+    jbuf_cstr(b, q->res.name);
+    jbuf_lit(b, ",\"owner\":");
+    jbuf_cstr(b, q->res.owner);
+    jbuf_lit(b, ",\"created_at\":");
+    jbuf_time(b, q->res.created_at);
+    jbuf_lit(b, ",\"depth\":");
+    jbuf_u64(b, stored - q->leased.len);
+    jbuf_lit(b, ",\"in_flight\":");
+    jbuf_u64(b, q->leased.len);
+    jbuf_lit(b, ",\"delayed\":");
+    jbuf_u64(b, q->delayed.len);
+    jbuf_lit(b, ",\"visibility_timeout_ms\":");
+    jbuf_u64(b, q->visibility_timeout_ms);
+    jbuf_lit(b, ",\"max_deliveries\":");
+    jbuf_u64(b, q->max_deliveries);
+    jbuf_lit(b, ",\"dead_letter_queue\":");
+    jbuf_cstr(b, q->dead_letter_queue);
+    jbuf_lit(b, ",\"max_length\":");
+    jbuf_u64(b, q->max_length);
+    jbuf_lit(b, ",\"message_ttl_ms\":");
+    jbuf_u64(b, q->message_ttl_ms);
+    jbuf_lit(b, q->res.private_access ? ",\"access\":\"private\"}" : ",\"access\":\"public\"}");
+}
+
+static void render_topic(struct jbuf *b, const struct topic *t)
+{
+    jbuf_lit(b, "{\"name\":");
+    jbuf_cstr(b, t->res.name);
+    jbuf_lit(b, ",\"owner\":");
+    jbuf_cstr(b, t->res.owner);
+    jbuf_lit(b, ",\"created_at\":");
+    jbuf_time(b, t->res.created_at);
+    jbuf_lit(b, ",\"first_offset\":");
+    jbuf_u64(b, t->first_offset);
+    jbuf_lit(b, ",\"next_offset\":");
+    jbuf_u64(b, topic_next_offset(t));
+    jbuf_lit(b, ",\"messages\":");
+    jbuf_u64(b, t->count);
+    jbuf_lit(b, ",\"bytes\":");
+    jbuf_u64(b, t->bytes);
+    jbuf_lit(b, ",\"retention_ms\":");
+    jbuf_u64(b, t->retention_ms);
+    jbuf_lit(b, ",\"retention_messages\":");
+    jbuf_u64(b, t->retention_messages);
+    jbuf_lit(b, ",\"retention_bytes\":");
+    jbuf_u64(b, t->retention_bytes);
+    jbuf_lit(b, t->res.private_access ? ",\"access\":\"private\"" : ",\"access\":\"public\"");
+    jbuf_lit(b, ",\"subscriptions\":[");
+    size_t n;
+    bool oom;
+    struct subscription **subs = topic_sorted_subs(t, &n, &oom);
+    if (oom)
+        b->oom = true;
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            jbuf_lit(b, ",");
+        jbuf_cstr(b, subs[i]->name);
+    }
+    free(subs);
+    jbuf_lit(b, "]}");
+}
+
+static void render_subscription(struct jbuf *b, const struct topic *t,
+                                const struct subscription *sub)
+{
+    uint64_t cursor = subscription_cursor(t, sub);
+    jbuf_lit(b, "{\"name\":");
+    jbuf_cstr(b, sub->name);
+    jbuf_lit(b, ",\"topic\":");
+    jbuf_cstr(b, t->res.name);
+    jbuf_lit(b, ",\"owner\":");
+    jbuf_cstr(b, sub->owner);
+    jbuf_lit(b, ",\"created_at\":");
+    jbuf_time(b, sub->created_at);
+    jbuf_lit(b, ",\"cursor\":");
+    jbuf_u64(b, cursor);
+    jbuf_lit(b, ",\"lag\":");
+    jbuf_u64(b, topic_next_offset(t) - cursor);
+    jbuf_lit(b, "}");
+}
+
+int render_queue_answer(struct reply *r, const struct queue *q, bool created)
+{
+    if (!r)
+        return MOM_OK;
+    struct jbuf b;
+    jbuf_init(&b);
+    render_queue(&b, q);
+    return finish(&b, r, created ? 201 : 200);
+}
+
+int render_topic_answer(struct reply *r, const struct topic *t, bool created)
+{
+    if (!r)
+        return MOM_OK;
+    struct jbuf b;
+    jbuf_init(&b);
+    render_topic(&b, t);
+    return finish(&b, r, created ? 201 : 200);
+}
+
+int render_subscription_answer(struct reply *r, const struct topic *t,
+                               const struct subscription *sub, bool created)
+{
+    if (!r)
+        return MOM_OK;
+    struct jbuf b;
+    jbuf_init(&b);
+    render_subscription(&b, t, sub);
+    return finish(&b, r, created ? 201 : 200);
+}
+
+int render_user_created(struct reply *r, const struct user *u)
+{
+    if (!r)
+        return MOM_OK;
+    struct jbuf b;
+    jbuf_init(&b);
+    jbuf_lit(&b, "{\"username\":");
+    jbuf_cstr(&b, u->name);
+    jbuf_lit(&b, ",\"created_at\":");
+    jbuf_time(&b, u->created_at);
+    jbuf_lit(&b, "}");
+    return finish(&b, r, 201);
+}
+
+/* A message's strings are interned in the store's string table. */
+static void render_interned(struct jbuf *b, const struct store *s, uint32_t id)
+{
+    size_t len;
+    const char *str = strtab_get(s->strs, id, &len);
+    jbuf_str(b, str, len);
+}
+
+int render_topic_messages(struct reply *r, const struct store *s, const struct topic *t,
+                          uint64_t start, uint64_t end)
+{
+    if (!r)
+        return MOM_OK;
+    struct jbuf b;
+    jbuf_init(&b);
+    jbuf_lit(&b, "{\"messages\":[");
+    for (uint64_t off = start; off < end; off++) {
+        const struct tmsg *m = topic_at(t, off);
+        if (off != start)
+            jbuf_lit(&b, ",");
+        jbuf_lit(&b, "{\"offset\":");
+        jbuf_u64(&b, off);
+        jbuf_lit(&b, ",\"id\":");
+        render_id(&b, m->id);
+        jbuf_lit(&b, ",");
+        jbuf_body(&b, m->body, m->body_len);
+        jbuf_lit(&b, ",\"content_type\":");
+        render_interned(&b, s, m->content_type);
+        jbuf_lit(&b, ",\"published_at\":");
+        jbuf_time(&b, m->published_at);
+        jbuf_lit(&b, ",\"publisher\":");
+        render_interned(&b, s, m->publisher);
+        jbuf_lit(&b, "}");
+    }
+    jbuf_lit(&b, "],\"next_offset\":");
+    jbuf_u64(&b, end);
+    jbuf_lit(&b, "}");
+    return finish(&b, r, 200);
+}
+
+int render_token(struct reply *r, const char *token, uint64_t expires_in)
+{
+    struct jbuf b;
+    jbuf_init(&b);
+    jbuf_lit(&b, "{\"access_token\":");
+    jbuf_cstr(&b, token);
+    jbuf_lit(&b, ",\"token_type\":\"Bearer\",\"expires_in\":");
+    jbuf_u64(&b, expires_in);
+    jbuf_lit(&b, "}");
+    return finish(&b, r, 200);
+}
+
+int render_health(struct reply *r, bool ok, const char *text)
+{
+    struct jbuf b;
+    jbuf_init(&b);
+    jbuf_lit(&b, "{\"status\":");
+    jbuf_cstr(&b, text);
+    jbuf_lit(&b, "}");
+    return finish(&b, r, ok ? 200 : 503);
+}
+
+static const char empty_receive[] = "{\"messages\":[]}";
+
+int render_empty_receive(struct reply *r)
+{
+    struct jbuf b;
+    jbuf_init(&b);
+    jbuf_lit(&b, empty_receive);
+    return finish(&b, r, 200);
+}
+
+bool render_is_empty_receive(const struct reply *r)
+{
+    return r->status == 200 && r->body_len == sizeof empty_receive - 1 &&
+           !memcmp(r->body, empty_receive, r->body_len);
+}
+
+/* ---- list answers ---- */
+
+void render_list_open(struct render_list *l, const char *key)
+{
+    jbuf_init(&l->b);
+    l->n = 0;
+    jbuf_lit(&l->b, "{");
+    jbuf_cstr(&l->b, key);
+    jbuf_lit(&l->b, ":[");
+}
+
+static struct jbuf *list_item(struct render_list *l)
+{
+    if (l->n++)
+        jbuf_lit(&l->b, ",");
+    return &l->b;
+}
+
+void render_list_queue(struct render_list *l, const struct queue *q)
+{
+    render_queue(list_item(l), q);
+}
+
+void render_list_topic(struct render_list *l, const struct topic *t)
+{
+    render_topic(list_item(l), t);
+}
+
+void render_list_subscription(struct render_list *l, const struct topic *t,
+                              const struct subscription *sub)
+{
+    render_subscription(list_item(l), t, sub);
+}
+
+/* Receipts are "<incarnation>.<seq>.<delivery_count>" in hex (store_queue.c). */
+static void render_receipt(struct jbuf *b, const struct queue *q, const struct qmsg *m)
+{
+    jbuf_raw(b, "\"", 1);
+    jbuf_hex(b, q->res.incarnation, 1);
+    jbuf_raw(b, ".", 1);
+    jbuf_hex(b, m->seq, 1);
+    jbuf_raw(b, ".", 1);
+    jbuf_hex(b, m->delivery_count, 1);
+    jbuf_raw(b, "\"", 1);
+}
+
+void render_list_queue_message(struct render_list *l, const struct store *s, const struct queue *q,
+                               const struct qmsg *m, bool receipt)
+{
+    struct jbuf *b = list_item(l);
+    jbuf_lit(b, "{\"id\":");
+    render_id(b, m->id);
+    jbuf_lit(b, ",\"seq\":");
+    jbuf_u64(b, m->seq);
+    jbuf_lit(b, ",\"receipt\":");
+    if (receipt)
+        render_receipt(b, q, m);
+    else
+        jbuf_lit(b, "null");
+    jbuf_lit(b, ",");
+    jbuf_body(b, m->body, m->body_len);
+    jbuf_lit(b, ",\"content_type\":");
+    render_interned(b, s, m->content_type);
+    jbuf_lit(b, ",\"delivery_count\":");
+    jbuf_u64(b, m->delivery_count);
+    jbuf_lit(b, ",\"published_at\":");
+    jbuf_time(b, m->published_at);
+    jbuf_lit(b, ",\"publisher\":");
+    render_interned(b, s, m->publisher);
+    jbuf_lit(b, "}");
+}
+
+int render_list_close(struct render_list *l, struct reply *r)
+{
+    jbuf_lit(&l->b, "]}");
+    return finish(&l->b, r, 200);
 }

@@ -1,12 +1,9 @@
-/* struct reply helpers and the one JSON error shape of the API.
+/* struct reply: an answer as data (status and body), owned by its holder.
  * SPDX-License-Identifier: MIT */
 #include "broker/reply.h"
 
 #include "common/err.h"
 
-#include <cjson/cJSON.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,20 +32,9 @@ void reply_set_json(struct reply *r, int status, const char *json)
     reply_set(r, status, copy, copy ? len : 0);
 }
 
-void reply_error(struct reply *r, int status, const char *code, const char *fmt, ...)
+bool reply_is_success(const struct reply *r)
 {
-    char message[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
-    va_end(ap);
-    cJSON *root = cJSON_CreateObject();
-    cJSON *err = cJSON_AddObjectToObject(root, "error");
-    cJSON_AddStringToObject(err, "code", code);
-    cJSON_AddStringToObject(err, "message", message);
-    char *text = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    reply_set(r, status, text, text ? strlen(text) : 0);
+    return r->status >= 200 && r->status < 300;
 }
 
 int reply_copy(struct reply *dst, const struct reply *src)

@@ -1,10 +1,13 @@
-/* An HTTP answer as data: status, JSON body and the optional Retry-After.
- * Produced by the store's apply (so a follower can ship it back over Forward
- * and an idempotent repeat can return it again) and by the HTTP handlers.
+/* An HTTP answer as data: status and JSON body. Produced by the store's
+ * apply (so a follower can ship it back over Forward and an idempotent
+ * repeat can return it again) and by the HTTP handlers, with the shapes of
+ * render.c. Headers are not part of it: server_send adds them (Retry-After
+ * on every 429 and 503).
  * SPDX-License-Identifier: MIT */
 #ifndef MOM_BROKER_REPLY_H
 #define MOM_BROKER_REPLY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct reply {
@@ -19,9 +22,8 @@ void reply_cleanup(struct reply *r);
 void reply_set(struct reply *r, int status, char *body, size_t body_len);
 /* Copies a JSON text. */
 void reply_set_json(struct reply *r, int status, const char *json);
-/* Fills {"error":{"code":code,"message":<formatted>}}. */
-void reply_error(struct reply *r, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* Whether r is a success (2xx) answer. */
+bool reply_is_success(const struct reply *r);
 /* Deep copy of src into dst (dst must be empty). Returns 0 or MOM_ERR_NOMEM. */
 int reply_copy(struct reply *dst, const struct reply *src);
 

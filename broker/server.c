@@ -111,7 +111,7 @@ void server_send(struct request_ctx *rc, const struct reply *r)
     }
 }
 
-void server_send_error(struct request_ctx *rc, int status, const char *code, const char *fmt, ...)
+void server_fail(struct request_ctx *rc, enum api_error e, const char *fmt, ...)
 {
     char message[512];
     va_list ap;
@@ -119,14 +119,14 @@ void server_send_error(struct request_ctx *rc, int status, const char *code, con
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
     struct reply r = {0};
-    reply_error(&r, status, code, "%s", message);
+    render_error(&r, e, "%s", message);
     server_send(rc, &r);
     reply_cleanup(&r);
 }
 
 void server_send_parse_error(struct request_ctx *rc, const struct parse_error *err)
 {
-    server_send_error(rc, err->status, err->code, "%s", err->message);
+    server_fail(rc, err->kind, "%s", err->message);
 }
 
 static void pause_request(struct request_ctx *rc)
@@ -184,13 +184,12 @@ uint64_t server_now_stamp(struct server *s)
 static void send_storage_error(struct request_ctx *rc, int err)
 {
     if (err == MOM_ERR_UNAVAILABLE && node_writable(rc->srv->node))
-        server_send_error(rc, 503, "unavailable",
-                          "no leader could commit the write in time; retry");
+        server_fail(rc, API_ERR_UNAVAILABLE, "no leader could commit the write in time; retry");
     else if (err == MOM_ERR_NOSPACE)
-        server_send_error(rc, 507, "storage_unavailable", "the log cannot be written: disk full");
+        server_fail(rc, API_ERR_STORAGE_FULL, "the log cannot be written: disk full");
     else
-        server_send_error(rc, 503, "storage_unavailable", "the write could not be made durable: %s",
-                          mom_strerror(err));
+        server_fail(rc, API_ERR_STORAGE_UNAVAILABLE, "the write could not be made durable: %s",
+                    mom_strerror(err));
 }
 
 void server_propose(struct request_ctx *rc, struct command *cmd)
@@ -205,14 +204,14 @@ void server_propose(struct request_ctx *rc, struct command *cmd)
     size_t len;
     int err = command_encode(cmd, &buf, &len);
     if (err != MOM_OK) {
-        server_send_error(rc, 400, "bad_request", "the request cannot be encoded: %s",
-                          mom_strerror(err));
+        server_fail(rc, API_ERR_BAD_REQUEST, "the request cannot be encoded: %s",
+                    mom_strerror(err));
         return;
     }
     struct proposal *p = malloc(sizeof *p);
     if (!p) {
         free(buf);
-        server_send_error(rc, 503, "unavailable", "out of memory");
+        server_fail(rc, API_ERR_UNAVAILABLE, "out of memory");
         return;
     }
     p->rc = rc;
@@ -261,18 +260,11 @@ int server_propose_internal(struct server *s, struct command *cmd)
     return err;
 }
 
-static bool reply_is_empty_receive(const struct reply *r)
-{
-    static const char empty[] = "{\"messages\":[]}";
-    return r->status == 200 && r->body_len == sizeof empty - 1 &&
-           !memcmp(r->body, empty, r->body_len);
-}
-
 /* The committed answer for a request: a receive that came back empty keeps
  * waiting while its long poll lasts. */
 static void deliver(struct request_ctx *rc, const struct reply *r)
 {
-    if (rc->wait == WAIT_RECEIVE && reply_is_empty_receive(r) &&
+    if (rc->wait == WAIT_RECEIVE && render_is_empty_receive(r) &&
         clock_mono_ms() < rc->deadline_ms) {
         server_wait(rc, WAIT_RECEIVE);
         return;
@@ -326,7 +318,7 @@ static void on_apply(void *arg, uint64_t index, const uint8_t *data, size_t len,
             remote->status = 500;
         if (rc) {
             rc->proposal = NULL;
-            server_send_error(rc, 500, "bad_request", "the command could not be applied");
+            server_fail(rc, API_ERR_NOT_APPLIED, "the command could not be applied");
         }
         free(p);
         return;
@@ -393,7 +385,7 @@ static void on_read_ready(void *arg, void *ctx, int err)
         return;
     rc->proposal = NULL;
     if (err != MOM_OK) {
-        server_send_error(rc, 503, "unavailable", "no leader confirmed the read in time; retry");
+        server_fail(rc, API_ERR_UNAVAILABLE, "no leader confirmed the read in time; retry");
         return;
     }
     rc->read_ok = true;
@@ -407,14 +399,14 @@ bool server_read_barrier(struct request_ctx *rc)
         return false;
     struct proposal *p = malloc(sizeof *p);
     if (!p) {
-        server_send_error(rc, 503, "unavailable", "out of memory");
+        server_fail(rc, API_ERR_UNAVAILABLE, "out of memory");
         return true;
     }
     p->rc = rc;
     p->has_cmd = false;
     if (node_read_barrier(s->node, p) != MOM_OK) {
         free(p);
-        server_send_error(rc, 503, "unavailable", "no leader is known; retry");
+        server_fail(rc, API_ERR_UNAVAILABLE, "no leader is known; retry");
         return true;
     }
     rc->proposal = p;
@@ -439,7 +431,7 @@ static void on_forwarded(void *arg, void *ctx, int status, const uint8_t *body, 
     struct reply r = {0};
     char *copy = len ? malloc(len) : NULL;
     if (len && !copy) {
-        server_send_error(rc, 503, "unavailable", "out of memory");
+        server_fail(rc, API_ERR_UNAVAILABLE, "out of memory");
         return;
     }
     if (copy)
@@ -504,7 +496,7 @@ void server_wait(struct request_ctx *rc, enum wait_kind wait)
         rc->timer = evtimer_new(s->base, on_wait_timeout, rc);
         struct timeval tv = {(time_t)(wait_ms / 1000), (suseconds_t)(wait_ms % 1000) * 1000};
         if (!rc->timer || evtimer_add(rc->timer, &tv) != 0) {
-            server_send_error(rc, 503, "unavailable", "cannot wait: out of memory");
+            server_fail(rc, API_ERR_UNAVAILABLE, "cannot wait: out of memory");
             return;
         }
     }
@@ -553,9 +545,9 @@ static void process_wakes(struct server *s)
                 continue;
             wait_unlink(rc);
             if (w->change == STORE_QUEUE_DELETED)
-                server_send_error(rc, 404, "queue_not_found", "queue '%s' was deleted", w->name);
+                server_fail(rc, API_ERR_QUEUE_NOT_FOUND, "queue '%s' was deleted", w->name);
             else if (w->change == STORE_TOPIC_DELETED)
-                server_send_error(rc, 404, "topic_not_found", "topic '%s' was deleted", w->name);
+                server_fail(rc, API_ERR_TOPIC_NOT_FOUND, "topic '%s' was deleted", w->name);
             else
                 handlers_retry_wait(rc, false);
         }
@@ -631,19 +623,19 @@ static bool body_too_large(const struct server *s, evhtp_headers_t *hdrs, uint64
     return *length > s->cfg->max_body;
 }
 
-static void send_too_large(struct server *s, evhtp_request_t *req, int status, const char *code,
+static void send_too_large(struct server *s, evhtp_request_t *req, enum api_error e,
                            const char *message)
 {
     req->flags &= ~EVHTP_REQ_FLAG_KEEPALIVE;
     struct reply r = {0};
-    reply_error(&r, status, code, "%s", message);
+    render_error(&r, e, "%s", message);
     add_header(req, "X-Mom-Node", s->node_id_text);
     add_cors_headers(s, req);
     add_header(req, "Content-Type", "application/json");
     add_header(req, "Connection", "close");
     evbuffer_add(req->buffer_out, r.body, r.body_len);
+    evhtp_send_reply(req, (evhtp_res)r.status);
     reply_cleanup(&r);
-    evhtp_send_reply(req, (evhtp_res)status);
 }
 
 /* 413 is decided from Content-Length before the body is read (PITFALLS §3).
@@ -658,11 +650,11 @@ static evhtp_res on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *a
     if (evhtp_header_find(hdrs, "Transfer-Encoding")) {
         snprintf(message, sizeof message,
                  "chunked request bodies are not accepted; send Content-Length");
-        send_too_large(s, req, 411, "bad_request", message);
+        send_too_large(s, req, API_ERR_LENGTH_REQUIRED, message);
     } else if (body_too_large(s, hdrs, &length)) {
         snprintf(message, sizeof message, "the body is larger than %llu bytes",
                  (unsigned long long)s->cfg->max_body);
-        send_too_large(s, req, 413, "payload_too_large", message);
+        send_too_large(s, req, API_ERR_PAYLOAD_TOO_LARGE, message);
         const char *expect = evhtp_header_find(hdrs, "Expect");
         if (!expect && length <= DRAIN_LIMIT) {
             /* Answered; keep reading the body into the void so that the
@@ -683,7 +675,7 @@ static bool authenticate(struct request_ctx *rc)
     const char *h = evhtp_header_find(rc->req->headers_in, "Authorization");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
         add_header(rc->req, "WWW-Authenticate", "Bearer realm=\"mom\"");
-        server_send_error(rc, 401, "unauthorized", "a bearer token is required");
+        server_fail(rc, API_ERR_UNAUTHORIZED, "a bearer token is required");
         return false;
     }
     const char *token = h + 7;
@@ -692,7 +684,7 @@ static bool authenticate(struct request_ctx *rc)
     if (auth_verify(rc->srv->auth, token, strlen(token), clock_wall_ms() / 1000, &rc->id) !=
         MOM_OK) {
         add_header(rc->req, "WWW-Authenticate", "Bearer realm=\"mom\", error=\"invalid_token\"");
-        server_send_error(rc, 401, "invalid_token", "the bearer token is invalid or expired");
+        server_fail(rc, API_ERR_INVALID_TOKEN, "the bearer token is invalid or expired");
         return false;
     }
     return true;
@@ -734,15 +726,15 @@ static void on_request(evhtp_request_t *req, void *arg)
         return;
     enum router_result rr = router_match(rc->method, path, strlen(path), &rc->match);
     if (rr == ROUTER_NOT_FOUND) {
-        server_send_error(rc, 404, "not_found", "no route for %s", path);
+        server_fail(rc, API_ERR_NOT_FOUND, "no route for %s", path);
         return;
     }
     if (rr == ROUTER_METHOD_NOT_ALLOWED) {
         char allow[64];
         router_allow_header(rc->match.allowed, allow, sizeof allow);
         add_header(req, "Allow", allow);
-        server_send_error(rc, 405, "method_not_allowed", "%s is not allowed here; use %s",
-                          htparser_get_methodstr_m(evhtp_request_get_method(req)), allow);
+        server_fail(rc, API_ERR_METHOD_NOT_ALLOWED, "%s is not allowed here; use %s",
+                    htparser_get_methodstr_m(evhtp_request_get_method(req)), allow);
         return;
     }
     switch (rc->match.route) {

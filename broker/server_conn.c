@@ -60,16 +60,17 @@ static void start_head(struct client_conn *cc)
 
 /* Answers status with a JSON error on the raw connection and closes it
  * after the flush. Used before evhtp has a request to answer through. */
-static void refuse(struct client_conn *cc, int status, const char *reason, const char *code,
+static void refuse(struct client_conn *cc, enum api_error e, const char *reason,
                    const char *message)
 {
+    int status = api_error_status(e);
     struct bufferevent *bev = cc->conn->bev;
     cc->phase = CONN_CLOSING;
     cc->closing_since = clock_mono_ms();
     struct evbuffer *in = bufferevent_get_input(bev);
     evbuffer_drain(in, evbuffer_get_length(in));
     struct reply r = {0};
-    reply_error(&r, status, code, "%s", message);
+    render_error(&r, e, "%s", message);
     evbuffer_add_printf(bufferevent_get_output(bev),
                         "HTTP/1.1 %d %s\r\nX-Mom-Node: %s\r\nContent-Type: application/json\r\n"
                         "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
@@ -154,7 +155,7 @@ static void scan_head(struct client_conn *cc, struct evbuffer *buf, size_t from)
                 snprintf(message, sizeof message,
                          "the request line and headers are larger than %llu bytes",
                          (unsigned long long)cfg->max_header_bytes);
-                refuse(cc, 431, "Request Header Fields Too Large", "header_too_large", message);
+                refuse(cc, API_ERR_HEADER_TOO_LARGE, "Request Header Fields Too Large", message);
                 return;
             }
         }
@@ -164,7 +165,7 @@ too_long_url : {
     char message[128];
     snprintf(message, sizeof message, "the request target is longer than %llu bytes",
              (unsigned long long)cfg->max_url_bytes);
-    refuse(cc, 414, "URI Too Long", "uri_too_long", message);
+    refuse(cc, API_ERR_URI_TOO_LONG, "URI Too Long", message);
 }
 }
 
@@ -281,7 +282,7 @@ evhtp_res server_conn_on_accept(evhtp_connection_t *conn, void *arg)
             log_warn("%zu client connections open (MOM_MAX_CONNECTIONS %llu): refusing more",
                      s->nconns, (unsigned long long)s->cfg->max_connections);
         s->refusing = true;
-        refuse(cc, 503, "Service Unavailable", "unavailable",
+        refuse(cc, API_ERR_UNAVAILABLE, "Service Unavailable",
                "too many open connections; retry later");
         return EVHTP_RES_OK;
     }

@@ -11,6 +11,7 @@
 #include "broker/config.h"
 #include "broker/demo.h"
 #include "broker/http_parse.h"
+#include "broker/render.h"
 #include "broker/reply.h"
 #include "broker/router.h"
 #include "broker/store.h"
@@ -128,8 +129,9 @@ struct request_ctx {
 
 /* Sends r (status and body) with the common headers and finishes the request. */
 void server_send(struct request_ctx *rc, const struct reply *r);
-void server_send_error(struct request_ctx *rc, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* Answers with the error of kind e (status and code from api_error.c). */
+void server_fail(struct request_ctx *rc, enum api_error e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void server_send_parse_error(struct request_ctx *rc, const struct parse_error *err);
 /* Stamps, encodes and proposes cmd for this request (identity from rc); the
  * answer is sent when it commits. cmd is not kept. */

@@ -13,24 +13,11 @@
 #include "common/log.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- small helpers shared by the store's parts ---- */
-
-void store_fail(struct reply *r, int status, const char *code, const char *fmt, ...)
-{
-    if (!r)
-        return;
-    char message[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
-    va_end(ap);
-    reply_error(r, status, code, "%s", message);
-}
 
 void store_notify(struct store *s, enum store_change change, const char *name)
 {
@@ -48,17 +35,17 @@ bool store_may_admin(const struct resource *r, const struct store_caller *who)
     return who->admin || (who->user && strcmp(who->user, r->owner) == 0);
 }
 
-bool store_may_delete(const struct resource *res, const char *noun, const char *not_found_code,
+bool store_may_delete(const struct resource *res, const char *noun, enum api_error not_found,
                       const char *name, const struct command *cmd, struct reply *r)
 {
     if (!res) {
-        store_fail(r, 404, not_found_code, "%s '%s' does not exist", noun, name);
+        render_error(r, not_found, "%s '%s' does not exist", noun, name);
         return false;
     }
     struct store_caller who = {cmd->pb.user, cmd->pb.admin};
     if (!store_may_admin(res, &who)) {
-        store_fail(r, 403, "forbidden", "only the owner or an admin may delete %s '%s'", noun,
-                   name);
+        render_error(r, API_ERR_FORBIDDEN, "only the owner or an admin may delete %s '%s'", noun,
+                     name);
         return false;
     }
     return true;
@@ -67,20 +54,12 @@ bool store_may_delete(const struct resource *res, const char *noun, const char *
 void store_deleted(struct store *s, enum store_change change, const char *name, struct reply *r)
 {
     store_notify(s, change, name);
-    if (r)
-        reply_set(r, 204, NULL, 0);
+    render_no_content(r);
 }
 
 uint64_t store_message_id(uint64_t index, size_t item)
 {
     return (index << 10) | (uint64_t)item;
-}
-
-void store_render_id(struct jbuf *b, uint64_t id)
-{
-    jbuf_raw(b, "\"", 1);
-    jbuf_hex(b, id, 16);
-    jbuf_raw(b, "\"", 1);
 }
 
 int store_intern_content_type(struct store *s, const char *ct, uint32_t *id)
@@ -260,7 +239,7 @@ void store_remove_resource(struct store *s, struct resource *r)
  * A publish with an Idempotency-Key remembers its answer for
  * STORE_IDEM_WINDOW_MS from the first apply; a repeat inside the window gets
  * a copy (status and body) and stores nothing. Only 2xx answers are
- * remembered: an error (404, 403, 429...) changed nothing, so a retry with
+ * remembered: an error (not found, forbidden, queue full...) changed nothing, so a retry with
  * the same key is applied afresh and may succeed. Entries live in one
  * store-wide list in apply order (times never decrease), so expired ones are
  * purged from its head. */
@@ -434,11 +413,11 @@ static int apply_register_user(struct store *s, uint64_t now, const struct comma
 {
     const mom_v1_RegisterUser *ru = &cmd->pb.kind.register_user;
     if (!ru->username[0]) {
-        store_fail(r, 400, "bad_request", "username is empty");
+        render_error(r, API_ERR_BAD_REQUEST, "username is empty");
         return MOM_OK;
     }
     if (hashmap_get_str(s->users, ru->username)) {
-        store_fail(r, 409, "conflict", "user '%s' already exists", ru->username);
+        render_error(r, API_ERR_CONFLICT, "user '%s' already exists", ru->username);
         return MOM_OK;
     }
     struct user *u = calloc(1, sizeof *u);
@@ -451,16 +430,7 @@ static int apply_register_user(struct store *s, uint64_t now, const struct comma
         user_free(u);
         return MOM_ERR_NOMEM;
     }
-    if (!r)
-        return MOM_OK;
-    struct jbuf b;
-    jbuf_init(&b);
-    jbuf_lit(&b, "{\"username\":");
-    jbuf_cstr(&b, u->name);
-    jbuf_lit(&b, ",\"created_at\":");
-    jbuf_time(&b, u->created_at);
-    jbuf_lit(&b, "}");
-    return jbuf_finish(&b, r, 201);
+    return render_user_created(r, u);
 }
 
 int store_restore_user(struct store *s, const char *name, const char *hash, uint64_t created_at)
@@ -482,48 +452,54 @@ int store_restore_user(struct store *s, const char *name, const char *hash, uint
 
 /* ---- publish (queues and topics share validation and idempotency) ---- */
 
+/* The queue or topic a command names, or NULL with r holding the 404. */
+static struct resource *resource_lookup(const struct store *s, bool is_queue, const char *name,
+                                        struct reply *r)
+{
+    struct resource *res =
+        is_queue ? (struct resource *)queue_find(s, name) : (struct resource *)topic_find(s, name);
+    if (!res)
+        render_error(r, is_queue ? API_ERR_QUEUE_NOT_FOUND : API_ERR_TOPIC_NOT_FOUND,
+                     "%s '%s' does not exist", is_queue ? "queue" : "topic", name);
+    return res;
+}
+
 static int apply_publish(struct store *s, uint64_t index, uint64_t now, const struct command *cmd,
                          struct reply *out)
 {
     const mom_v1_Publish *p = &cmd->pb.kind.publish;
     if (p->kind != mom_v1_ResourceKind_QUEUE && p->kind != mom_v1_ResourceKind_TOPIC) {
-        store_fail(out, 400, "bad_request", "unknown resource kind");
+        render_error(out, API_ERR_BAD_REQUEST, "unknown resource kind");
         return MOM_OK;
     }
     bool is_queue = p->kind == mom_v1_ResourceKind_QUEUE;
     if (cmd->item_count < 1 || cmd->item_count > COMMAND_MAX_BATCH) {
-        store_fail(out, 400, "bad_request", "a publish carries 1 to %d messages",
-                   COMMAND_MAX_BATCH);
+        render_error(out, API_ERR_BAD_REQUEST, "a publish carries 1 to %d messages",
+                     COMMAND_MAX_BATCH);
         return MOM_OK;
     }
     for (size_t i = 0; i < cmd->item_count; i++) {
         const struct command_item *it = &cmd->items[i];
         if (it->body_len > UINT32_MAX) {
-            store_fail(out, 400, "bad_request", "message %zu is too large", i);
+            render_error(out, API_ERR_BAD_REQUEST, "message %zu is too large", i);
             return MOM_OK;
         }
         if (it->delay_ms && !is_queue) {
-            store_fail(out, 400, "bad_request", "topics do not take a delay");
+            render_error(out, API_ERR_BAD_REQUEST, "topics do not take a delay");
             return MOM_OK;
         }
         if (it->delay_ms > STORE_MAX_DELAY_MS) {
-            store_fail(out, 400, "bad_request", "delay_ms must be 0..%u", STORE_MAX_DELAY_MS);
+            render_error(out, API_ERR_BAD_REQUEST, "delay_ms must be 0..%u", STORE_MAX_DELAY_MS);
             return MOM_OK;
         }
     }
-    struct resource *res = is_queue ? (struct resource *)queue_find(s, p->name)
-                                    : (struct resource *)topic_find(s, p->name);
-    if (!res) {
-        if (is_queue)
-            store_fail(out, 404, "queue_not_found", "queue '%s' does not exist", p->name);
-        else
-            store_fail(out, 404, "topic_not_found", "topic '%s' does not exist", p->name);
+    struct resource *res = resource_lookup(s, is_queue, p->name, out);
+    if (!res)
         return MOM_OK;
-    }
     struct store_caller who = {cmd->pb.user, cmd->pb.admin};
     if (!store_may_use(res, &who)) {
-        store_fail(out, 403, "forbidden", "%s '%s' is private", is_queue ? "queue" : "topic",
-                   p->name);
+        render_error(out, API_ERR_FORBIDDEN, "%s '%s' is private", is_queue ? "queue" : "topic",
+                     p->name);
         return MOM_OK;
     }
     const char *key = p->idempotency_key[0] ? p->idempotency_key : NULL;
@@ -540,7 +516,7 @@ static int apply_publish(struct store *s, uint64_t index, uint64_t now, const st
     struct reply *r = out ? out : (key ? &local : NULL);
     int rc = is_queue ? queue_apply_publish(s, (struct queue *)res, index, now, cmd, r)
                       : topic_apply_publish(s, (struct topic *)res, index, now, cmd, r);
-    if (rc == MOM_OK && key && r->status >= 200 && r->status < 300)
+    if (rc == MOM_OK && key && reply_is_success(r))
         rc = store_idem_remember(s, res, key, now, r);
     reply_cleanup(&local);
     return rc;
@@ -550,23 +526,17 @@ static int apply_set_acl(struct store *s, const struct command *cmd, struct repl
 {
     const mom_v1_SetAcl *a = &cmd->pb.kind.set_acl;
     bool is_queue = a->kind == mom_v1_ResourceKind_QUEUE;
-    struct resource *res = is_queue ? (struct resource *)queue_find(s, a->name)
-                                    : (struct resource *)topic_find(s, a->name);
-    if (!res) {
-        if (is_queue)
-            store_fail(r, 404, "queue_not_found", "queue '%s' does not exist", a->name);
-        else
-            store_fail(r, 404, "topic_not_found", "topic '%s' does not exist", a->name);
+    struct resource *res = resource_lookup(s, is_queue, a->name, r);
+    if (!res)
         return MOM_OK;
-    }
     struct store_caller who = {cmd->pb.user, cmd->pb.admin};
     if (!store_may_admin(res, &who)) {
-        store_fail(r, 403, "forbidden", "only the owner or an admin may change the ACL");
+        render_error(r, API_ERR_FORBIDDEN, "only the owner or an admin may change the ACL");
         return MOM_OK;
     }
     /* struct command carries no ACL lists yet; until it does, "private"
-     * means owner and admins only (API.md) and SetAcl changes nothing. */
-    store_fail(r, 400, "bad_request", "ACLs are not supported yet");
+     * means owner and admins only (docs/api.md) and SetAcl changes nothing. */
+    render_error(r, API_ERR_BAD_REQUEST, "ACLs are not supported yet");
     return MOM_OK;
 }
 
@@ -608,8 +578,7 @@ int store_apply(struct store *s, uint64_t index, const struct command *cmd, stru
     case mom_v1_Command_extend_tag: rc = queue_apply_extend(s, now, cmd, out); break;
     case mom_v1_Command_tick_tag:
         apply_tick(s, now);
-        if (out)
-            reply_set(out, 204, NULL, 0);
+        render_no_content(out);
         break;
     case mom_v1_Command_create_subscription_tag:
         rc = topic_apply_create_subscription(s, now, cmd, out);
@@ -623,14 +592,11 @@ int store_apply(struct store *s, uint64_t index, const struct command *cmd, stru
     case mom_v1_Command_register_user_tag: rc = apply_register_user(s, now, cmd, out); break;
     case mom_v1_Command_set_acl_tag: rc = apply_set_acl(s, cmd, out); break;
     case mom_v1_Command_noop_tag:
-    default:
-        if (out)
-            reply_set(out, 204, NULL, 0);
-        break;
+    default: render_no_content(out); break;
     }
     if (s->oom)
         rc = MOM_ERR_NOMEM;
     if (rc == MOM_ERR_NOMEM && out)
-        store_fail(out, 503, "unavailable", "out of memory");
+        render_error(out, API_ERR_UNAVAILABLE, "out of memory");
     return rc;
 }

@@ -1,7 +1,8 @@
 /* Internal layout of the store (broker/store.h), shared by its parts:
  * store.c (lifecycle, dispatch, users, idempotency, access, deadlines),
- * store_queue.c, store_topic.c and store_snapshot.c. Nothing outside
- * broker/store*.c includes this header.
+ * store_queue.c, store_topic.c and store_snapshot.c, and read by render.c,
+ * which builds the answers from these structs. Nothing else includes this
+ * header.
  *
  * Invariants:
  * - A queue message is in exactly one place: the FIFO (ready, published in
@@ -149,21 +150,20 @@ struct store {
     void *observer_arg;
 };
 
-/* ---- store.c ---- */
-/* Fills r (when non-NULL) with the API's error JSON. */
-void store_fail(struct reply *r, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* ---- store.c ----
+ * Failures are answered with render_error(r, API_ERR_..., ...) and successes
+ * with the render_* shapes: the store never names an HTTP status. */
 void store_notify(struct store *s, enum store_change change, const char *name);
 /* Publish/consume/read permission: public, or the owner, or an admin. */
 bool store_may_use(const struct resource *r, const struct store_caller *who);
 /* Delete permission: the owner or an admin. */
 bool store_may_admin(const struct resource *r, const struct store_caller *who);
-/* The checks every queue or topic delete shares: 404 (not_found_code) when
- * res is NULL, 403 unless cmd's caller owns it or is an admin. Returns
+/* The checks every queue or topic delete shares: not_found when res is
+ * NULL, forbidden unless cmd's caller owns it or is an admin. Returns
  * whether it may be deleted; else r holds the error. noun is "queue"/"topic". */
-bool store_may_delete(const struct resource *res, const char *noun, const char *not_found_code,
+bool store_may_delete(const struct resource *res, const char *noun, enum api_error not_found,
                       const char *name, const struct command *cmd, struct reply *r);
-/* After a delete: tells the observer and answers 204. */
+/* After a delete: tells the observer and answers with no content. */
 void store_deleted(struct store *s, enum store_change change, const char *name, struct reply *r);
 /* Sets (or clears, with STORE_NO_TIME) a resource's next deadline. */
 void store_set_deadline(struct store *s, struct resource *r, uint64_t when);
@@ -181,9 +181,8 @@ int store_idem_remember(struct store *s, struct resource *r, const char *key, ui
                         const struct reply *answer);
 /* Resets the store to empty (after a failed snapshot read). */
 void store_clear(struct store *s);
-/* Message ids: (log index << 10) | item number, rendered as 16 hex digits. */
+/* Message ids: (log index << 10) | item number (rendered as 16 hex digits). */
 uint64_t store_message_id(uint64_t index, size_t item);
-void store_render_id(struct jbuf *b, uint64_t id);
 /* Interns a content type ("" means application/octet-stream). */
 int store_intern_content_type(struct store *s, const char *ct, uint32_t *id);
 /* Users for the snapshot: restore one. */
@@ -191,6 +190,8 @@ int store_restore_user(struct store *s, const char *name, const char *hash, uint
 
 /* ---- store_queue.c ---- */
 struct queue *queue_find(const struct store *s, const char *name);
+/* Messages stored in q: ready, delayed and leased. */
+size_t queue_stored(const struct queue *q);
 void queue_destroy(struct store *s, struct queue *q); /* frees messages and q */
 void queue_advance(struct store *s, struct queue *q, uint64_t now);
 void queue_refresh_deadline(struct store *s, struct queue *q);
@@ -212,6 +213,13 @@ int queue_apply_extend(struct store *s, uint64_t now, const struct command *cmd,
 
 /* ---- store_topic.c ---- */
 struct topic *topic_find(const struct store *s, const char *name);
+/* The offset t's next message will get. */
+uint64_t topic_next_offset(const struct topic *t);
+/* The subscription's cursor, raised to the topic's first retained offset. */
+uint64_t subscription_cursor(const struct topic *t, const struct subscription *sub);
+/* t's subscriptions sorted by name (malloc'd array, *n entries); NULL with
+ * *n == 0 when there are none or on allocation failure (*oom). */
+struct subscription **topic_sorted_subs(const struct topic *t, size_t *n, bool *oom);
 void topic_destroy(struct store *s, struct topic *t);
 void topic_advance(struct store *s, struct topic *t, uint64_t now);
 struct topic *topic_new(const char *name, const char *owner, uint64_t created_at,

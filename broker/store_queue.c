@@ -51,7 +51,7 @@ bool store_queue_exists(const struct store *s, const char *queue)
     return queue_find(s, queue) != NULL;
 }
 
-static size_t queue_stored(const struct queue *q)
+size_t queue_stored(const struct queue *q)
 {
     return q->fifo_len + q->ready.len + q->delayed.len + q->leased.len;
 }
@@ -324,101 +324,34 @@ int queue_restore_message(struct store *s, struct queue *q, struct qmsg *m)
     return MOM_OK;
 }
 
-/* ---- rendering ---- */
-
-static void render_queue(struct jbuf *b, const struct queue *q)
-{
-    size_t stored = queue_stored(q);
-    jbuf_lit(b, "{\"name\":");
-    jbuf_cstr(b, q->res.name);
-    jbuf_lit(b, ",\"owner\":");
-    jbuf_cstr(b, q->res.owner);
-    jbuf_lit(b, ",\"created_at\":");
-    jbuf_time(b, q->res.created_at);
-    jbuf_lit(b, ",\"depth\":");
-    jbuf_u64(b, stored - q->leased.len);
-    jbuf_lit(b, ",\"in_flight\":");
-    jbuf_u64(b, q->leased.len);
-    jbuf_lit(b, ",\"delayed\":");
-    jbuf_u64(b, q->delayed.len);
-    jbuf_lit(b, ",\"visibility_timeout_ms\":");
-    jbuf_u64(b, q->visibility_timeout_ms);
-    jbuf_lit(b, ",\"max_deliveries\":");
-    jbuf_u64(b, q->max_deliveries);
-    jbuf_lit(b, ",\"dead_letter_queue\":");
-    jbuf_cstr(b, q->dead_letter_queue);
-    jbuf_lit(b, ",\"max_length\":");
-    jbuf_u64(b, q->max_length);
-    jbuf_lit(b, ",\"message_ttl_ms\":");
-    jbuf_u64(b, q->message_ttl_ms);
-    jbuf_lit(b, q->res.private_access ? ",\"access\":\"private\"}" : ",\"access\":\"public\"}");
-}
-
-static int reply_queue(const struct queue *q, struct reply *r, int status)
-{
-    if (!r)
-        return MOM_OK;
-    struct jbuf b;
-    jbuf_init(&b);
-    render_queue(&b, q);
-    return jbuf_finish(&b, r, status);
-}
-
-static void render_receipt(struct jbuf *b, const struct queue *q, const struct qmsg *m)
-{
-    jbuf_raw(b, "\"", 1);
-    jbuf_hex(b, q->res.incarnation, 1);
-    jbuf_raw(b, ".", 1);
-    jbuf_hex(b, m->seq, 1);
-    jbuf_raw(b, ".", 1);
-    jbuf_hex(b, m->delivery_count, 1);
-    jbuf_raw(b, "\"", 1);
-}
-
-static void render_message(struct jbuf *b, const struct store *s, const struct queue *q,
-                           const struct qmsg *m, bool receipt)
-{
-    size_t len;
-    const char *str;
-    jbuf_lit(b, "{\"id\":");
-    store_render_id(b, m->id);
-    jbuf_lit(b, ",\"seq\":");
-    jbuf_u64(b, m->seq);
-    jbuf_lit(b, ",\"receipt\":");
-    if (receipt)
-        render_receipt(b, q, m);
-    else
-        jbuf_lit(b, "null");
-    jbuf_lit(b, ",");
-    jbuf_body(b, m->body, m->body_len);
-    jbuf_lit(b, ",\"content_type\":");
-    str = strtab_get(s->strs, m->content_type, &len);
-    jbuf_str(b, str, len);
-    jbuf_lit(b, ",\"delivery_count\":");
-    jbuf_u64(b, m->delivery_count);
-    jbuf_lit(b, ",\"published_at\":");
-    jbuf_time(b, m->published_at);
-    jbuf_lit(b, ",\"publisher\":");
-    str = strtab_get(s->strs, m->publisher, &len);
-    jbuf_str(b, str, len);
-    jbuf_lit(b, "}");
-}
-
 /* ---- lookups shared by the commands ---- */
 
-static struct queue *lookup(struct store *s, const char *name, const struct command *cmd,
-                            struct reply *r)
+/* The queue named, or NULL with r holding the error (not found, or
+ * private to others). */
+static struct queue *usable_queue(const struct store *s, const char *name,
+                                  const struct store_caller *who, struct reply *r)
 {
     struct queue *q = queue_find(s, name);
     if (!q) {
-        store_fail(r, 404, "queue_not_found", "queue '%s' does not exist", name);
+        render_error(r, API_ERR_QUEUE_NOT_FOUND, "queue '%s' does not exist", name);
         return NULL;
     }
+    if (!store_may_use(&q->res, who)) {
+        render_error(r, API_ERR_FORBIDDEN, "queue '%s' is private", name);
+        return NULL;
+    }
+    return q;
+}
+
+/* The queue a command names, advanced to now, or NULL with r holding the
+ * error. */
+static struct queue *lookup(struct store *s, const char *name, uint64_t now,
+                            const struct command *cmd, struct reply *r)
+{
     struct store_caller who = {cmd->pb.user, cmd->pb.admin};
-    if (!store_may_use(&q->res, &who)) {
-        store_fail(r, 403, "forbidden", "queue '%s' is private", name);
-        return NULL;
-    }
+    struct queue *q = usable_queue(s, name, &who, r);
+    if (q)
+        queue_advance(s, q, now);
     return q;
 }
 
@@ -462,6 +395,25 @@ static struct qmsg *find_lease(const struct queue *q, const char *receipt, uint6
     return m;
 }
 
+/* What ack, nack and extend share: the queue (advanced to now) and the
+ * live lease the receipt names, or NULL with r holding the error (queue not
+ * found, private, or receipt expired). */
+static struct qmsg *lease_lookup(struct store *s, const char *queue, const char *receipt,
+                                 uint64_t now, const struct command *cmd, struct reply *r,
+                                 struct queue **qout)
+{
+    struct queue *q = lookup(s, queue, now, cmd, r);
+    if (!q)
+        return NULL;
+    struct qmsg *m = find_lease(q, receipt, now);
+    if (!m) {
+        render_error(r, API_ERR_RECEIPT_EXPIRED, "the receipt is not a live lease");
+        return NULL;
+    }
+    *qout = q;
+    return m;
+}
+
 /* ---- commands ---- */
 
 static bool settings_match(const struct queue *q, const mom_v1_QueueSettings *st)
@@ -483,25 +435,25 @@ int queue_apply_create(struct store *s, uint64_t index, uint64_t now, const stru
     mom_v1_QueueSettings none = mom_v1_QueueSettings_init_zero;
     const mom_v1_QueueSettings *st = c->has_settings ? &c->settings : &none;
     if (!c->name[0]) {
-        store_fail(r, 400, "bad_request", "queue name is empty");
+        render_error(r, API_ERR_BAD_REQUEST, "queue name is empty");
         return MOM_OK;
     }
     if ((st->present & QBIT(3)) && strcmp(st->dead_letter_queue, c->name) == 0) {
-        store_fail(r, 400, "bad_request", "a queue cannot be its own dead_letter_queue");
+        render_error(r, API_ERR_BAD_REQUEST, "a queue cannot be its own dead_letter_queue");
         return MOM_OK;
     }
     if ((st->present & QBIT(1)) && st->visibility_timeout_ms > STORE_MAX_VISIBILITY_MS) {
-        store_fail(r, 400, "bad_request", "visibility_timeout_ms must be 0..%u",
-                   STORE_MAX_VISIBILITY_MS);
+        render_error(r, API_ERR_BAD_REQUEST, "visibility_timeout_ms must be 0..%u",
+                     STORE_MAX_VISIBILITY_MS);
         return MOM_OK;
     }
     struct queue *q = queue_find(s, c->name);
     if (q) {
         if (!settings_match(q, st)) {
-            store_fail(r, 409, "conflict", "queue '%s' exists with other settings", c->name);
+            render_error(r, API_ERR_CONFLICT, "queue '%s' exists with other settings", c->name);
             return MOM_OK;
         }
-        return reply_queue(q, r, 200);
+        return render_queue_answer(r, q, false);
     }
     q = queue_new(c->name, cmd->pb.user, now, index, st);
     if (!q)
@@ -510,7 +462,7 @@ int queue_apply_create(struct store *s, uint64_t index, uint64_t now, const stru
         queue_destroy(s, q);
         return MOM_ERR_NOMEM;
     }
-    return reply_queue(q, r, 201);
+    return render_queue_answer(r, q, true);
 }
 
 int queue_apply_delete(struct store *s, uint64_t now, const struct command *cmd, struct reply *r)
@@ -518,7 +470,7 @@ int queue_apply_delete(struct store *s, uint64_t now, const struct command *cmd,
     (void)now;
     const char *name = cmd->pb.kind.delete_queue.name;
     struct queue *q = queue_find(s, name);
-    if (!store_may_delete(q ? &q->res : NULL, "queue", "queue_not_found", name, cmd, r))
+    if (!store_may_delete(q ? &q->res : NULL, "queue", API_ERR_QUEUE_NOT_FOUND, name, cmd, r))
         return MOM_OK;
     queue_destroy(s, q);
     store_deleted(s, STORE_QUEUE_DELETED, name, r);
@@ -585,8 +537,8 @@ int queue_apply_publish(struct store *s, struct queue *q, uint64_t index, uint64
     queue_advance(s, q, now);
     size_t n = cmd->item_count;
     if (q->max_length && queue_stored(q) + n > q->max_length) {
-        store_fail(r, 429, "queue_full", "queue '%s' is full (max_length %" PRIu64 ")", q->res.name,
-                   q->max_length);
+        render_error(r, API_ERR_QUEUE_FULL, "queue '%s' is full (max_length %" PRIu64 ")",
+                     q->res.name, q->max_length);
         return MOM_OK;
     }
     size_t delayed = 0;
@@ -614,64 +566,34 @@ int queue_apply_publish(struct store *s, struct queue *q, uint64_t index, uint64
     queue_refresh_deadline(s, q);
     if (visible)
         store_notify(s, STORE_QUEUE_READY, q->res.name);
-    if (!r)
-        return MOM_OK;
-    struct jbuf b;
-    jbuf_init(&b);
-    if (!cmd->pb.kind.publish.batch && n == 1) {
-        jbuf_lit(&b, "{\"id\":");
-        store_render_id(&b, store_message_id(index, 0));
-        jbuf_lit(&b, ",\"seq\":");
-        jbuf_u64(&b, first_seq);
-        jbuf_lit(&b, "}");
-    } else {
-        jbuf_lit(&b, "{\"ids\":[");
-        for (size_t i = 0; i < n; i++) {
-            if (i)
-                jbuf_lit(&b, ",");
-            store_render_id(&b, store_message_id(index, i));
-        }
-        jbuf_lit(&b, "],\"seqs\":[");
-        for (size_t i = 0; i < n; i++) {
-            if (i)
-                jbuf_lit(&b, ",");
-            jbuf_u64(&b, first_seq + i);
-        }
-        jbuf_lit(&b, "]}");
-    }
-    return jbuf_finish(&b, r, 201);
+    return render_publish_ack(r, true, cmd->pb.kind.publish.batch, index, n, first_seq);
 }
 
 int queue_apply_receive(struct store *s, uint64_t now, const struct command *cmd, struct reply *r)
 {
     const mom_v1_Receive *rc = &cmd->pb.kind.receive;
     if (rc->has_visibility_timeout && rc->visibility_timeout_ms > STORE_MAX_VISIBILITY_MS) {
-        store_fail(r, 400, "bad_request", "visibility_timeout_ms must be 0..%u",
-                   STORE_MAX_VISIBILITY_MS);
+        render_error(r, API_ERR_BAD_REQUEST, "visibility_timeout_ms must be 0..%u",
+                     STORE_MAX_VISIBILITY_MS);
         return MOM_OK;
     }
-    struct queue *q = lookup(s, rc->queue, cmd, r);
+    struct queue *q = lookup(s, rc->queue, now, cmd, r);
     if (!q)
         return MOM_OK;
     uint32_t max = rc->max < 1 ? 1 : rc->max > 100 ? 100 : rc->max;
     uint64_t vt = rc->has_visibility_timeout ? rc->visibility_timeout_ms : q->visibility_timeout_ms;
-    queue_advance(s, q, now);
     if (!rc->auto_ack && heap_reserve(&q->leased, q->leased.len + max) != MOM_OK)
         return MOM_ERR_NOMEM;
-    struct jbuf b;
-    jbuf_init(&b);
-    jbuf_lit(&b, "{\"messages\":[");
+    struct render_list list;
+    render_list_open(&list, "messages");
     for (uint32_t i = 0; i < max; i++) {
         struct qmsg *m = take_ready(q);
         if (!m)
             break;
         m->delivery_count++;
         if (rc->auto_ack) {
-            if (r) {
-                if (i)
-                    jbuf_lit(&b, ",");
-                render_message(&b, s, q, m, false);
-            }
+            if (r)
+                render_list_queue_message(&list, s, q, m, false);
             queue_free_message(s, m);
             continue;
         }
@@ -685,34 +607,24 @@ int queue_apply_receive(struct store *s, uint64_t now, const struct command *cmd
             break;
         }
         heap_push(&q->leased, m); /* room reserved above */
-        if (r) {
-            if (i)
-                jbuf_lit(&b, ",");
-            render_message(&b, s, q, m, true);
-        }
+        if (r)
+            render_list_queue_message(&list, s, q, m, true);
     }
-    jbuf_lit(&b, "]}");
     queue_refresh_deadline(s, q);
-    return jbuf_finish(&b, r, 200);
+    return render_list_close(&list, r);
 }
 
 int queue_apply_ack(struct store *s, uint64_t now, const struct command *cmd, struct reply *r)
 {
     const mom_v1_Ack *a = &cmd->pb.kind.ack;
-    struct queue *q = lookup(s, a->queue, cmd, r);
-    if (!q)
+    struct queue *q;
+    struct qmsg *m = lease_lookup(s, a->queue, a->receipt, now, cmd, r, &q);
+    if (!m)
         return MOM_OK;
-    queue_advance(s, q, now);
-    struct qmsg *m = find_lease(q, a->receipt, now);
-    if (!m) {
-        store_fail(r, 410, "receipt_expired", "the receipt is not a live lease");
-        return MOM_OK;
-    }
     unlease(q, m);
     queue_free_message(s, m);
     queue_refresh_deadline(s, q);
-    if (r)
-        reply_set(r, 204, NULL, 0);
+    render_no_content(r);
     return MOM_OK;
 }
 
@@ -720,25 +632,19 @@ int queue_apply_nack(struct store *s, uint64_t now, const struct command *cmd, s
 {
     const mom_v1_Nack *a = &cmd->pb.kind.nack;
     if (a->delay_ms > STORE_MAX_DELAY_MS) {
-        store_fail(r, 400, "bad_request", "delay_ms must be 0..%u", STORE_MAX_DELAY_MS);
+        render_error(r, API_ERR_BAD_REQUEST, "delay_ms must be 0..%u", STORE_MAX_DELAY_MS);
         return MOM_OK;
     }
-    struct queue *q = lookup(s, a->queue, cmd, r);
-    if (!q)
+    struct queue *q;
+    struct qmsg *m = lease_lookup(s, a->queue, a->receipt, now, cmd, r, &q);
+    if (!m)
         return MOM_OK;
-    queue_advance(s, q, now);
-    struct qmsg *m = find_lease(q, a->receipt, now);
-    if (!m) {
-        store_fail(r, 410, "receipt_expired", "the receipt is not a live lease");
-        return MOM_OK;
-    }
     unlease(q, m);
     bool ready = end_lease(s, q, m, now, a->delay_ms);
     queue_refresh_deadline(s, q);
     if (ready)
         store_notify(s, STORE_QUEUE_READY, q->res.name);
-    if (r)
-        reply_set(r, 204, NULL, 0);
+    render_no_content(r);
     return MOM_OK;
 }
 
@@ -746,24 +652,18 @@ int queue_apply_extend(struct store *s, uint64_t now, const struct command *cmd,
 {
     const mom_v1_Extend *e = &cmd->pb.kind.extend;
     if (e->visibility_timeout_ms > STORE_MAX_VISIBILITY_MS) {
-        store_fail(r, 400, "bad_request", "visibility_timeout_ms must be 0..%u",
-                   STORE_MAX_VISIBILITY_MS);
+        render_error(r, API_ERR_BAD_REQUEST, "visibility_timeout_ms must be 0..%u",
+                     STORE_MAX_VISIBILITY_MS);
         return MOM_OK;
     }
-    struct queue *q = lookup(s, e->queue, cmd, r);
-    if (!q)
+    struct queue *q;
+    struct qmsg *m = lease_lookup(s, e->queue, e->receipt, now, cmd, r, &q);
+    if (!m)
         return MOM_OK;
-    queue_advance(s, q, now);
-    struct qmsg *m = find_lease(q, e->receipt, now);
-    if (!m) {
-        store_fail(r, 410, "receipt_expired", "the receipt is not a live lease");
-        return MOM_OK;
-    }
     m->due = add_ms(now, e->visibility_timeout_ms);
     heap_update(&q->leased, m->heap_pos);
     queue_refresh_deadline(s, q);
-    if (r)
-        reply_set(r, 204, NULL, 0);
+    render_no_content(r);
     return MOM_OK;
 }
 
@@ -771,38 +671,20 @@ int queue_apply_extend(struct store *s, uint64_t now, const struct command *cmd,
 
 void store_list_queues(const struct store *s, const struct store_caller *who, struct reply *out)
 {
-    struct jbuf b;
-    jbuf_init(&b);
-    jbuf_lit(&b, "{\"queues\":[");
-    bool first = true;
-    for (size_t i = 0; i < s->nqueues; i++) {
-        const struct queue *q = s->queue_list[i];
-        if (!store_may_use(&q->res, who))
-            continue;
-        if (!first)
-            jbuf_lit(&b, ",");
-        first = false;
-        render_queue(&b, q);
-    }
-    jbuf_lit(&b, "]}");
-    if (jbuf_finish(&b, out, 200) != MOM_OK)
-        store_fail(out, 503, "unavailable", "out of memory");
+    struct render_list list;
+    render_list_open(&list, "queues");
+    for (size_t i = 0; i < s->nqueues; i++)
+        if (store_may_use(&s->queue_list[i]->res, who))
+            render_list_queue(&list, s->queue_list[i]);
+    (void)render_list_close(&list, out);
 }
 
 void store_get_queue(const struct store *s, const char *name, const struct store_caller *who,
                      struct reply *out)
 {
-    const struct queue *q = queue_find(s, name);
-    if (!q) {
-        store_fail(out, 404, "queue_not_found", "queue '%s' does not exist", name);
-        return;
-    }
-    if (!store_may_use(&q->res, who)) {
-        store_fail(out, 403, "forbidden", "queue '%s' is private", name);
-        return;
-    }
-    if (reply_queue(q, out, 200) != MOM_OK)
-        store_fail(out, 503, "unavailable", "out of memory");
+    const struct queue *q = usable_queue(s, name, who, out);
+    if (q)
+        (void)render_queue_answer(out, q, false);
 }
 
 /* Whether some heap entry with due <= now satisfies ok(); visits only the

@@ -618,7 +618,7 @@ static int read_idem(struct reader *r, struct store *s)
             else if (kind == RES_TOPIC)
                 res = (struct resource *)topic_find(s, name);
         }
-        if (!res || status < 200 || status > 299 || !key[0] || hashmap_get_str(res->idem, key) ||
+        if (!res || !reply_is_success(&answer) || !key[0] || hashmap_get_str(res->idem, key) ||
             store_idem_remember(s, res, key, time, &answer) != MOM_OK)
             corrupt(r);
         reply_cleanup(&answer);

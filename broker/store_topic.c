@@ -26,7 +26,7 @@ bool store_topic_exists(const struct store *s, const char *topic)
     return topic_find(s, topic) != NULL;
 }
 
-static uint64_t next_offset(const struct topic *t)
+uint64_t topic_next_offset(const struct topic *t)
 {
     return t->first_offset + t->count;
 }
@@ -36,7 +36,7 @@ bool store_topic_next_offset(const struct store *s, const char *topic, uint64_t 
     const struct topic *t = topic_find(s, topic);
     if (!t)
         return false;
-    *out = next_offset(t);
+    *out = topic_next_offset(t);
     return true;
 }
 
@@ -73,7 +73,7 @@ static int ring_reserve(struct topic *t, size_t n)
 
 struct tmsg *topic_at(const struct topic *t, uint64_t offset)
 {
-    if (offset < t->first_offset || offset >= next_offset(t))
+    if (offset < t->first_offset || offset >= topic_next_offset(t))
         return NULL;
     return t->ring[(t->ring_head + (size_t)(offset - t->first_offset)) & (t->ring_cap - 1)];
 }
@@ -210,7 +210,7 @@ int topic_add_subscription(struct store *s, struct topic *t, struct subscription
     return hashmap_put_str(t->subs, sub->name, sub);
 }
 
-/* ---- rendering ---- */
+/* ---- subscriptions and messages ---- */
 
 static int name_cmp(const void *a, const void *b)
 {
@@ -219,9 +219,7 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-/* The topic's subscriptions sorted by name (malloc'd array, *n entries);
- * NULL with *n == 0 when there are none or on allocation failure (*oom). */
-static struct subscription **sorted_subs(const struct topic *t, size_t *n, bool *oom)
+struct subscription **topic_sorted_subs(const struct topic *t, size_t *n, bool *oom)
 {
     *n = hashmap_count(t->subs);
     *oom = false;
@@ -241,130 +239,23 @@ static struct subscription **sorted_subs(const struct topic *t, size_t *n, bool 
     return list;
 }
 
-static void render_topic(struct jbuf *b, const struct topic *t)
-{
-    jbuf_lit(b, "{\"name\":");
-    jbuf_cstr(b, t->res.name);
-    jbuf_lit(b, ",\"owner\":");
-    jbuf_cstr(b, t->res.owner);
-    jbuf_lit(b, ",\"created_at\":");
-    jbuf_time(b, t->res.created_at);
-    jbuf_lit(b, ",\"first_offset\":");
-    jbuf_u64(b, t->first_offset);
-    jbuf_lit(b, ",\"next_offset\":");
-    jbuf_u64(b, next_offset(t));
-    jbuf_lit(b, ",\"messages\":");
-    jbuf_u64(b, t->count);
-    jbuf_lit(b, ",\"bytes\":");
-    jbuf_u64(b, t->bytes);
-    jbuf_lit(b, ",\"retention_ms\":");
-    jbuf_u64(b, t->retention_ms);
-    jbuf_lit(b, ",\"retention_messages\":");
-    jbuf_u64(b, t->retention_messages);
-    jbuf_lit(b, ",\"retention_bytes\":");
-    jbuf_u64(b, t->retention_bytes);
-    jbuf_lit(b, t->res.private_access ? ",\"access\":\"private\"" : ",\"access\":\"public\"");
-    jbuf_lit(b, ",\"subscriptions\":[");
-    size_t n;
-    bool oom;
-    struct subscription **subs = sorted_subs(t, &n, &oom);
-    if (oom)
-        b->oom = true;
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            jbuf_lit(b, ",");
-        jbuf_cstr(b, subs[i]->name);
-    }
-    free(subs);
-    jbuf_lit(b, "]}");
-}
-
-static int reply_topic(const struct topic *t, struct reply *r, int status)
-{
-    if (!r)
-        return MOM_OK;
-    struct jbuf b;
-    jbuf_init(&b);
-    render_topic(&b, t);
-    return jbuf_finish(&b, r, status);
-}
-
-static uint64_t effective_cursor(const struct topic *t, const struct subscription *sub)
+uint64_t subscription_cursor(const struct topic *t, const struct subscription *sub)
 {
     return sub->cursor < t->first_offset ? t->first_offset : sub->cursor;
 }
 
-static void render_subscription(struct jbuf *b, const struct topic *t,
-                                const struct subscription *sub)
-{
-    uint64_t cursor = effective_cursor(t, sub);
-    jbuf_lit(b, "{\"name\":");
-    jbuf_cstr(b, sub->name);
-    jbuf_lit(b, ",\"topic\":");
-    jbuf_cstr(b, t->res.name);
-    jbuf_lit(b, ",\"owner\":");
-    jbuf_cstr(b, sub->owner);
-    jbuf_lit(b, ",\"created_at\":");
-    jbuf_time(b, sub->created_at);
-    jbuf_lit(b, ",\"cursor\":");
-    jbuf_u64(b, cursor);
-    jbuf_lit(b, ",\"lag\":");
-    jbuf_u64(b, next_offset(t) - cursor);
-    jbuf_lit(b, "}");
-}
-
-static int reply_subscription(const struct topic *t, const struct subscription *sub,
-                              struct reply *r, int status)
-{
-    if (!r)
-        return MOM_OK;
-    struct jbuf b;
-    jbuf_init(&b);
-    render_subscription(&b, t, sub);
-    return jbuf_finish(&b, r, status);
-}
-
-/* {"messages":[...],"next_offset":N} for up to max messages from start. */
+/* Up to max messages from start; *empty when there are none. */
 static void reply_messages(const struct store *s, const struct topic *t, uint64_t start,
                            uint32_t max, struct reply *out, bool *empty)
 {
-    uint64_t end = next_offset(t);
+    uint64_t end = topic_next_offset(t);
     if (max < 1)
         max = 1;
     if (end - start > max)
         end = start + max;
-    struct jbuf b;
-    jbuf_init(&b);
-    jbuf_lit(&b, "{\"messages\":[");
-    for (uint64_t off = start; off < end; off++) {
-        const struct tmsg *m = topic_at(t, off);
-        size_t len;
-        const char *str;
-        if (off != start)
-            jbuf_lit(&b, ",");
-        jbuf_lit(&b, "{\"offset\":");
-        jbuf_u64(&b, off);
-        jbuf_lit(&b, ",\"id\":");
-        store_render_id(&b, m->id);
-        jbuf_lit(&b, ",");
-        jbuf_body(&b, m->body, m->body_len);
-        jbuf_lit(&b, ",\"content_type\":");
-        str = strtab_get(s->strs, m->content_type, &len);
-        jbuf_str(&b, str, len);
-        jbuf_lit(&b, ",\"published_at\":");
-        jbuf_time(&b, m->published_at);
-        jbuf_lit(&b, ",\"publisher\":");
-        str = strtab_get(s->strs, m->publisher, &len);
-        jbuf_str(&b, str, len);
-        jbuf_lit(&b, "}");
-    }
-    jbuf_lit(&b, "],\"next_offset\":");
-    jbuf_u64(&b, end);
-    jbuf_lit(&b, "}");
     if (empty)
         *empty = end == start;
-    if (jbuf_finish(&b, out, 200) != MOM_OK)
-        store_fail(out, 503, "unavailable", "out of memory");
+    (void)render_topic_messages(out, s, t, start, end);
 }
 
 /* ---- lookups ---- */
@@ -374,22 +265,47 @@ static struct topic *lookup_topic(const struct store *s, const char *name,
 {
     struct topic *t = topic_find(s, name);
     if (!t) {
-        store_fail(r, 404, "topic_not_found", "topic '%s' does not exist", name);
+        render_error(r, API_ERR_TOPIC_NOT_FOUND, "topic '%s' does not exist", name);
         return NULL;
     }
     if (!store_may_use(&t->res, who)) {
-        store_fail(r, 403, "forbidden", "topic '%s' is private", name);
+        render_error(r, API_ERR_FORBIDDEN, "topic '%s' is private", name);
         return NULL;
     }
     return t;
 }
 
-static struct subscription *lookup_sub(const struct topic *t, const char *name, struct reply *r)
+/* The subscription topic/name and its topic (*tout), or NULL with r
+ * holding the not-found error (topic first, then subscription). */
+static struct subscription *find_sub(const struct store *s, const char *topic, const char *name,
+                                     struct reply *r, struct topic **tout)
 {
+    struct topic *t = topic_find(s, topic);
+    if (!t) {
+        render_error(r, API_ERR_TOPIC_NOT_FOUND, "topic '%s' does not exist", topic);
+        return NULL;
+    }
     struct subscription *sub = hashmap_get_str(t->subs, name);
-    if (!sub)
-        store_fail(r, 404, "subscription_not_found",
-                   "subscription '%s' of topic '%s' does not exist", name, t->res.name);
+    if (!sub) {
+        render_error(r, API_ERR_SUBSCRIPTION_NOT_FOUND,
+                     "subscription '%s' of topic '%s' does not exist", name, topic);
+        return NULL;
+    }
+    *tout = t;
+    return sub;
+}
+
+/* find_sub for reading and acking: also forbidden unless who may consume
+ * the topic. */
+static struct subscription *lookup_sub(const struct store *s, const char *topic, const char *name,
+                                       const struct store_caller *who, struct reply *r,
+                                       struct topic **tout)
+{
+    struct subscription *sub = find_sub(s, topic, name, r, tout);
+    if (sub && !store_may_use(&(*tout)->res, who)) {
+        render_error(r, API_ERR_FORBIDDEN, "topic '%s' is private", topic);
+        return NULL;
+    }
     return sub;
 }
 
@@ -411,16 +327,16 @@ int topic_apply_create(struct store *s, uint64_t index, uint64_t now, const stru
     mom_v1_TopicSettings none = mom_v1_TopicSettings_init_zero;
     const mom_v1_TopicSettings *st = c->has_settings ? &c->settings : &none;
     if (!c->name[0]) {
-        store_fail(r, 400, "bad_request", "topic name is empty");
+        render_error(r, API_ERR_BAD_REQUEST, "topic name is empty");
         return MOM_OK;
     }
     struct topic *t = topic_find(s, c->name);
     if (t) {
         if (!settings_match(t, st)) {
-            store_fail(r, 409, "conflict", "topic '%s' exists with other settings", c->name);
+            render_error(r, API_ERR_CONFLICT, "topic '%s' exists with other settings", c->name);
             return MOM_OK;
         }
-        return reply_topic(t, r, 200);
+        return render_topic_answer(r, t, false);
     }
     t = topic_new(c->name, cmd->pb.user, now, index, st);
     if (!t)
@@ -429,7 +345,7 @@ int topic_apply_create(struct store *s, uint64_t index, uint64_t now, const stru
         topic_destroy(s, t);
         return MOM_ERR_NOMEM;
     }
-    return reply_topic(t, r, 201);
+    return render_topic_answer(r, t, true);
 }
 
 int topic_apply_delete(struct store *s, uint64_t now, const struct command *cmd, struct reply *r)
@@ -437,7 +353,7 @@ int topic_apply_delete(struct store *s, uint64_t now, const struct command *cmd,
     (void)now;
     const char *name = cmd->pb.kind.delete_topic.name;
     struct topic *t = topic_find(s, name);
-    if (!store_may_delete(t ? &t->res : NULL, "topic", "topic_not_found", name, cmd, r))
+    if (!store_may_delete(t ? &t->res : NULL, "topic", API_ERR_TOPIC_NOT_FOUND, name, cmd, r))
         return MOM_OK;
     topic_destroy(s, t);
     store_deleted(s, STORE_TOPIC_DELETED, name, r);
@@ -455,7 +371,7 @@ int topic_apply_publish(struct store *s, struct topic *t, uint64_t index, uint64
     if (strtab_intern(s->strs, cmd->pb.user, strnlen(cmd->pb.user, sizeof cmd->pb.user - 1),
                       &publisher) != MOM_OK)
         return MOM_ERR_NOMEM;
-    uint64_t first = next_offset(t);
+    uint64_t first = topic_next_offset(t);
     size_t done = 0;
     for (; done < n; done++) {
         const struct command_item *it = &cmd->items[done];
@@ -484,32 +400,7 @@ int topic_apply_publish(struct store *s, struct topic *t, uint64_t index, uint64
     enforce_retention(s, t, now);
     topic_refresh_deadline(s, t);
     store_notify(s, STORE_TOPIC_APPENDED, t->res.name);
-    if (!r)
-        return MOM_OK;
-    struct jbuf b;
-    jbuf_init(&b);
-    if (!cmd->pb.kind.publish.batch && n == 1) {
-        jbuf_lit(&b, "{\"id\":");
-        store_render_id(&b, store_message_id(index, 0));
-        jbuf_lit(&b, ",\"offset\":");
-        jbuf_u64(&b, first);
-        jbuf_lit(&b, "}");
-    } else {
-        jbuf_lit(&b, "{\"ids\":[");
-        for (size_t i = 0; i < n; i++) {
-            if (i)
-                jbuf_lit(&b, ",");
-            store_render_id(&b, store_message_id(index, i));
-        }
-        jbuf_lit(&b, "],\"offsets\":[");
-        for (size_t i = 0; i < n; i++) {
-            if (i)
-                jbuf_lit(&b, ",");
-            jbuf_u64(&b, first + i);
-        }
-        jbuf_lit(&b, "]}");
-    }
-    return jbuf_finish(&b, r, 201);
+    return render_publish_ack(r, false, cmd->pb.kind.publish.batch, index, n, first);
 }
 
 int topic_apply_create_subscription(struct store *s, uint64_t now, const struct command *cmd,
@@ -517,7 +408,7 @@ int topic_apply_create_subscription(struct store *s, uint64_t now, const struct 
 {
     const mom_v1_CreateSubscription *c = &cmd->pb.kind.create_subscription;
     if (!c->name[0]) {
-        store_fail(r, 400, "bad_request", "subscription name is empty");
+        render_error(r, API_ERR_BAD_REQUEST, "subscription name is empty");
         return MOM_OK;
     }
     struct store_caller who = {cmd->pb.user, cmd->pb.admin};
@@ -527,19 +418,19 @@ int topic_apply_create_subscription(struct store *s, uint64_t now, const struct 
     topic_advance(s, t, now);
     struct subscription *sub = hashmap_get_str(t->subs, c->name);
     if (sub) /* start applies only at creation */
-        return reply_subscription(t, sub, r, 200);
+        return render_subscription_answer(r, t, sub, false);
     sub = calloc(1, sizeof *sub);
     if (!sub)
         return MOM_ERR_NOMEM;
     sub->name = strdup(c->name);
     sub->owner = strdup(cmd->pb.user);
     sub->created_at = now;
-    sub->cursor = c->start_earliest ? t->first_offset : next_offset(t);
+    sub->cursor = c->start_earliest ? t->first_offset : topic_next_offset(t);
     if (!sub->name || !sub->owner || topic_add_subscription(s, t, sub) != MOM_OK) {
         subscription_free(sub);
         return MOM_ERR_NOMEM;
     }
-    return reply_subscription(t, sub, r, 201);
+    return render_subscription_answer(r, t, sub, true);
 }
 
 int topic_apply_delete_subscription(struct store *s, uint64_t now, const struct command *cmd,
@@ -547,24 +438,19 @@ int topic_apply_delete_subscription(struct store *s, uint64_t now, const struct 
 {
     (void)now;
     const mom_v1_DeleteSubscription *d = &cmd->pb.kind.delete_subscription;
-    struct topic *t = topic_find(s, d->topic);
-    if (!t) {
-        store_fail(r, 404, "topic_not_found", "topic '%s' does not exist", d->topic);
-        return MOM_OK;
-    }
-    struct subscription *sub = lookup_sub(t, d->name, r);
+    struct topic *t;
+    struct subscription *sub = find_sub(s, d->topic, d->name, r, &t);
     if (!sub)
         return MOM_OK;
     struct store_caller who = {cmd->pb.user, cmd->pb.admin};
     if (!who.admin && strcmp(who.user, sub->owner) != 0 && strcmp(who.user, t->res.owner) != 0) {
-        store_fail(r, 403, "forbidden",
-                   "only the subscription's owner, the topic's owner or an admin may delete it");
+        render_error(r, API_ERR_FORBIDDEN,
+                     "only the subscription's owner, the topic's owner or an admin may delete it");
         return MOM_OK;
     }
     hashmap_remove_str(t->subs, sub->name);
     subscription_free(sub);
-    if (r)
-        reply_set(r, 204, NULL, 0);
+    render_no_content(r);
     return MOM_OK;
 }
 
@@ -572,30 +458,21 @@ int topic_apply_subscription_ack(struct store *s, uint64_t now, const struct com
                                  struct reply *r)
 {
     const mom_v1_SubscriptionAck *a = &cmd->pb.kind.subscription_ack;
-    struct topic *t = topic_find(s, a->topic);
-    if (!t) {
-        store_fail(r, 404, "topic_not_found", "topic '%s' does not exist", a->topic);
-        return MOM_OK;
-    }
-    struct subscription *sub = lookup_sub(t, a->name, r);
+    struct store_caller who = {cmd->pb.user, cmd->pb.admin};
+    struct topic *t;
+    struct subscription *sub = lookup_sub(s, a->topic, a->name, &who, r, &t);
     if (!sub)
         return MOM_OK;
-    struct store_caller who = {cmd->pb.user, cmd->pb.admin};
-    if (!store_may_use(&t->res, &who)) {
-        store_fail(r, 403, "forbidden", "topic '%s' is private", a->topic);
-        return MOM_OK;
-    }
     topic_advance(s, t, now);
-    if (a->offset >= next_offset(t)) {
-        store_fail(r, 400, "offset_out_of_range",
-                   "offset %" PRIu64 " is not below next_offset %" PRIu64, a->offset,
-                   next_offset(t));
+    if (a->offset >= topic_next_offset(t)) {
+        render_error(r, API_ERR_OFFSET_OUT_OF_RANGE,
+                     "offset %" PRIu64 " is not below next_offset %" PRIu64, a->offset,
+                     topic_next_offset(t));
         return MOM_OK;
     }
-    if (a->offset >= effective_cursor(t, sub))
+    if (a->offset >= subscription_cursor(t, sub))
         sub->cursor = a->offset + 1;
-    if (r)
-        reply_set(r, 204, NULL, 0);
+    render_no_content(r);
     return MOM_OK;
 }
 
@@ -603,30 +480,20 @@ int topic_apply_subscription_ack(struct store *s, uint64_t now, const struct com
 
 void store_list_topics(const struct store *s, const struct store_caller *who, struct reply *out)
 {
-    struct jbuf b;
-    jbuf_init(&b);
-    jbuf_lit(&b, "{\"topics\":[");
-    bool first = true;
-    for (size_t i = 0; i < s->ntopics; i++) {
-        const struct topic *t = s->topic_list[i];
-        if (!store_may_use(&t->res, who))
-            continue;
-        if (!first)
-            jbuf_lit(&b, ",");
-        first = false;
-        render_topic(&b, t);
-    }
-    jbuf_lit(&b, "]}");
-    if (jbuf_finish(&b, out, 200) != MOM_OK)
-        store_fail(out, 503, "unavailable", "out of memory");
+    struct render_list list;
+    render_list_open(&list, "topics");
+    for (size_t i = 0; i < s->ntopics; i++)
+        if (store_may_use(&s->topic_list[i]->res, who))
+            render_list_topic(&list, s->topic_list[i]);
+    (void)render_list_close(&list, out);
 }
 
 void store_get_topic(const struct store *s, const char *name, const struct store_caller *who,
                      struct reply *out)
 {
     const struct topic *t = lookup_topic(s, name, who, out);
-    if (t && reply_topic(t, out, 200) != MOM_OK)
-        store_fail(out, 503, "unavailable", "out of memory");
+    if (t)
+        (void)render_topic_answer(out, t, false);
 }
 
 void store_read_topic(const struct store *s, const char *topic, enum store_from from,
@@ -640,11 +507,12 @@ void store_read_topic(const struct store *s, const char *topic, enum store_from 
         return;
     uint64_t start;
     switch (from) {
-    case STORE_FROM_LATEST: start = next_offset(t); break;
+    case STORE_FROM_LATEST: start = topic_next_offset(t); break;
     case STORE_FROM_OFFSET:
-        if (offset > next_offset(t)) {
-            store_fail(out, 400, "offset_out_of_range",
-                       "offset %" PRIu64 " is beyond next_offset %" PRIu64, offset, next_offset(t));
+        if (offset > topic_next_offset(t)) {
+            render_error(out, API_ERR_OFFSET_OUT_OF_RANGE,
+                         "offset %" PRIu64 " is beyond next_offset %" PRIu64, offset,
+                         topic_next_offset(t));
             return;
         }
         start = offset < t->first_offset ? t->first_offset : offset;
@@ -663,68 +531,43 @@ void store_list_subscriptions(const struct store *s, const char *topic,
         return;
     size_t n;
     bool oom;
-    struct subscription **subs = sorted_subs(t, &n, &oom);
-    struct jbuf b;
-    jbuf_init(&b);
-    b.oom = oom;
-    jbuf_lit(&b, "{\"subscriptions\":[");
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            jbuf_lit(&b, ",");
-        render_subscription(&b, t, subs[i]);
-    }
-    jbuf_lit(&b, "]}");
+    struct subscription **subs = topic_sorted_subs(t, &n, &oom);
+    struct render_list list;
+    render_list_open(&list, "subscriptions");
+    list.b.oom = oom;
+    for (size_t i = 0; i < n; i++)
+        render_list_subscription(&list, t, subs[i]);
     free(subs);
-    if (jbuf_finish(&b, out, 200) != MOM_OK)
-        store_fail(out, 503, "unavailable", "out of memory");
+    (void)render_list_close(&list, out);
 }
 
 void store_get_subscription(const struct store *s, const char *topic, const char *name,
                             const struct store_caller *who, struct reply *out)
 {
-    const struct topic *t = topic_find(s, topic);
-    if (!t) {
-        store_fail(out, 404, "topic_not_found", "topic '%s' does not exist", topic);
-        return;
-    }
-    const struct subscription *sub = lookup_sub(t, name, out);
-    if (!sub)
-        return;
-    if (!store_may_use(&t->res, who)) {
-        store_fail(out, 403, "forbidden", "topic '%s' is private", topic);
-        return;
-    }
-    if (reply_subscription(t, sub, out, 200) != MOM_OK)
-        store_fail(out, 503, "unavailable", "out of memory");
+    struct topic *t;
+    const struct subscription *sub = lookup_sub(s, topic, name, who, out, &t);
+    if (sub)
+        (void)render_subscription_answer(out, t, sub, false);
 }
 
 void store_list_user_subscriptions(const struct store *s, const struct store_caller *who,
                                    struct reply *out)
 {
-    struct jbuf b;
-    jbuf_init(&b);
-    jbuf_lit(&b, "{\"subscriptions\":[");
-    bool first = true;
-    for (size_t i = 0; i < s->ntopics && !b.oom; i++) {
+    struct render_list list;
+    render_list_open(&list, "subscriptions");
+    for (size_t i = 0; i < s->ntopics && !list.b.oom; i++) {
         const struct topic *t = s->topic_list[i];
         size_t n;
         bool oom;
-        struct subscription **subs = sorted_subs(t, &n, &oom);
+        struct subscription **subs = topic_sorted_subs(t, &n, &oom);
         if (oom)
-            b.oom = true;
-        for (size_t k = 0; k < n; k++) {
-            if (!who->user || strcmp(subs[k]->owner, who->user) != 0)
-                continue;
-            if (!first)
-                jbuf_lit(&b, ",");
-            first = false;
-            render_subscription(&b, t, subs[k]);
-        }
+            list.b.oom = true;
+        for (size_t k = 0; k < n; k++)
+            if (who->user && strcmp(subs[k]->owner, who->user) == 0)
+                render_list_subscription(&list, t, subs[k]);
         free(subs);
     }
-    jbuf_lit(&b, "]}");
-    if (jbuf_finish(&b, out, 200) != MOM_OK)
-        store_fail(out, 503, "unavailable", "out of memory");
+    (void)render_list_close(&list, out);
 }
 
 void store_read_subscription(const struct store *s, const char *topic, const char *name,
@@ -733,17 +576,8 @@ void store_read_subscription(const struct store *s, const char *topic, const cha
 {
     if (empty)
         *empty = true;
-    const struct topic *t = topic_find(s, topic);
-    if (!t) {
-        store_fail(out, 404, "topic_not_found", "topic '%s' does not exist", topic);
-        return;
-    }
-    const struct subscription *sub = lookup_sub(t, name, out);
-    if (!sub)
-        return;
-    if (!store_may_use(&t->res, who)) {
-        store_fail(out, 403, "forbidden", "topic '%s' is private", topic);
-        return;
-    }
-    reply_messages(s, t, effective_cursor(t, sub), max, out, empty);
+    struct topic *t;
+    const struct subscription *sub = lookup_sub(s, topic, name, who, out, &t);
+    if (sub)
+        reply_messages(s, t, subscription_cursor(t, sub), max, out, empty);
 }

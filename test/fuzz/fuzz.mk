@@ -28,6 +28,7 @@ SRC_fuzz_peer_token := replication/peer_token.c token/jws.c common/err.c common/
 SRC_fuzz_wal     := replication/wal.c common/crc32c.c common/err.c common/log.c
 SRC_fuzz_snapshot := broker/store.c broker/store_queue.c broker/store_topic.c \
                      broker/store_snapshot.c broker/render.c broker/reply.c broker/command.c \
+                     broker/api_error.c \
                      common/hashmap.c common/siphash.c common/heap.c common/strtab.c \
                      common/crc32c.c common/err.c common/log.c common/clock.c \
                      $(BUILD)/proto/mom.pb.c

@@ -39,7 +39,7 @@ static void test_uint(void **state)
     assert_int_equal(out, 100);
     assert_int_equal(http_parse_uint("500", 100, false, "max", &out, &e), -1);
     assert_int_equal(http_parse_uint("-1", 100, true, "max", &out, &e), -1);
-    assert_int_equal(e.status, 400);
+    assert_int_equal(api_error_status(e.kind), 400);
     assert_int_equal(http_parse_uint("1.5", 100, true, "max", &out, &e), -1);
     assert_int_equal(http_parse_uint("", 100, true, "max", &out, &e), -1);
 }
@@ -62,14 +62,14 @@ static void test_queue_settings(void **state)
     assert_int_equal(http_parse_queue_settings("q", self, strlen(self), &s, &e), -1);
     const char *unknown = "{\"colour\":1}";
     assert_int_equal(http_parse_queue_settings("q", unknown, strlen(unknown), &s, &e), -1);
-    assert_string_equal(e.code, "bad_request");
+    assert_string_equal(api_error_code(e.kind), "bad_request");
     const char *wrong_type = "{\"max_length\":\"10\"}";
     assert_int_equal(http_parse_queue_settings("q", wrong_type, strlen(wrong_type), &s, &e), -1);
     const char *negative = "{\"max_length\":-1}";
     assert_int_equal(http_parse_queue_settings("q", negative, strlen(negative), &s, &e), -1);
     const char *broken = "{\"max_length\":";
     assert_int_equal(http_parse_queue_settings("q", broken, strlen(broken), &s, &e), -1);
-    assert_string_equal(e.code, "invalid_json");
+    assert_string_equal(api_error_code(e.kind), "invalid_json");
     assert_int_equal(http_parse_queue_settings("q", "[1]", 3, &s, &e), -1);
 }
 
@@ -128,7 +128,7 @@ static void test_bodies(void **state)
     assert_int_equal(http_parse_credentials(shortpw, strlen(shortpw), user, &pw, &pwlen, &e), -1);
     const char *badname = "{\"username\":\"a b\",\"password\":\"longenough\"}";
     assert_int_equal(http_parse_credentials(badname, strlen(badname), user, &pw, &pwlen, &e), -1);
-    assert_string_equal(e.code, "invalid_name");
+    assert_string_equal(api_error_code(e.kind), "invalid_name");
 }
 
 int main(void)

@@ -1,6 +1,8 @@
 /* Unit tests for broker/render: UTF-8 validation (RFC 3629 edge cases),
  * JSON string escaping (checked by parsing with cJSON), body encoding
- * (utf-8 vs base64 round trip through OpenSSL), numbers and times.
+ * (utf-8 vs base64 round trip through OpenSSL), numbers and times, and the
+ * answer shapes that need no store: errors (every kind of the api_error
+ * table), publish acks, tokens, health and the empty receive.
  * SPDX-License-Identifier: MIT */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -179,13 +181,88 @@ static void test_bodies(void **state)
     assert_null(b.p);
 }
 
+static void test_errors(void **state)
+{
+    (void)state;
+    /* Every kind has a status and a code the API lists, and renders as
+     * {"error":{"code","message"}} with that status. */
+    static const char *const codes[] = {
+        "bad_request",        "invalid_json",    "invalid_name",        "offset_out_of_range",
+        "unauthorized",       "invalid_token",   "invalid_credentials", "forbidden",
+        "not_found",          "queue_not_found", "topic_not_found",     "subscription_not_found",
+        "method_not_allowed", "conflict",        "receipt_expired",     "payload_too_large",
+        "queue_full",         "unavailable",     "storage_unavailable", "too_many_requests",
+        "header_too_large",   "uri_too_long",
+    };
+    for (int e = 0; e < API_ERR_COUNT; e++) {
+        int status = api_error_status((enum api_error)e);
+        const char *code = api_error_code((enum api_error)e);
+        assert_true(status >= 400 && status <= 599);
+        bool listed = false;
+        for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+            listed |= strcmp(codes[i], code) == 0;
+        assert_true(listed);
+        struct reply r = {0};
+        render_error(&r, (enum api_error)e, "thing '%s' \"quoted\" %d", "x\n", e);
+        assert_int_equal(r.status, status);
+        cJSON *j = cJSON_ParseWithLength(r.body, r.body_len);
+        assert_non_null(j);
+        cJSON *err = cJSON_GetObjectItem(j, "error");
+        assert_string_equal(cJSON_GetObjectItem(err, "code")->valuestring, code);
+        char want[64];
+        snprintf(want, sizeof want, "thing 'x\n' \"quoted\" %d", e);
+        assert_string_equal(cJSON_GetObjectItem(err, "message")->valuestring, want);
+        cJSON_Delete(j);
+        reply_cleanup(&r);
+    }
+    assert_int_equal(api_error_status(API_ERR_QUEUE_NOT_FOUND), 404);
+    assert_int_equal(api_error_status(API_ERR_STORAGE_FULL), 507);
+    assert_int_equal(api_error_status((enum api_error)API_ERR_COUNT), 500);
+    render_error(NULL, API_ERR_CONFLICT, "no reply: nothing happens");
+}
+
+static void test_answers(void **state)
+{
+    (void)state;
+    struct reply r = {0};
+    /* ids are (log index << 10) | item, in 16 hex digits */
+    assert_int_equal(render_publish_ack(&r, true, false, 5, 1, 7), MOM_OK);
+    assert_int_equal(r.status, 201);
+    assert_string_equal(r.body, "{\"id\":\"0000000000001400\",\"seq\":7}");
+    assert_int_equal(render_publish_ack(&r, false, false, 5, 1, 0), MOM_OK);
+    assert_string_equal(r.body, "{\"id\":\"0000000000001400\",\"offset\":0}");
+    assert_int_equal(render_publish_ack(&r, true, true, 1, 2, 3), MOM_OK);
+    assert_string_equal(r.body, "{\"ids\":[\"0000000000000400\",\"0000000000000401\"],"
+                                "\"seqs\":[3,4]}");
+    assert_int_equal(render_publish_ack(&r, false, true, 1, 1, 9), MOM_OK);
+    assert_string_equal(r.body, "{\"ids\":[\"0000000000000400\"],\"offsets\":[9]}");
+    assert_int_equal(render_publish_ack(NULL, false, true, 1, 1, 9), MOM_OK);
+    assert_int_equal(render_token(&r, "a.b.c", 3600), MOM_OK);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(
+        r.body, "{\"access_token\":\"a.b.c\",\"token_type\":\"Bearer\",\"expires_in\":3600}");
+    assert_int_equal(render_health(&r, false, "storage unavailable"), MOM_OK);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(r.body, "{\"status\":\"storage unavailable\"}");
+    assert_false(render_is_empty_receive(&r));
+    assert_int_equal(render_empty_receive(&r), MOM_OK);
+    assert_true(render_is_empty_receive(&r));
+    render_no_content(&r);
+    assert_int_equal(r.status, 204);
+    assert_null(r.body);
+    struct render_list l;
+    render_list_open(&l, "queues");
+    assert_int_equal(render_list_close(&l, &r), MOM_OK);
+    assert_string_equal(r.body, "{\"queues\":[]}");
+    reply_cleanup(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_strings_and_numbers),
-        cmocka_unit_test(test_times),
-        cmocka_unit_test(test_bodies),
+        cmocka_unit_test(test_utf8),   cmocka_unit_test(test_strings_and_numbers),
+        cmocka_unit_test(test_times),  cmocka_unit_test(test_bodies),
+        cmocka_unit_test(test_errors), cmocka_unit_test(test_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
