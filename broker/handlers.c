@@ -248,7 +248,7 @@ static void handle_token(struct request_ctx *rc)
     struct parse_error err;
     char *password;
     size_t plen;
-    if (http_parse_credentials(rc->body, rc->body_len, rc->login_user, &password, &plen, &err)) {
+    if (http_parse_login(rc->body, rc->body_len, rc->login_user, &password, &plen, &err)) {
         server_send_parse_error(rc, &err);
         return;
     }

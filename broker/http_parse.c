@@ -6,9 +6,9 @@
 
 #include "broker/router.h"
 #include "common/hex.h"
+#include "common/number.h"
 
 #include <cjson/cJSON.h>
-#include <math.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -123,19 +123,26 @@ static int parse_object(const char *body, size_t len, bool optional, cJSON **roo
     return 0;
 }
 
+/* A JSON integer 0..max, exact (number.h): 2^53 and above is refused
+ * rather than rounded. */
 static int json_uint(const cJSON *item, uint64_t max, uint64_t *out, struct parse_error *err)
 {
     if (!cJSON_IsNumber(item))
         return fail(err, API_ERR_BAD_REQUEST, "field '%s' must be an integer", item->string);
-    double d = item->valuedouble;
-    if (d < 0 || d != floor(d) || d > 9007199254740992.0)
+    switch (number_exact_uint(item->valuedouble, max, out)) {
+    case NUMBER_OK: return 0;
+    case NUMBER_NOT_INTEGER:
         return fail(err, API_ERR_BAD_REQUEST, "field '%s' must be a non-negative integer",
                     item->string);
-    if ((uint64_t)d > max)
+    case NUMBER_INEXACT:
+        return fail(err, API_ERR_BAD_REQUEST,
+                    "field '%s' must be below 2^53 (9007199254740992) to be read exactly",
+                    item->string);
+    case NUMBER_TOO_LARGE:
+    default:
         return fail(err, API_ERR_BAD_REQUEST, "field '%s' must be at most %llu", item->string,
                     (unsigned long long)max);
-    *out = (uint64_t)d;
-    return 0;
+    }
 }
 
 static int unknown_field(const cJSON *item, struct parse_error *err)
@@ -433,8 +440,8 @@ int http_parse_subscription(const char *body, size_t len, bool *start_earliest,
     return rc;
 }
 
-int http_parse_credentials(const char *body, size_t len, char username[129], char **password,
-                           size_t *password_len, struct parse_error *err)
+static int parse_credentials(const char *body, size_t len, bool login, char username[129],
+                             char **password, size_t *password_len, struct parse_error *err)
 {
     *password = NULL;
     cJSON *root;
@@ -457,18 +464,36 @@ int http_parse_credentials(const char *body, size_t len, char username[129], cha
     if (!rc && !router_valid_name(user->valuestring))
         rc = fail(err, API_ERR_INVALID_NAME, "username must match ^[A-Za-z0-9._-]{1,128}$");
     size_t plen = rc ? 0 : strlen(pass->valuestring);
-    if (!rc && (plen < 8 || plen > 1024))
+    bool out_of_rules = plen < 8 || plen > 1024;
+    if (!rc && out_of_rules && !login)
         rc = fail(err, API_ERR_BAD_REQUEST, "password must be 8 to 1024 bytes");
+    /* A login whose password no registration could have set is simply a
+     * wrong password: it goes on as the empty one, which matches no user. */
+    if (!rc && out_of_rules)
+        plen = 0;
     if (!rc) {
         snprintf(username, 129, "%s", user->valuestring);
         *password = malloc(plen + 1);
         if (!*password)
             rc = fail(err, API_ERR_BAD_REQUEST, "out of memory");
         else {
-            memcpy(*password, pass->valuestring, plen + 1);
+            memcpy(*password, pass->valuestring, plen);
+            (*password)[plen] = '\0';
             *password_len = plen;
         }
     }
     cJSON_Delete(root);
     return rc;
+}
+
+int http_parse_credentials(const char *body, size_t len, char username[129], char **password,
+                           size_t *password_len, struct parse_error *err)
+{
+    return parse_credentials(body, len, false, username, password, password_len, err);
+}
+
+int http_parse_login(const char *body, size_t len, char username[129], char **password,
+                     size_t *password_len, struct parse_error *err)
+{
+    return parse_credentials(body, len, true, username, password, password_len, err);
 }

@@ -49,9 +49,17 @@ int http_parse_sub_ack(const char *body, size_t len, uint64_t *offset, struct pa
 /* {"start": "latest"|"earliest"} optional. */
 int http_parse_subscription(const char *body, size_t len, bool *start_earliest,
                             struct parse_error *err);
-/* {"username","password"}: username matches the name rule, password 8..1024 bytes. */
+/* {"username","password"}: username matches the name rule, password 8..1024
+ * bytes (registration). *password is malloc'd, the caller frees it. */
 int http_parse_credentials(const char *body, size_t len, char username[129], char **password,
                            size_t *password_len, struct parse_error *err);
+/* The same body for a login. A password outside 8..1024 bytes cannot be
+ * right: it comes back as the empty password (*password_len 0), which no
+ * stored hash matches, so the login fails like any wrong one (401
+ * invalid_credentials, counted by the failed-login limits) whatever its
+ * length. */
+int http_parse_login(const char *body, size_t len, char username[129], char **password,
+                     size_t *password_len, struct parse_error *err);
 
 #define HTTP_MAX_DELAY_MS 86400000ull
 #define HTTP_MAX_VISIBILITY_MS 43200000ull

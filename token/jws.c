@@ -9,11 +9,11 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/number.h"
 
 #include <cjson/cJSON.h>
 #include <jwt.h>
 #include <limits.h>
-#include <math.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JWS_MAX_HEADER 1024u /* decoded JOSE header bytes */
-#define JWS_MAX_NUMERIC 1e15 /* NumericDate sanity bound (year ~31 million) */
+#define JWS_MAX_HEADER 1024u                /* decoded JOSE header bytes */
+#define JWS_MAX_NUMERIC 1000000000000000ull /* NumericDate sanity bound (year ~31 million) */
 
 struct jws_key {
     unsigned char *secret; /* HS256 key, NULL when not configured */
@@ -94,11 +94,7 @@ static bool json_numeric_date(const cJSON *v, uint64_t *out)
 {
     if (!cJSON_IsNumber(v))
         return false;
-    double d = v->valuedouble;
-    if (!(d >= 0.0) || d > JWS_MAX_NUMERIC || floor(d) != d)
-        return false;
-    *out = (uint64_t)d;
-    return true;
+    return number_exact_uint(v->valuedouble, JWS_MAX_NUMERIC, out) == NUMBER_OK;
 }
 
 /* v is the string s, or an array holding the string s. */

@@ -226,6 +226,14 @@ def test_token_bad_credentials_is_401(momd):
     assert_error(r, 400)
 
 
+@pytest.mark.parametrize("password", ["", "short", "1234567", "x" * 1025, "x" * 5000])
+def test_wrong_password_of_any_length_is_401(momd, password):
+    # A password no registration could have set is a wrong password, not bad input.
+    register(momd, "alice", "the right password")
+    assert_error(login(momd, "alice", password), 401, "invalid_credentials")
+    assert_error(login(momd, "nobody", password), 401, "invalid_credentials")
+
+
 def test_token_ttl_option(momd_factory):
     m = momd_factory(args=["--token-ttl-s", "120"])
     register(m, "alice", "long enough password")

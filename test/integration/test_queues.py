@@ -112,6 +112,26 @@ def test_bad_settings_are_400(alice, body):
     assert_error(alice.get("/v1/queues/q"), 404, "queue_not_found")
 
 
+@pytest.mark.parametrize("raw", [
+    b'{"max_length": 9007199254740993}',    # 2^53 + 1 would read as 2^53
+    b'{"max_length": 9007199254740992}',    # 2^53: may be a rounded value
+    b'{"message_ttl_ms": 18446744073709551616}',
+    b'{"max_length": 1e300}',
+])
+def test_integers_from_2_pow_53_are_400_not_rounded(alice, raw):
+    r = alice.put("/v1/queues/q", data=raw, headers={"Content-Type": "application/json"})
+    assert_error(r, 400, "bad_request")
+    assert "2^53" in r.json()["error"]["message"]
+    assert_error(alice.get("/v1/queues/q"), 404, "queue_not_found")
+
+
+def test_largest_exact_integer_is_kept(alice):
+    raw = b'{"max_length": 9007199254740991}'
+    r = alice.put("/v1/queues/q", data=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 201, r.text
+    assert r.json()["max_length"] == 9007199254740991
+
+
 def test_bad_dead_letter_queue_name_is_400(alice):
     r = alice.put("/v1/queues/q", json={"dead_letter_queue": "bad name"})
     assert_error(r, 400, ("invalid_name", "bad_request"))

@@ -67,6 +67,13 @@ static void test_queue_settings(void **state)
     assert_int_equal(http_parse_queue_settings("q", wrong_type, strlen(wrong_type), &s, &e), -1);
     const char *negative = "{\"max_length\":-1}";
     assert_int_equal(http_parse_queue_settings("q", negative, strlen(negative), &s, &e), -1);
+    /* 2^53 and above may have been rounded: refused, never changed */
+    const char *inexact = "{\"max_length\":9007199254740993}";
+    assert_int_equal(http_parse_queue_settings("q", inexact, strlen(inexact), &s, &e), -1);
+    assert_string_equal(api_error_code(e.kind), "bad_request");
+    const char *exact = "{\"max_length\":9007199254740991}";
+    assert_int_equal(http_parse_queue_settings("q", exact, strlen(exact), &s, &e), 0);
+    assert_int_equal(s.max_length, 9007199254740991ull);
     const char *broken = "{\"max_length\":";
     assert_int_equal(http_parse_queue_settings("q", broken, strlen(broken), &s, &e), -1);
     assert_string_equal(api_error_code(e.kind), "invalid_json");
@@ -126,6 +133,16 @@ static void test_bodies(void **state)
     free(pw);
     const char *shortpw = "{\"username\":\"alice\",\"password\":\"short\"}";
     assert_int_equal(http_parse_credentials(shortpw, strlen(shortpw), user, &pw, &pwlen, &e), -1);
+    /* a login with a password no registration allows goes on as the empty
+     * password, which matches no user */
+    assert_int_equal(http_parse_login(shortpw, strlen(shortpw), user, &pw, &pwlen, &e), 0);
+    assert_int_equal(pwlen, 0);
+    assert_string_equal(pw, "");
+    free(pw);
+    assert_int_equal(http_parse_login(cred, strlen(cred), user, &pw, &pwlen, &e), 0);
+    assert_int_equal(pwlen, 10);
+    assert_string_equal(pw, "longenough");
+    free(pw);
     const char *badname = "{\"username\":\"a b\",\"password\":\"longenough\"}";
     assert_int_equal(http_parse_credentials(badname, strlen(badname), user, &pw, &pwlen, &e), -1);
     assert_string_equal(api_error_code(e.kind), "invalid_name");
