@@ -11,6 +11,7 @@
  * SPDX-License-Identifier: MIT */
 #include "broker/compat.h"
 
+#include "broker/api_error.h"
 #include "broker/server_internal.h"
 #include "common/clock.h"
 
@@ -311,89 +312,105 @@ bool compat_prepare(struct request_ctx *rc)
 
 /* ---- answers: /v1 -> the prototype's shape ---- */
 
-/* The error text for a /v1 error code on this compat route. */
-static int error_text(const struct request_ctx *rc, int status, const char *code, char *text,
-                      size_t len)
+/* The error kind of a /v1 answer, from its status and code through the one
+ * table (api_error.c); API_ERR_COUNT when none matches. */
+static enum api_error error_kind(int status, const char *code)
+{
+    for (int e = 0; e < API_ERR_COUNT; e++)
+        if (api_error_status((enum api_error)e) == status &&
+            !strcmp(api_error_code((enum api_error)e), code))
+            return (enum api_error)e;
+    return API_ERR_COUNT;
+}
+
+/* The prototype's status and Spanish text for a /v1 error on this compat
+ * route. The switch names every kind, so a new kind needs its text here. */
+static int error_text(const struct request_ctx *rc, int status, const char *code,
+                      const char *message, char *text, size_t len)
 {
     enum route r = rc->compat_route;
     const char *name = rc->match.params[0];
-    bool topic = is_topic_route(r);
-    const char *what = topic ? "El tópico" : "La cola";
-    if (!strcmp(code, "unauthorized") || !strcmp(code, "invalid_token")) {
+    const char *the = is_topic_route(r) ? "el tópico" : "la cola";
+    const char *The = is_topic_route(r) ? "El tópico" : "La cola";
+    enum api_error kind = error_kind(status, code);
+    switch (kind) {
+    case API_ERR_UNAUTHORIZED:
+    case API_ERR_INVALID_TOKEN:
         snprintf(text, len, "Token inválido");
         /* the node routes answered 403 for any token problem */
         return rc->compat_family == COMPAT_NODE ? 403 : 401;
-    }
-    if (!strcmp(code, "invalid_credentials") || (r == ROUTE_API_LOGIN && status == 400)) {
-        snprintf(text, len, "Credenciales inválidas");
-        return 401;
-    }
-    if (!strcmp(code, "invalid_json")) {
-        snprintf(text, len, "JSON inválido");
-        return status;
-    }
-    if (!strcmp(code, "invalid_name")) {
+    case API_ERR_INVALID_CREDENTIALS: snprintf(text, len, "Credenciales inválidas"); return 401;
+    case API_ERR_INVALID_JSON: snprintf(text, len, "JSON inválido"); return status;
+    case API_ERR_INVALID_NAME:
         snprintf(text, len, "Nombre inválido: debe cumplir " NAME_RULE);
         return status;
-    }
-    if (r == ROUTE_API_REGISTER && status == 400) {
-        snprintf(text, len,
-                 "Usuario o contraseña inválidos: el usuario debe cumplir " NAME_RULE
-                 " y la contraseña tener de 8 a 1024 bytes");
-        return status;
-    }
-    if (r == ROUTE_API_REGISTER && status == 409) {
-        snprintf(text, len, "El usuario ya existe");
-        return status;
-    }
-    if (r == ROUTE_API_REGISTER && status == 403) {
-        snprintf(text, len, "El registro de usuarios está deshabilitado");
-        return status;
-    }
-    if (!strcmp(code, "queue_not_found") || !strcmp(code, "topic_not_found")) {
-        snprintf(text, len, "%s '%s' no existe",
-                 !strcmp(code, "topic_not_found") ? "El tópico" : "La cola", name);
-        return 404;
-    }
-    if (!strcmp(code, "subscription_not_found")) {
-        snprintf(text, len, "No estás suscrito al tópico '%s'", name);
-        return r == ROUTE_API_UNSUBSCRIBE ? 409 : 404;
-    }
-    if (!strcmp(code, "forbidden")) {
-        if (r == ROUTE_API_TOPIC_DELETE || r == ROUTE_NODE_TOPIC_DELETE ||
-            r == ROUTE_API_QUEUE_DELETE || r == ROUTE_NODE_QUEUE_DELETE)
-            snprintf(text, len, "Solo el creador puede eliminar %s '%s'",
-                     topic ? "el tópico" : "la cola", name);
+    case API_ERR_BAD_REQUEST:
+        if (r == ROUTE_API_LOGIN) { /* a malformed username cannot be anyone's */
+            snprintf(text, len, "Credenciales inválidas");
+            return 401;
+        }
+        if (r == ROUTE_API_REGISTER)
+            snprintf(text, len,
+                     "Usuario o contraseña inválidos: el usuario debe cumplir " NAME_RULE
+                     " y la contraseña tener de 8 a 1024 bytes");
         else
-            snprintf(text, len, "No tienes permiso sobre %s '%s'", topic ? "el tópico" : "la cola",
-                     name);
-        return 403;
-    }
-    if (!strcmp(code, "conflict")) {
-        snprintf(text, len, "%s '%s' ya existe", what, name);
-        return 409;
-    }
-    if (!strcmp(code, "queue_full")) {
-        snprintf(text, len, "La cola '%s' está llena; intente más tarde", name);
+            snprintf(text, len, "Solicitud inválida: %s", message);
         return status;
-    }
-    if (!strcmp(code, "payload_too_large")) {
+    case API_ERR_OFFSET_OUT_OF_RANGE: snprintf(text, len, "Posición fuera de rango"); return status;
+    case API_ERR_FORBIDDEN:
+        if (r == ROUTE_API_REGISTER)
+            snprintf(text, len, "El registro de usuarios está deshabilitado");
+        else if (r == ROUTE_API_TOPIC_DELETE || r == ROUTE_NODE_TOPIC_DELETE ||
+                 r == ROUTE_API_QUEUE_DELETE || r == ROUTE_NODE_QUEUE_DELETE)
+            snprintf(text, len, "Solo el creador puede eliminar %s '%s'", the, name);
+        else
+            snprintf(text, len, "No tienes permiso sobre %s '%s'", the, name);
+        return status;
+    case API_ERR_NOT_FOUND: snprintf(text, len, "Ruta no encontrada"); return status;
+    case API_ERR_QUEUE_NOT_FOUND:
+        snprintf(text, len, "La cola '%s' no existe", name);
+        return status;
+    case API_ERR_TOPIC_NOT_FOUND:
+        snprintf(text, len, "El tópico '%s' no existe", name);
+        return status;
+    case API_ERR_SUBSCRIPTION_NOT_FOUND:
+        snprintf(text, len, "No estás suscrito al tópico '%s'", name);
+        return r == ROUTE_API_UNSUBSCRIBE ? 409 : status;
+    case API_ERR_METHOD_NOT_ALLOWED: snprintf(text, len, "Método no permitido"); return status;
+    case API_ERR_CONFLICT:
+        if (r == ROUTE_API_REGISTER)
+            snprintf(text, len, "El usuario ya existe");
+        else
+            snprintf(text, len, "%s '%s' ya existe", The, name);
+        return status;
+    case API_ERR_RECEIPT_EXPIRED:
+        snprintf(text, len, "El mensaje ya no está reservado para ti");
+        return status;
+    case API_ERR_LENGTH_REQUIRED:
+        snprintf(text, len, "Envíe el cuerpo con Content-Length");
+        return status;
+    case API_ERR_PAYLOAD_TOO_LARGE:
         snprintf(text, len, "El mensaje es demasiado grande");
         return status;
-    }
-    if (!strcmp(code, "not_found")) {
-        snprintf(text, len, "Ruta no encontrada");
+    case API_ERR_URI_TOO_LONG: snprintf(text, len, "La URL es demasiado larga"); return status;
+    case API_ERR_QUEUE_FULL:
+        snprintf(text, len, "La cola '%s' está llena; intente más tarde", name);
         return status;
-    }
-    if (!strcmp(code, "method_not_allowed")) {
-        snprintf(text, len, "Método no permitido");
+    case API_ERR_TOO_MANY_REQUESTS:
+        snprintf(text, len, "Demasiados intentos fallidos; espere e intente de nuevo");
         return status;
-    }
-    if (status == 503 || status == 507) {
+    case API_ERR_HEADER_TOO_LARGE:
+        snprintf(text, len, "Cabeceras demasiado grandes");
+        return status;
+    case API_ERR_NOT_APPLIED: snprintf(text, len, "La operación no se pudo aplicar"); return status;
+    case API_ERR_UNAVAILABLE:
+    case API_ERR_STORAGE_UNAVAILABLE:
+    case API_ERR_STORAGE_FULL:
         snprintf(text, len, "Servicio no disponible; intente de nuevo");
         return status;
+    case API_ERR_COUNT: break;
     }
-    snprintf(text, len, "Solicitud inválida");
+    snprintf(text, len, "Error: %s", message);
     return status;
 }
 
@@ -403,11 +420,9 @@ static void translate_error(struct request_ctx *rc, const struct reply *in, cJSO
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(v1, "error");
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
     const cJSON *message = cJSON_GetObjectItemCaseSensitive(err, "message");
-    char text[400];
-    int status = error_text(rc, in->status, cJSON_IsString(code) ? code->valuestring : "", text,
-                            sizeof text);
-    if (!strcmp(text, "Solicitud inválida") && cJSON_IsString(message))
-        snprintf(text, sizeof text, "Solicitud inválida: %s", message->valuestring);
+    char text[700];
+    int status = error_text(rc, in->status, cJSON_IsString(code) ? code->valuestring : "",
+                            cJSON_IsString(message) ? message->valuestring : "", text, sizeof text);
     set_error(out, rc->compat_family, status, "%s", text);
 }
 

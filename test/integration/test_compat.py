@@ -377,3 +377,15 @@ def test_compat_through_a_follower(cluster3):
                                                              "password": "nope-nope"}), 401)
     assert ana.delete("/api/topicos/Minuto_30").status_code == 200
     assert o.get("/topicos").json() == {"topicos": []}
+
+
+def test_failed_logins_are_limited_in_the_prototype_shape(momd_factory):
+    m = momd_factory(args=["--login-failures", "2"])
+    api_user(m, "ana")
+    anon = Client(m)
+    bad = {"username": "ana", "password": "mala-clave-1"}
+    for _ in range(2):
+        assert api_error(anon.post("/api/auth/login", json=bad), 401) == "Credenciales inválidas"
+    r = anon.post("/api/auth/login", json=bad)
+    assert api_error(r, 429) == "Demasiados intentos fallidos; espere e intente de nuevo"
+    assert int(r.headers["Retry-After"]) >= 1
