@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base64.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "token/jws.h"
@@ -89,35 +90,14 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-/* Standard padded base64 (password records). Returns decoded length or -1. */
+/* Standard padded base64 (password records), canonical only so that one
+ * record has one spelling. Returns the decoded length or -1. */
 static int b64_decode_std(const char *in, size_t len, unsigned char *out, size_t cap)
 {
-    if (len == 0 || len % 4 != 0 || len / 4 * 3 > cap || len > INT_MAX)
+    size_t n;
+    if (base64_decode(BASE64_STD, in, len, out, cap, &n) != MOM_OK || n == 0 || n > INT_MAX)
         return -1;
-    size_t pad = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = in[i];
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  c == '+' || c == '/';
-        if (c == '=' && i >= len - 2) {
-            pad++;
-            continue;
-        }
-        if (!ok || pad > 0)
-            return -1;
-    }
-    int r = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
-    if (r < 0 || (size_t)r < pad)
-        return -1;
-    /* Canonical only: the unused low bits before '=' must be zero, so one
-     * record has exactly one spelling (re-encode and compare). */
-    unsigned char again[4 * 64 / 3 + 8];
-    if (len >= sizeof again)
-        return -1;
-    EVP_EncodeBlock(again, out, r - (int)pad);
-    if (memcmp(again, in, len) != 0)
-        return -1;
-    return r - (int)pad;
+    return (int)n;
 }
 
 /* ---- lifecycle ---- */

@@ -5,11 +5,12 @@
 #include "broker/http_parse.h"
 
 #include "broker/router.h"
+#include "common/base64.h"
+#include "common/err.h"
 #include "common/hex.h"
 #include "common/number.h"
 
 #include <cjson/cJSON.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,25 +258,18 @@ void http_free_batch(struct command_item *items, uint8_t **owned, size_t count)
     free(items);
 }
 
+/* Canonical padded base64 only (common/base64.h): "Q===" or "QR==" is 400. */
 static int decode_base64(const char *text, uint8_t **out, size_t *outlen)
 {
     size_t len = strlen(text);
-    if (len % 4)
-        return -1;
-    uint8_t *buf = malloc(len / 4 * 3 + 1);
+    uint8_t *buf = malloc(base64_decoded_max(len));
     if (!buf)
         return -1;
-    int n = len ? EVP_DecodeBlock(buf, (const unsigned char *)text, (int)len) : 0;
-    if (n < 0) {
+    if (base64_decode(BASE64_STD, text, len, buf, base64_decoded_max(len), outlen) != MOM_OK) {
         free(buf);
         return -1;
     }
-    if (len >= 1 && text[len - 1] == '=')
-        n--;
-    if (len >= 2 && text[len - 2] == '=')
-        n--;
     *out = buf;
-    *outlen = (size_t)n;
     return 0;
 }
 

@@ -7,6 +7,7 @@
  * SPDX-License-Identifier: MIT */
 #include "token/jws.h"
 
+#include "common/base64.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/number.h"
@@ -40,53 +41,14 @@ struct jws_key {
 
 /* ---- decoding helpers ---- */
 
-static bool is_b64url_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_';
-}
-
-/* Decodes unpadded base64url (RFC 7515 §2) with OpenSSL's EVP_DecodeBlock,
- * in chunks of whole quanta so no allocation is needed. Strict: only the URL
- * alphabet, no padding, no whitespace. Returns MOM_OK or MOM_ERR_INVALID. */
+/* Unpadded base64url (RFC 7515 section 2), canonical only (common/base64.h):
+ * a token has one spelling, so its cache key names one signature. Returns
+ * MOM_OK or MOM_ERR_INVALID. */
 static int b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap,
                          size_t *out_len)
 {
-    if (len % 4 == 1)
-        return MOM_ERR_INVALID;
-    size_t need = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
-    if (need > cap)
-        return MOM_ERR_INVALID;
-    for (size_t i = 0; i < len; i++)
-        if (!is_b64url_char(in[i]))
-            return MOM_ERR_INVALID;
-
-    unsigned char chunk[1024 + 4];
-    unsigned char tmp[(sizeof chunk / 4) * 3];
-    size_t done = 0, pos = 0;
-    while (pos < len) {
-        size_t n = len - pos;
-        if (n > 1024)
-            n = 1024;
-        for (size_t i = 0; i < n; i++) {
-            char c = in[pos + i];
-            chunk[i] = (unsigned char)(c == '-' ? '+' : c == '_' ? '/' : c);
-        }
-        size_t padded = n, pad = 0;
-        while (padded % 4 != 0) {
-            chunk[padded++] = '=';
-            pad++;
-        }
-        int r = EVP_DecodeBlock(tmp, chunk, (int)padded);
-        if (r < 0 || (size_t)r < pad)
-            return MOM_ERR_INVALID;
-        size_t got = (size_t)r - pad;
-        memcpy(out + done, tmp, got);
-        done += got;
-        pos += n;
-    }
-    *out_len = done;
-    return MOM_OK;
+    return base64_decode(BASE64_URL, in, len, out, cap, out_len) == MOM_OK ? MOM_OK
+                                                                           : MOM_ERR_INVALID;
 }
 
 /* A JSON NumericDate that is a non-negative integral number. */

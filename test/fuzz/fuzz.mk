@@ -25,7 +25,7 @@ SRC_fuzz_grpcmsg := replication/grpcmsg.c common/err.c $(BUILD)/proto/mom.pb.c
 SRC_fuzz_command := broker/command.c common/err.c $(BUILD)/proto/mom.pb.c
 SRC_fuzz_members := replication/peer_members.c common/err.c
 SRC_fuzz_peer_token := replication/peer_token.c token/jws.c common/err.c common/log.c \
-                       common/number.c
+                       common/number.c common/base64.c
 SRC_fuzz_wal     := replication/wal.c common/crc32c.c common/err.c common/log.c
 SRC_fuzz_snapshot := broker/store.c broker/store_queue.c broker/store_topic.c \
                      broker/store_snapshot.c broker/render.c broker/reply.c broker/command.c \
@@ -34,6 +34,7 @@ SRC_fuzz_snapshot := broker/store.c broker/store_queue.c broker/store_topic.c \
                      common/crc32c.c common/err.c common/log.c common/clock.c \
                      $(BUILD)/proto/mom.pb.c
 SRC_fuzz_node_wire := replication/node_wire.c common/err.c $(BUILD)/proto/mom.pb.c
+SRC_fuzz_base64  := common/base64.c common/err.c
 LIB_fuzz_headers := -lnghttp2
 LIB_fuzz_h2conn  := -lnghttp2
 LIB_fuzz_grpcmsg := -l:libprotobuf-nanopb.a
@@ -41,6 +42,7 @@ LIB_fuzz_command := -l:libprotobuf-nanopb.a
 LIB_fuzz_peer_token := -ljwt -lcjson -lcrypto
 LIB_fuzz_node_wire := -l:libprotobuf-nanopb.a
 LIB_fuzz_snapshot := -l:libprotobuf-nanopb.a -lcjson -lcrypto
+LIB_fuzz_base64  := -lcrypto
 
 .PHONY: fuzz-build fuzz-run
 fuzz-build: $(BINS)

@@ -323,3 +323,37 @@ def test_random_bytes_and_pipelined_garbage(momd, alice):
     s.close()
     assert healthy_status(momd) == 200
     assert sorted(drain(alice, "g", len(acked))) == sorted(acked)
+
+
+# ---- strict decoding ------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["Q===", "QR==", "QUF=", "QQ", "QQ=A", "QQ==\n", "Q Q==", "QQ-_"])
+def test_non_canonical_base64_is_refused(momd, alice, text):
+    alice.create_queue("b64")
+    r = alice.post("/v1/queues/b64/messages/batch",
+                   json={"messages": [{"body": text, "encoding": "base64"}]})
+    assert_error(r, 400, "bad_request")
+    r = alice.post("/v1/queues/b64/messages/batch",
+                   json={"messages": [{"body": "QQ==", "encoding": "base64"},
+                                      {"body": "//79", "encoding": "base64"}]})
+    assert r.status_code == 201, r.text
+    got = alice.receive("b64", max=10)
+    assert [m["body"] for m in got] == ["A", "//79"]
+    assert got[1]["encoding"] == "base64"
+
+
+@pytest.mark.parametrize("value", ["9007199254740992", "9007199254740993", "18446744073709551616",
+                                   "1e300", "-1", "1.5"])
+def test_integers_a_field_cannot_hold_exactly_are_refused(momd, alice, value):
+    for path, field in (("/v1/queues/q1", "max_length"), ("/v1/queues/q1", "message_ttl_ms"),
+                        ("/v1/topics/t1", "retention_bytes"), ("/v1/queues/q1", "max_deliveries")):
+        r = alice.put(path, data='{"%s": %s}' % (field, value),
+                      headers={"Content-Type": "application/json"})
+        assert_error(r, 400, "bad_request")
+    r = alice.put("/v1/queues/q1", data='{"max_length": 9007199254740991}',
+                  headers={"Content-Type": "application/json"})
+    assert r.status_code == 201, r.text
+    assert alice.get_queue("q1")["max_length"] == 9007199254740991
+    r = alice.put("/v1/queues/q2", data='{"max_deliveries": 4294967296}',
+                  headers={"Content-Type": "application/json"})
+    assert_error(r, 400, "bad_request")
