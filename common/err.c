@@ -23,6 +23,7 @@ const char *mom_strerror(int err)
     case MOM_ERR_AUTH: return "authentication failed";
     case MOM_ERR_CLOSED: return "closed";
     case MOM_ERR_EXISTS: return "already exists";
+    case MOM_ERR_FOREIGN: return "belongs to another cluster";
     default: return "unknown error";
     }
 }

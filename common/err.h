@@ -22,6 +22,7 @@ enum mom_err {
     MOM_ERR_AUTH = -13,        /* authentication failed */
     MOM_ERR_CLOSED = -14,      /* object is shutting down */
     MOM_ERR_EXISTS = -15,      /* already exists */
+    MOM_ERR_FOREIGN = -16,     /* belongs to another cluster */
 };
 
 /* Static text for a code (never NULL). */

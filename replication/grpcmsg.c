@@ -208,6 +208,7 @@ enum grpc_status grpcmsg_status_from_err(int err)
     case MOM_ERR_UNAVAILABLE: return GRPC_UNAVAILABLE;
     case MOM_ERR_CLOSED: return GRPC_UNAVAILABLE;
     case MOM_ERR_AUTH: return GRPC_UNAUTHENTICATED;
+    case MOM_ERR_FOREIGN: return GRPC_PERMISSION_DENIED;
     case MOM_ERR_CORRUPT: return GRPC_DATA_LOSS;
     case MOM_ERR_PROTOCOL: return GRPC_INTERNAL;
     case MOM_ERR_IO: return GRPC_INTERNAL;

@@ -21,9 +21,11 @@
  * forwards the encoded Command to the leader (node_forward.c).
  *
  * Storage incarnation: storage with no raft-state file, log or snapshot is
- * fresh and gets a new incarnation (wall clock µs); in an existing cluster it
- * abstains (raft.h) until caught up. A new cluster's first start passes
- * bootstrap so its empty members may vote (deploy/local-cluster.sh does).
+ * fresh and gets a new incarnation (wall clock µs) and abstains (raft.h)
+ * until every member reports fresh storage too (a new cluster forms, no flag
+ * needed) or it has caught up with an existing cluster; the bootstrap
+ * option lets it vote at once. The hard state also keeps the cluster id; a
+ * peer of another cluster is refused with one line naming both ids.
  *
  * Snapshots (node_snapshot.c): every snapshot_entries applied entries, or
  * once the entries held in memory reach snapshot_bytes, a forked child
@@ -113,14 +115,16 @@ void node_fail_pending_from(struct node *n, uint64_t from, int err)
 
 /* ---- hard state file ---- */
 
-/* group dir/raft-state: "term vote abstain incarnation\n", replaced atomically. */
+/* group dir/raft-state: "term vote abstain incarnation cluster_id\n" (the
+ * cluster id in hex, 0 = none yet; files written before it have four
+ * fields), replaced atomically. */
 static int hard_state_write(struct node *n, const struct raft_hard_state *hs)
 {
     char path[1200], tmp[1200], text[128];
     snprintf(path, sizeof path, "%s/raft-state", n->dir);
     snprintf(tmp, sizeof tmp, "%s/raft-state.tmp", n->dir);
-    int len = snprintf(text, sizeof text, "%" PRIu64 " %u %d %" PRIu64 "\n", hs->term, hs->vote,
-                       hs->abstain ? 1 : 0, n->incarnation);
+    int len = snprintf(text, sizeof text, "%" PRIu64 " %u %d %" PRIu64 " %" PRIx64 "\n", hs->term,
+                       hs->vote, hs->abstain ? 1 : 0, n->incarnation, hs->cluster_id);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return mom_err_from_errno(errno);
@@ -145,16 +149,17 @@ static int hard_state_read(struct node *n, struct raft_hard_state *hs, bool *fou
     *found = false;
     if (!f)
         return errno == ENOENT ? MOM_OK : MOM_ERR_IO;
-    unsigned long long term, inc;
+    unsigned long long term, inc, cid = 0;
     unsigned vote;
     int abstain;
-    int got = fscanf(f, "%llu %u %d %llu", &term, &vote, &abstain, &inc);
+    int got = fscanf(f, "%llu %u %d %llu %llx", &term, &vote, &abstain, &inc, &cid);
     fclose(f);
-    if (got != 4)
+    if (got != 4 && got != 5)
         return MOM_ERR_CORRUPT;
     hs->term = term;
     hs->vote = vote;
     hs->abstain = abstain != 0;
+    hs->cluster_id = cid;
     n->incarnation = inc;
     *found = true;
     return MOM_OK;
@@ -179,13 +184,32 @@ static void member_heard(struct member *mb, uint64_t incarnation)
     }
 }
 
+/* A member refused our Raft call for who we are (wrong cluster secret, or
+ * another cluster's storage on either side): one line a minute names it. */
+static void member_log_refusal(struct member *mb, int status, const char *message)
+{
+    if (status != GRPC_UNAUTHENTICATED && status != GRPC_PERMISSION_DENIED)
+        return;
+    uint64_t now = clock_mono_ms();
+    if (mb->refused_logged && now - mb->refused_logged < 60000)
+        return;
+    mb->refused_logged = now;
+    if (status == GRPC_UNAUTHENTICATED)
+        log_error("node %u refuses this node's peer calls (%s): MOM_CLUSTER_SECRET must be the "
+                  "same on every member",
+                  mb->id, message ? message : "unauthenticated");
+    else
+        log_error("node %u refuses this node (%s): one of the two holds another cluster's storage",
+                  mb->id, message ? message : "permission denied");
+}
+
 static void on_raft_reply(int status, const char *message, const uint8_t *reply, size_t len,
                           void *arg)
 {
     struct member *mb = arg;
     struct node *n = mb->n;
     if (status != GRPC_OK) {
-        (void)message;
+        member_log_refusal(mb, status, message);
         raft_report_unreachable(n->raft, mb->id);
         node_kick(n);
         return;
@@ -301,7 +325,7 @@ static void apply_entry(struct node *n, const struct raft_entry *e)
         else
             fail_one(n, &cur, MOM_ERR_UNAVAILABLE);
     }
-    if (e->len) {
+    if (e->len && !raft_entry_cluster_id(e, NULL)) {
         struct node_reply rr = {0};
         n->cb.apply(n->arg, e->index, e->data, e->len, mine ? cur.ctx : NULL,
                     mine && cur.fwd ? &rr : NULL);
@@ -587,6 +611,21 @@ int node_propose(struct node *n, uint8_t *data, size_t len, void *ctx)
 
 /* Follower: one chunk of the leader's snapshot into snapshot.recv. Returns
  * MOM_OK, or an error for the call. */
+/* A peer that holds another cluster's id (its storage, or ours, belongs to
+ * another cluster): its messages are refused, never merged. One line a
+ * minute per member names both ids. */
+static void node_log_foreign(struct node *n, struct member *mb, uint32_t from, uint64_t theirs)
+{
+    uint64_t now = clock_mono_ms();
+    if (mb && mb->foreign_logged && now - mb->foreign_logged < 60000)
+        return;
+    if (mb)
+        mb->foreign_logged = now;
+    log_error("refusing node %u: it belongs to cluster %016" PRIx64
+              ", this node to cluster %016" PRIx64 "; storage of another cluster is never merged",
+              from, theirs, raft_cluster_id(n->raft));
+}
+
 static void on_raft_request(struct peer_request *req, const uint8_t *body, size_t len, void *arg)
 {
     struct node *n = arg;
@@ -621,8 +660,12 @@ static void on_raft_request(struct peer_request *req, const uint8_t *body, size_
     bool answered = d.m.type == RAFT_MSG_TIMEOUT_NOW;
     d.m.cookie = answered ? 0 : ++n->next_cookie;
     rc = raft_step(n->raft, &d.m);
+    if (rc == MOM_ERR_FOREIGN)
+        node_log_foreign(n, mb, d.m.from, d.m.cluster_id);
     node_wire_msg_cleanup(&d);
-    if (rc != MOM_OK) {
+    if (rc == MOM_ERR_FOREIGN) {
+        peer_respond(req, GRPC_PERMISSION_DENIED, "member of another cluster", NULL, 0);
+    } else if (rc != MOM_OK) {
         peer_respond(req, GRPC_FAILED_PRECONDITION, mom_strerror(rc), NULL, 0);
     } else if (answered) {
         static const uint8_t empty[1];
@@ -765,9 +808,10 @@ int node_open(struct event_base *base, const struct node_config *cfg,
     }
 
     /* Hard state and incarnation. Storage without a raft-state file, log or
-     * snapshot is fresh: it gets a new incarnation and, in a cluster that
-     * already exists (no bootstrap flag), abstains until caught up. A cut
-     * log tail counts as lost storage too. */
+     * snapshot is fresh: it gets a new incarnation and abstains until the
+     * core sees every member fresh (a new cluster) or it has caught up
+     * (unless the bootstrap override is set). A cut log tail counts as
+     * lost storage too. */
     struct raft_hard_state hs = {0};
     bool found = false;
     rc = hard_state_read(n, &hs, &found);
@@ -781,8 +825,11 @@ int node_open(struct event_base *base, const struct node_config *cfg,
         n->incarnation = clock_wall_ms() * 1000u + 999u;
         if (n->n_members > 1 && ((fresh && !cfg->bootstrap) || lost_tail)) {
             hs.abstain = true;
-            log_warn("%s storage: abstaining from votes until caught up with the cluster",
-                     fresh ? "fresh" : "damaged");
+            if (fresh)
+                log_info("fresh storage: abstaining from votes until every member reports fresh "
+                         "storage too (a new cluster) or this one has caught up with the cluster");
+            else
+                log_warn("damaged storage: abstaining from votes until caught up with the cluster");
         }
         rc = hard_state_write(n, &hs);
         if (rc != MOM_OK) {
@@ -831,9 +878,9 @@ int node_open(struct event_base *base, const struct node_config *cfg,
         }
     }
     log_info("recovered: log %" PRIu64 "..%" PRIu64 " (snapshot %" PRIu64 "), applied %" PRIu64
-             ", term %" PRIu64 ", %u member(s), incarnation %" PRIu64 "%s",
+             ", term %" PRIu64 ", %u member(s), incarnation %" PRIu64 ", cluster %016" PRIx64 "%s",
              n->snapshot_index + 1, n->last_index, n->snapshot_index, n->applied_index,
-             raft_term(n->raft), n->n_members, n->incarnation,
+             raft_term(n->raft), n->n_members, n->incarnation, raft_cluster_id(n->raft),
              raft_abstaining(n->raft) ? ", abstaining" : "");
     *out = n;
     return MOM_OK;

@@ -90,7 +90,7 @@ struct node_config {
     uint32_t tick_ms;           /* 0 = 100 */
     uint32_t election_ticks;    /* 0 = 10 */
     uint64_t commit_timeout_ms; /* 0 = 5000 */
-    bool bootstrap;             /* fresh storage of a new cluster: do not abstain */
+    bool bootstrap;             /* override: fresh storage votes without waiting */
 };
 
 /* Opens the group's storage, loads the newest snapshot and replays the log

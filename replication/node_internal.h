@@ -90,8 +90,10 @@ struct member {
     struct node *n;
     uint32_t id;
     uint64_t match;
-    uint64_t last_contact; /* monotonic ms, 0 = never */
-    uint64_t incarnation;  /* highest seen; a new one resets match */
+    uint64_t last_contact;   /* monotonic ms, 0 = never */
+    uint64_t incarnation;    /* highest seen; a new one resets match */
+    uint64_t foreign_logged; /* monotonic ms of the last "another cluster" line, 0 = never */
+    uint64_t refused_logged; /* monotonic ms of the last "refuses this node" line, 0 = never */
     /* InstallSnapshot stream to this member (leader side). */
     int snap_fd; /* -1 = none */
     uint64_t snap_off, snap_size, snap_index, snap_term;

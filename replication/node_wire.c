@@ -120,6 +120,8 @@ int node_wire_encode_msg(const struct raft_msg *m, const struct node_wire_chunk 
     pb.snapshot_index = m->snapshot_index;
     pb.snapshot_term = m->snapshot_term;
     pb.echo_incarnation = m->echo_incarnation;
+    pb.cluster_id = m->cluster_id;
+    pb.fresh = m->fresh;
     uint8_t *ents = NULL;
     struct blob eb = {0}, cb = {0};
     if (m->n_entries) {
@@ -226,6 +228,8 @@ int node_wire_decode_msg(const uint8_t *buf, size_t len, struct node_wire_msg *d
     m->snapshot_index = pb.snapshot_index;
     m->snapshot_term = pb.snapshot_term;
     m->echo_incarnation = pb.echo_incarnation;
+    m->cluster_id = pb.cluster_id;
+    m->fresh = pb.fresh;
     return d->raw && d->raw_len ? decode_entries(d) : MOM_OK;
 }
 

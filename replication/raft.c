@@ -10,6 +10,7 @@
 
 #include "common/err.h"
 #include "common/grow.h"
+#include "common/le.h"
 #include "common/log.h"
 
 #include <inttypes.h>
@@ -37,6 +38,7 @@ struct progress {
     bool commit_dirty;   /* our commit moved since we last told it */
     bool recent_active;  /* answered during this check-quorum period */
     bool hello_ok;       /* abstaining: it answered our HELLO */
+    bool hello_fresh;    /* ... and said its storage never belonged to a cluster */
     bool abstaining;     /* leader: its last response said it abstains (counts for no quorum) */
     uint8_t vote;        /* enum vote_mark in the current campaign */
     uint32_t stall;      /* leader: ticks without progress while entries are outstanding */
@@ -67,6 +69,7 @@ struct raft {
     uint64_t term;
     uint32_t vote;
     bool abstain;
+    uint64_t cluster_id;              /* 0 until the first cluster-id entry is applied */
     struct raft_hard_state hs_handed; /* last hard state handed to storage */
 
     enum raft_role role;
@@ -172,6 +175,13 @@ static uint64_t last_term(const struct raft *r)
     uint64_t t = 0;
     term_at(r, last_index(r), &t);
     return t;
+}
+
+/* Storage that never took part in a cluster: no term, no log, no snapshot,
+ * no cluster id. Every vote or acknowledgement persists a term first. */
+static bool storage_fresh(const struct raft *r)
+{
+    return r->term == 0 && last_index(r) == 0 && r->snap_index == 0 && r->cluster_id == 0;
 }
 
 static void note_err(struct raft *r, int err)
@@ -280,6 +290,7 @@ static struct raft_msg *msg_new(struct raft *r, enum raft_msg_type type, uint32_
     m->to = to;
     m->term = r->term;
     m->incarnation = r->cfg.incarnation;
+    m->cluster_id = r->cluster_id;
     return m;
 }
 
@@ -405,7 +416,18 @@ static void become_leader(struct raft *r)
         p->pending_snapshot = 0;
         p->abstaining = false;
     }
-    log_push_owned(r, r->term, NULL, 0); /* the no-op of this term */
+    uint8_t *cid = NULL;
+    if (r->cluster_id == 0 && (cid = malloc(RAFT_CLUSTER_ID_ENTRY_LEN))) {
+        /* No cluster id committed yet: this term's first entry proposes one.
+         * The first such entry applied decides it for every member. */
+        uint64_t id = 0;
+        while (id == 0)
+            id = rng_next(r);
+        raft_cluster_id_entry(id, cid);
+        log_push_owned(r, r->term, cid, RAFT_CLUSTER_ID_ENTRY_LEN);
+    } else {
+        log_push_owned(r, r->term, NULL, 0); /* the no-op of this term */
+    }
     log_info("raft g%" PRIu32 " n%" PRIu32 ": leader at term %" PRIu64 " (last index %" PRIu64 ")",
              r->cfg.group_id, r->cfg.id, r->term, last_index(r));
 }
@@ -693,6 +715,23 @@ static void commit_to(struct raft *r, uint64_t index)
         r->commit = index;
 }
 
+/* An abstaining node with fresh storage whose every peer answered HELLO (for
+ * this incarnation, so after this start) that its storage is fresh too: no
+ * member holds a vote or an entry that anyone could have forgotten, so the
+ * cluster is new and this node may vote at once (raft.h, Forming a cluster). */
+static void maybe_form_cluster(struct raft *r)
+{
+    if (!r->abstain || !storage_fresh(r))
+        return;
+    for (uint32_t i = 0; i < r->n; i++)
+        if (i + 1 != r->cfg.id && !r->prs[i].hello_fresh)
+            return;
+    r->abstain = false;
+    log_info("raft g%" PRIu32 " n%" PRIu32
+             ": every member reports fresh storage: forming a new cluster",
+             r->cfg.group_id, r->cfg.id);
+}
+
 static void maybe_clear_abstain(struct raft *r)
 {
     if (!r->abstain)
@@ -722,6 +761,16 @@ static uint64_t first_of_term(const struct raft *r, uint64_t lo, uint64_t hi, ui
             lo = mid;
     }
     return hi;
+}
+
+/* A follower whose log the leader of its term just verified takes the
+ * leader's cluster id if it has none yet (e.g. it joined by a snapshot that
+ * no longer holds the cluster-id entry). The leader only carries one once
+ * it was committed. */
+static void adopt_cluster_id(struct raft *r, const struct raft_msg *m)
+{
+    if (r->cluster_id == 0 && m->cluster_id != 0)
+        r->cluster_id = m->cluster_id;
 }
 
 static void handle_append(struct raft *r, const struct raft_msg *m)
@@ -782,6 +831,7 @@ static void handle_append(struct raft *r, const struct raft_msg *m)
         }
         uint64_t match = m->prev_log_index + (uint64_t)m->n_entries;
         commit_to(r, m->leader_commit < match ? m->leader_commit : match);
+        adopt_cluster_id(r, m);
         struct raft_msg *resp = respond(r, m, RAFT_MSG_APPEND_RESP);
         if (resp) {
             resp->success = true;
@@ -839,6 +889,7 @@ static void handle_snapshot(struct raft *r, const struct raft_msg *m)
         r->stable = old_commit;
     r->unstable_from = m->snapshot_index + 1;
     r->pending_install = true;
+    adopt_cluster_id(r, m);
     resp->match_index = m->snapshot_index;
     maybe_clear_abstain(r);
 }
@@ -982,6 +1033,7 @@ static void step_msg(struct raft *r, const struct raft_msg *m)
         if (resp) {
             resp->leader_commit = r->commit;
             resp->echo_incarnation = m->incarnation;
+            resp->fresh = storage_fresh(r);
         }
         return;
     }
@@ -990,8 +1042,10 @@ static void step_msg(struct raft *r, const struct raft_msg *m)
             become_follower(r, m->term, RAFT_NONE);
         if (r->abstain && m->echo_incarnation == r->cfg.incarnation) {
             progress_of(r, m->from)->hello_ok = true;
+            progress_of(r, m->from)->hello_fresh = m->fresh;
             if (m->leader_commit > r->hello_commit)
                 r->hello_commit = m->leader_commit;
+            maybe_form_cluster(r);
         }
         return;
     }
@@ -1111,6 +1165,7 @@ int raft_new(const struct raft_config *cfg, const struct raft_hard_state *hs,
         r->term = hs->term;
         r->vote = hs->vote;
         r->abstain = hs->abstain;
+        r->cluster_id = hs->cluster_id;
         r->hs_handed = *hs;
     }
     if (r->n == 1)
@@ -1132,8 +1187,10 @@ int raft_new(const struct raft_config *cfg, const struct raft_hard_state *hs,
     if (r->abstain) {
         for (uint32_t id = 1; id <= r->n; id++) {
             struct raft_msg *m = id != r->cfg.id ? msg_new(r, RAFT_MSG_HELLO, id) : NULL;
-            if (m)
+            if (m) {
                 m->term = 0;
+                m->fresh = storage_fresh(r);
+            }
         }
     }
     if (r->err != MOM_OK) {
@@ -1202,16 +1259,21 @@ void raft_tick(struct raft *r)
             for (uint32_t id = 1; id <= r->n; id++) {
                 if (id != r->cfg.id && !progress_of(r, id)->hello_ok) {
                     struct raft_msg *m = msg_new(r, RAFT_MSG_HELLO, id);
-                    if (m)
+                    if (m) {
                         m->term = 0;
+                        m->fresh = storage_fresh(r);
+                    }
                 }
             }
         }
     }
     if (r->role != RAFT_LEADER) {
         r->election_elapsed++;
+        /* A node forming a new cluster always asks first (pre-vote): a real
+         * vote would cost it its fresh term 0, which the members still
+         * waiting for every member's answer must see. */
         if (!r->abstain && r->election_elapsed >= r->randomized_timeout)
-            campaign(r, !r->cfg.disable_pre_vote, false);
+            campaign(r, !r->cfg.disable_pre_vote || storage_fresh(r), false);
         return;
     }
     /* leader */
@@ -1276,6 +1338,8 @@ int raft_step(struct raft *r, const struct raft_msg *m)
     if (r->in_ready || !m || !msg_valid(r, m))
         return MOM_ERR_INVALID;
     r->started = true;
+    if (m->cluster_id != 0 && r->cluster_id != 0 && m->cluster_id != r->cluster_id)
+        return MOM_ERR_FOREIGN; /* never merged: the glue names both ids */
     r->err = MOM_OK;
     struct progress *p = progress_of(r, m->from);
     if (m->incarnation < p->incarnation)
@@ -1453,8 +1517,10 @@ bool raft_ready(struct raft *r, struct raft_ready *rd)
     rd->hard_state.term = r->term;
     rd->hard_state.vote = r->vote;
     rd->hard_state.abstain = r->abstain;
+    rd->hard_state.cluster_id = r->cluster_id;
     rd->hard_state_changed = r->term != r->hs_handed.term || r->vote != r->hs_handed.vote ||
-                             r->abstain != r->hs_handed.abstain;
+                             r->abstain != r->hs_handed.abstain ||
+                             r->cluster_id != r->hs_handed.cluster_id;
     rd->msgs = r->out;
     rd->n_msgs = r->n_out;
     rd->send_early = r->role == RAFT_LEADER && !rd->hard_state_changed && !rd->install_snapshot;
@@ -1499,6 +1565,12 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
     r->hs_handed.term = r->term;
     r->hs_handed.vote = r->vote;
     r->hs_handed.abstain = r->abstain;
+    r->hs_handed.cluster_id = r->cluster_id;
+    /* The first cluster-id entry applied decides the cluster id (the same
+     * entry on every member: it is committed). */
+    for (uint64_t i = r->applied + 1; r->cluster_id == 0 && i <= r->applied + r->rd_n_committed;
+         i++)
+        raft_entry_cluster_id(entry_ptr(r, i), &r->cluster_id);
     r->applied += (uint64_t)r->rd_n_committed;
     r->n_out = 0;
     r->n_rs = 0;
@@ -1549,6 +1621,30 @@ uint32_t raft_vote(const struct raft *r)
 bool raft_abstaining(const struct raft *r)
 {
     return r->abstain;
+}
+uint64_t raft_cluster_id(const struct raft *r)
+{
+    return r->cluster_id;
+}
+
+/* The cluster-id entry: a byte 0 (which starts no encoded Command: protobuf
+ * has no field 0), "momcid" and a byte 1 (version), then the id as 8 bytes
+ * little endian. */
+static const uint8_t cid_magic[8] = {0, 'm', 'o', 'm', 'c', 'i', 'd', 1};
+
+void raft_cluster_id_entry(uint64_t id, uint8_t out[RAFT_CLUSTER_ID_ENTRY_LEN])
+{
+    memcpy(out, cid_magic, sizeof cid_magic);
+    le_put64(out + 8, id);
+}
+
+bool raft_entry_cluster_id(const struct raft_entry *e, uint64_t *id)
+{
+    if (e->len != RAFT_CLUSTER_ID_ENTRY_LEN || memcmp(e->data, cid_magic, sizeof cid_magic) != 0)
+        return false;
+    if (id)
+        *id = le_get64(e->data + 8);
+    return true;
 }
 uint64_t raft_commit_index(const struct raft *r)
 {

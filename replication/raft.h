@@ -134,6 +134,27 @@
  * majority loses its storage at once the group stays unavailable: committed
  * data may be gone and only an operator can decide to start over.
  *
+ * ---- Forming a cluster: fresh storage and the cluster id -------------------
+ *
+ * The glue starts every fresh storage abstaining, a brand-new cluster's too.
+ * HELLO and HELLO_RESP say whether the sender's storage is fresh: term 0, an
+ * empty log, no snapshot and no cluster id, i.e. it never voted nor
+ * acknowledged anything (both persist a term first). An abstaining node that
+ * is fresh itself and whose every peer answered its HELLO (which names this
+ * incarnation, so the answer is younger than this start) with fresh=true
+ * stops abstaining at once: a member whose storage was wiped could only
+ * have forgotten votes or entries that a majority also forgot, which the
+ * rule above already gives up on. So a new cluster forms without a flag, a
+ * wiped member among members with data still abstains (they are not fresh),
+ * and a cluster restarting on its data never forms again.
+ * A leader that knows no cluster id makes the first entry of its term a
+ * cluster-id entry (a random id, see raft_cluster_id_entry) instead of the
+ * no-op; the first one applied decides the id, which goes into the hard
+ * state and into every message this node sends. A follower without one
+ * takes the id of the leader whose appends or snapshot it accepted. A
+ * message with another nonzero id is refused (MOM_ERR_FOREIGN): a member of
+ * another cluster is never merged.
+ *
  * ---- Behaviour summary ----------------------------------------------------
  *
  * Randomized election timeout in [election_ticks, 2*election_ticks), pre-vote,
@@ -183,8 +204,9 @@ struct raft_config {
  * changed it is sent. */
 struct raft_hard_state {
     uint64_t term;
-    uint32_t vote; /* RAFT_NONE or the node voted for in term */
-    bool abstain;  /* wiped storage that has not caught up yet */
+    uint32_t vote;       /* RAFT_NONE or the node voted for in term */
+    bool abstain;        /* wiped storage that has not caught up yet */
+    uint64_t cluster_id; /* 0 until the first cluster-id entry was applied */
 };
 
 /* The latest snapshot: it covers every entry up to index (whose term is term).
@@ -222,6 +244,7 @@ struct raft_msg {
     uint64_t
         term; /* sender's term (HELLO: 0); a granted pre-vote carries the candidate's next term */
     uint64_t incarnation; /* sender's storage incarnation (all types) */
+    uint64_t cluster_id;  /* sender's cluster id, 0 = none yet (all types) */
     uint64_t cookie;      /* glue's tag, copied from a request into its response */
 
     /* APPEND */
@@ -256,6 +279,9 @@ struct raft_msg {
 
     /* HELLO_RESP */
     uint64_t echo_incarnation; /* the incarnation the HELLO carried */
+    /* HELLO, HELLO_RESP: the sender's storage never belonged to a cluster
+     * (term 0, empty log, no snapshot, no cluster id) */
+    bool fresh;
 };
 
 /* Result of a raft_read_index request. */
@@ -308,7 +334,8 @@ void raft_tick(struct raft *r);
 /* Feeds one message from a peer. Returns MOM_OK; MOM_ERR_INVALID for a
  * message that is malformed, not for this node/group, from an unknown node,
  * or from an older incarnation of its sender (dropped, no response will
- * come); MOM_ERR_NOMEM. */
+ * come); MOM_ERR_FOREIGN when it carries a cluster id other than this node's
+ * (dropped: the glue logs m->cluster_id and raft_cluster_id); MOM_ERR_NOMEM. */
 int raft_step(struct raft *r, const struct raft_msg *m);
 
 /* Appends a client entry on the leader (data is copied). On MOM_OK, *index
@@ -370,6 +397,7 @@ uint32_t raft_leader(const struct raft *r); /* RAFT_NONE when unknown */
 uint64_t raft_term(const struct raft *r);
 uint32_t raft_vote(const struct raft *r);
 bool raft_abstaining(const struct raft *r);
+uint64_t raft_cluster_id(const struct raft *r); /* 0 = none yet */
 uint64_t raft_commit_index(const struct raft *r);
 uint64_t raft_applied_index(const struct raft *r);
 uint64_t raft_first_index(const struct raft *r); /* first entry in memory (snapshot index + 1) */
@@ -384,6 +412,14 @@ bool raft_entry_at(const struct raft *r, uint64_t index, struct raft_entry *out)
 uint64_t raft_log_bytes(const struct raft *r);
 /* Leader: whether a leadership transfer is in progress. */
 uint32_t raft_transferee(const struct raft *r);
+
+/* The cluster-id entry (see Forming a cluster above): RAFT_CLUSTER_ID_ENTRY_LEN
+ * bytes that start with a 0 byte, which no encoded Command does. */
+#define RAFT_CLUSTER_ID_ENTRY_LEN 16u
+void raft_cluster_id_entry(uint64_t id, uint8_t out[RAFT_CLUSTER_ID_ENTRY_LEN]);
+/* Whether e is a cluster-id entry (the glue applies it as nothing, like a
+ * no-op); stores the id in *id when id is not NULL. */
+bool raft_entry_cluster_id(const struct raft_entry *e, uint64_t *id);
 
 /* Checks internal consistency (for tests); returns MOM_OK or
  * MOM_ERR_CORRUPT and logs what is wrong. */

@@ -1,15 +1,16 @@
 /* Deterministic simulation of the Raft core (replication/raft.c): N in-memory
  * nodes driven by a seeded scheduler that drops, duplicates, delays and
  * reorders messages, partitions and heals the network, crashes nodes (they
- * keep only what was made durable), wipes a node's storage, restarts nodes,
+ * keep only what was made durable), wipes a node's storage, restarts nodes
+ * or the whole cluster at once, gives a node the storage of another cluster,
  * proposes commands, takes snapshots, transfers leadership and asks for read
- * indexes. The per-node "glue" follows the contract of raft.h exactly (persist
- * in Ready order, messages after persistence or early when allowed, apply,
- * advance, persisted). Safety invariants are checked after every step; at the
- * end of each seed the network heals and every node must converge on the same
- * state holding every acknowledged proposal exactly once.
- * Usage: sim_raft [--seeds N | --seed S] [--nodes K] [--jobs J] [--keep-going]
- * SPDX-License-Identifier: MIT */
+ * indexes. Most seeds start every node on fresh, abstaining storage, so the
+ * cluster must form without a bootstrap flag; the others use the flag. The per-node "glue" follows
+ * the contract of raft.h exactly (persist in Ready order, messages after persistence or early when
+ * allowed, apply, advance, persisted). Safety invariants are checked after every step; at the end
+ * of each seed the network heals and every node must converge on the same state holding every
+ * acknowledged proposal exactly once. Usage: sim_raft [--seeds N | --seed S] [--nodes K] [--jobs J]
+ * [--keep-going] SPDX-License-Identifier: MIT */
 #include "replication/raft.h"
 
 #include "common/err.h"
@@ -30,6 +31,7 @@
 #define CHAOS_UNITS 3000
 #define HEAL_UNITS 4000
 #define HEAL_PROPOSE_UNITS 200
+#define FOREIGN_CMD (1ULL << 62) /* command ids of another cluster's log */
 
 /* ---- randomness --------------------------------------------------------- */
 
@@ -135,6 +137,7 @@ struct netmsg {
     uint8_t *blob;
     struct snap snap; /* RAFT_MSG_SNAPSHOT payload (the "streamed" bytes) */
     uint64_t at, order;
+    bool from_foreign; /* sent while the sender held another cluster's storage */
 };
 
 struct batch {
@@ -179,6 +182,7 @@ struct node {
     const struct netmsg *staged;
     bool was_leader;
     uint64_t leader_term, last_commit;
+    bool foreign; /* holds the storage of another cluster */
 };
 
 struct lm_slot {
@@ -209,7 +213,9 @@ struct world {
     /* per-seed chaos knobs */
     uint32_t p_drop, p_dup, p_long, p_propose, p_crash, p_wipe, p_part, p_snap, p_transfer, p_read,
         p_early;
-    uint32_t p_new_leader_crash;
+    uint32_t p_new_leader_crash, p_restart_all, p_foreign;
+    bool bootstrap;      /* the nodes start with the bootstrap override */
+    uint64_t cluster_id; /* the first nonzero one any member reported */
     uint32_t pad_max;
     uint64_t snap_every;
 
@@ -233,6 +239,7 @@ struct world {
     char why[512];
     /* stats */
     uint64_t n_delivered, n_acked, n_elections, n_snap_installs, n_wipes, n_crashes;
+    uint64_t n_restart_all, n_foreign, n_refused;
 };
 
 static void trace(struct world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -408,6 +415,7 @@ static void net_send(struct world *w, struct netmsg *nm)
         struct netmsg *dup = netmsg_copy(&nm->m);
         if (nm->snap.cmds || nm->m.type == RAFT_MSG_SNAPSHOT)
             snap_copy(&dup->snap, &nm->snap);
+        dup->from_foreign = nm->from_foreign;
         dup->at = w->now + delay(w);
         dup->order = w->order++;
         heap_push(w, dup);
@@ -572,6 +580,14 @@ static void check_node(struct world *w, struct node *nd)
         fail(w, "n%u: raft_check_invariants failed", nd->id);
         return;
     }
+    uint64_t cid = raft_cluster_id(r);
+    if (cid != 0 && !nd->foreign) {
+        if (w->cluster_id == 0)
+            w->cluster_id = cid;
+        else if (cid != w->cluster_id)
+            fail(w, "cluster id: n%u holds %" PRIx64 ", the cluster %" PRIx64, nd->id, cid,
+                 w->cluster_id);
+    }
     uint64_t commit = raft_commit_index(r);
     if (commit < nd->last_commit)
         fail(w, "n%u: commit index went back from %" PRIu64 " to %" PRIu64, nd->id, nd->last_commit,
@@ -638,12 +654,16 @@ static void apply_entry(struct world *w, struct node *nd, const struct raft_entr
     nd->sm.index = e->index;
     nd->sm.term = e->term;
     uint64_t cmd = 0;
-    if (e->len > 0) {
+    if (e->len > 0 && !raft_entry_cluster_id(e, NULL)) {
         if (e->len < 8) {
             fail(w, "n%u applies a corrupt entry at %" PRIu64, nd->id, e->index);
             return;
         }
         memcpy(&cmd, e->data, 8);
+        if (cmd & FOREIGN_CMD) {
+            fail(w, "n%u applies an entry of another cluster at %" PRIu64, nd->id, e->index);
+            return;
+        }
         for (size_t i = 8; i < e->len; i++) {
             if (e->data[i] != (uint8_t)(cmd * 31 + (i - 8))) {
                 fail(w, "n%u applies corrupt data at %" PRIu64, nd->id, e->index);
@@ -774,6 +794,7 @@ static void handle_ready(struct world *w, struct node *nd, uint64_t expect_cooki
                 break;
             }
             struct netmsg *nm = netmsg_copy(m);
+            nm->from_foreign = nd->foreign;
             if (m->type == RAFT_MSG_SNAPSHOT) {
                 /* the glue streams its latest durable snapshot */
                 if (nd->disk.snap.index != m->snapshot_index ||
@@ -972,6 +993,52 @@ static void node_wipe(struct world *w, struct node *nd)
     memset(&nd->disk, 0, sizeof nd->disk);
     nd->disk.incarnation = inc + 1;
     nd->disk.hs.abstain = true;
+    nd->foreign = false;
+}
+
+/* The storage of another cluster: a higher term, a log of its own commands
+ * and another cluster id. Its messages must be refused, never merged. */
+static void node_make_foreign(struct world *w, struct node *nd)
+{
+    node_crash(w, nd);
+    uint64_t inc = nd->disk.incarnation, top = 0;
+    for (uint32_t i = 0; i < w->n; i++)
+        if (w->nodes[i].up && raft_term(w->nodes[i].r) > top)
+            top = raft_term(w->nodes[i].r);
+    disk_free(&nd->disk);
+    memset(&nd->disk, 0, sizeof nd->disk);
+    nd->disk.incarnation = inc + 1;
+    nd->disk.hs.term = top + between(&w->g, 1, 4);
+    nd->disk.hs.vote = nd->id;
+    do
+        nd->disk.hs.cluster_id = rnd(&w->g);
+    while (nd->disk.hs.cluster_id == 0 || nd->disk.hs.cluster_id == w->cluster_id);
+    size_t k = (size_t)between(&w->g, 1, 30);
+    uint64_t term = 1;
+    for (size_t i = 0; i < k; i++) {
+        if (ppm(&w->g, 200000) && term < nd->disk.hs.term)
+            term++;
+        GROW(nd->disk.log, nd->disk.n, nd->disk.cap);
+        struct dentry *e = &nd->disk.log[nd->disk.n++];
+        uint64_t cmd = FOREIGN_CMD | (uint64_t)(i + 1);
+        e->term = term;
+        e->index = i + 1;
+        e->len = 8;
+        e->data = xmalloc(8);
+        memcpy(e->data, &cmd, 8);
+    }
+    nd->foreign = true;
+    w->n_foreign++;
+    trace(w, "n%u gets the storage of cluster %" PRIx64 " (term %" PRIu64 ", %zu entries)", nd->id,
+          nd->disk.hs.cluster_id, nd->disk.hs.term, k);
+}
+
+static bool anyone_foreign(struct world *w)
+{
+    for (uint32_t i = 0; i < w->n; i++)
+        if (w->nodes[i].foreign)
+            return true;
+    return false;
 }
 
 static void deliver(struct world *w, struct netmsg *nm)
@@ -992,8 +1059,13 @@ static void deliver(struct world *w, struct netmsg *nm)
               nm->m.to, nm->m.from, (int)nm->m.type, nm->m.term, nm->m.prev_log_index,
               nm->m.n_entries, nm->m.success || nm->m.vote_granted, nm->m.match_index,
               mom_strerror(rc));
-    if (rc != MOM_OK && rc != MOM_ERR_INVALID)
+    if (rc == MOM_ERR_FOREIGN) {
+        w->n_refused++;
+        if (!to->foreign && !nm->from_foreign)
+            fail(w, "n%u refuses n%u of its own cluster", to->id, nm->m.from);
+    } else if (rc != MOM_OK && rc != MOM_ERR_INVALID) {
         fail(w, "n%u: raft_step: %s", to->id, mom_strerror(rc));
+    }
     handle_ready(w, to, rc == MOM_OK && is_request(nm->m.type) ? nm->m.cookie : 0);
     to->staged = NULL;
     netmsg_free(nm);
@@ -1103,10 +1175,35 @@ static void chaos_events(struct world *w)
         }
     }
     /* wipes are likelier during partitions, when stale leaders exist */
-    if (w->n >= 3 && ppm(g, w->heal_at ? 4 * w->p_wipe : w->p_wipe) && !anyone_abstaining(w)) {
+    /* at most one member at a time without its own data (wiped or foreign) */
+    if (w->n >= 3 && ppm(g, w->heal_at ? 4 * w->p_wipe : w->p_wipe) && !anyone_abstaining(w) &&
+        !anyone_foreign(w)) {
         struct node *nd = &w->nodes[below(g, w->n)];
         node_wipe(w, nd);
         nd->down_until = w->now + between(g, 5, 300);
+    }
+    if (ppm(g, w->p_restart_all)) {
+        /* every member stops at once and comes back on its data: it must
+         * not form a new cluster */
+        trace(w, "the whole cluster restarts");
+        w->n_restart_all++;
+        for (uint32_t i = 0; i < w->n; i++) {
+            struct node *nd = &w->nodes[i];
+            node_crash(w, nd);
+            nd->down_until = w->now + between(g, 5, 100);
+        }
+    }
+    if (w->n >= 3 && w->cluster_id != 0 && ppm(g, w->p_foreign) && !anyone_abstaining(w) &&
+        !anyone_foreign(w)) {
+        bool all_know = true;
+        for (uint32_t i = 0; i < w->n; i++)
+            if (w->nodes[i].disk.hs.cluster_id != w->cluster_id)
+                all_know = false;
+        if (all_know) {
+            struct node *nd = &w->nodes[below(g, w->n)];
+            node_make_foreign(w, nd);
+            nd->down_until = w->now + between(g, 5, 100);
+        }
     }
     if (w->heal_at == 0 && ppm(g, w->p_part))
         partition(w);
@@ -1212,6 +1309,7 @@ static bool converged(struct world *w)
     for (uint32_t i = 0; i < w->n; i++) {
         struct node *nd = &w->nodes[i];
         if (!nd->up || raft_abstaining(nd->r) || raft_commit_index(nd->r) != c ||
+            raft_cluster_id(nd->r) != raft_cluster_id(l->r) || raft_cluster_id(l->r) == 0 ||
             nd->sm.index != c || raft_applied_index(nd->r) != c)
             return false;
         if (nd != l && (raft_role(nd->r) != RAFT_FOLLOWER || raft_leader(nd->r) != l->id))
@@ -1280,6 +1378,9 @@ static void world_init(struct world *w, uint64_t seed, uint32_t force_nodes, boo
     w->p_propose = (uint32_t)between(g, 50000, 400000);
     w->p_crash = lvl * 2000;
     w->p_wipe = lvl * 250;
+    w->p_restart_all = lvl * 60;
+    w->p_foreign = lvl * 150 + 50;
+    w->bootstrap = ppm(g, 200000);
     w->p_new_leader_crash = 100000 + lvl * 200000;
     w->p_part = lvl * 1500 + 300;
     w->p_snap = (uint32_t)between(g, 2000, 30000);
@@ -1304,14 +1405,17 @@ static void world_init(struct world *w, uint64_t seed, uint32_t force_nodes, boo
     for (uint32_t i = 0; i < w->n; i++) {
         w->nodes[i].id = i + 1;
         w->nodes[i].disk.incarnation = 1;
+        /* fresh storage abstains unless the operator bootstraps */
+        w->nodes[i].disk.hs.abstain = !w->bootstrap;
     }
     if (verbose)
         printf("seed %" PRIu64 ": %u nodes, election %u hb %u, batch %u/%" PRIu64
                "B inflight %u, pre-vote %d "
-               "check-quorum %d, chaos level %u\n",
+               "check-quorum %d, chaos level %u, %s\n",
                seed, w->n, w->cfg.election_ticks, w->cfg.heartbeat_ticks, w->cfg.max_msg_entries,
                w->cfg.max_msg_bytes, w->cfg.max_inflight, !w->cfg.disable_pre_vote,
-               !w->cfg.disable_check_quorum, lvl);
+               !w->cfg.disable_check_quorum, lvl,
+               w->bootstrap ? "bootstrap flag" : "forms from fresh storage");
 }
 
 static void world_free(struct world *w)
@@ -1346,9 +1450,14 @@ static bool run_seed(struct world *w, uint64_t seed, uint32_t force_nodes, bool 
     w->chaos = false;
     trace(w, "---- healing ----");
     heal(w);
-    for (uint32_t i = 0; i < w->n && !w->failed; i++)
+    for (uint32_t i = 0; i < w->n && !w->failed; i++) {
+        if (w->nodes[i].foreign) {
+            trace(w, "the operator wipes the foreign storage of n%u", i + 1);
+            node_wipe(w, &w->nodes[i]);
+        }
         if (!w->nodes[i].up)
             node_start(w, &w->nodes[i]);
+    }
     uint32_t saved_propose = w->p_propose;
     bool done = false;
     for (uint64_t t = 0; t < HEAL_UNITS && !w->failed; t++, w->now++) {
@@ -1379,9 +1488,11 @@ static bool run_seed(struct world *w, uint64_t seed, uint32_t force_nodes, bool 
     if (verbose)
         printf("seed %" PRIu64 ": %" PRIu64 " commands, %" PRIu64 " acknowledged, %" PRIu64
                " elections, %" PRIu64 " snapshot installs, %" PRIu64 " crashes, %" PRIu64
-               " wipes, %" PRIu64 " messages, end index %" PRIu64 "\n",
+               " wipes, %" PRIu64 " whole-cluster restarts, %" PRIu64 " foreign storages (%" PRIu64
+               " messages refused), %" PRIu64 " messages, end index %" PRIu64 "\n",
                seed, w->next_cmd, w->n_acked, w->n_elections, w->n_snap_installs, w->n_crashes,
-               w->n_wipes, w->n_delivered, w->applied_max);
+               w->n_wipes, w->n_restart_all, w->n_foreign, w->n_refused, w->n_delivered,
+               w->applied_max);
     bool ok = !w->failed;
     w->verbose = false; /* tearing down is not part of the story */
     world_free(w);

@@ -44,6 +44,8 @@ static struct raft_msg full_msg(void)
         .snapshot_index = 20,
         .snapshot_term = 21,
         .echo_incarnation = UINT64_MAX,
+        .cluster_id = 0xFEDCBA9876543210ull,
+        .fresh = true,
     };
     return m;
 }
@@ -73,6 +75,8 @@ static void assert_header_equal(const struct raft_msg *a, const struct raft_msg 
     assert_int_equal(a->snapshot_index, b->snapshot_index);
     assert_int_equal(a->snapshot_term, b->snapshot_term);
     assert_int_equal(a->echo_incarnation, b->echo_incarnation);
+    assert_int_equal(a->cluster_id, b->cluster_id);
+    assert_int_equal(a->fresh, b->fresh);
 }
 
 static void test_every_field(void **state)

@@ -121,7 +121,7 @@ static bool handle_ready(struct tnet *tn, uint32_t id)
             const struct raft_entry *e = &rd.committed[i];
             assert_int_equal(e->index, nd->applied_index + 1);
             nd->applied_index = e->index;
-            if (e->len) {
+            if (e->len && !raft_entry_cluster_id(e, NULL)) {
                 nd->sum += val_of(e);
                 nd->count++;
             }
@@ -285,8 +285,11 @@ static void test_single_node_commits(void **state)
     assert_true(rd.hard_state_changed);
     assert_int_equal(rd.hard_state.term, 1);
     assert_int_equal(rd.hard_state.vote, 1);
-    assert_int_equal(rd.n_entries, 1); /* the no-op */
-    assert_int_equal(rd.entries[0].len, 0);
+    assert_int_equal(rd.n_entries, 1); /* the first leader proposes a cluster id */
+    uint64_t cid = 0;
+    assert_true(raft_entry_cluster_id(&rd.entries[0], &cid));
+    assert_true(cid != 0);
+    assert_int_equal(raft_cluster_id(r), 0); /* not before it is applied */
     assert_int_equal(rd.n_msgs, 0);
     assert_int_equal(rd.n_committed, 0); /* nothing is committed before it is durable */
     raft_advance(r, &rd);
@@ -302,7 +305,7 @@ static void test_single_node_commits(void **state)
     assert_int_equal(idx, 3);
     assert_int_equal(raft_propose(r, NULL, 0, &idx, &term), MOM_ERR_INVALID);
     assert_true(raft_ready(r, &rd));
-    assert_int_equal(rd.n_committed, 1); /* the no-op */
+    assert_int_equal(rd.n_committed, 1); /* the cluster-id entry */
     assert_int_equal(rd.n_entries, 2);
     assert_false(rd.hard_state_changed);
     assert_true(rd.send_early);
@@ -310,9 +313,12 @@ static void test_single_node_commits(void **state)
     assert_int_equal(raft_propose(r, (const uint8_t *)&a, 8, &idx, &term), MOM_ERR_INVALID);
     raft_advance(r, &rd);
     assert_int_equal(raft_commit_index(r), 1);
+    assert_int_equal(raft_cluster_id(r), cid); /* applied: decided, and persisted next */
     raft_persisted(r, rd.id);
     assert_int_equal(raft_commit_index(r), 3);
     assert_true(raft_ready(r, &rd));
+    assert_true(rd.hard_state_changed);
+    assert_int_equal(rd.hard_state.cluster_id, cid);
     assert_int_equal(rd.n_committed, 2);
     assert_int_equal(val_of(&rd.committed[0]), 7);
     assert_int_equal(val_of(&rd.committed[1]), 8);
@@ -489,10 +495,11 @@ static void test_snapshot_install(void **state)
     assert_int_equal(raft_first_index(l->r), 16);
     assert_int_equal(raft_snapshot(l->r).index, 15);
     assert_int_equal(raft_compact(l->r, 15), MOM_ERR_INVALID);
-    /* the 14 data buffers (index 1 is the empty election entry) are freed
-     * later, a slice at a time; the byte count drops at once */
-    assert_int_equal(raft_log_bytes(l->r), bytes_before - 14 * sizeof(uint64_t));
-    assert_int_equal(raft_release(l->r, 10), 4);
+    /* the 15 data buffers (index 1 is the first leader's cluster-id entry)
+     * are freed later, a slice at a time; the byte count drops at once */
+    assert_int_equal(raft_log_bytes(l->r),
+                     bytes_before - 14 * sizeof(uint64_t) - RAFT_CLUSTER_ID_ENTRY_LEN);
+    assert_int_equal(raft_release(l->r, 10), 5);
     assert_int_equal(raft_release(l->r, 10), 0);
     assert_int_equal(raft_release(l->r, 10), 0);
 
@@ -597,6 +604,131 @@ static void test_read_index(void **state)
     assert_int_equal(tn->nodes[1].reads[2].ctx, 79);
     assert_int_equal(tn->nodes[1].reads[2].err, MOM_ERR_NOT_LEADER);
     tnet_free(tn);
+}
+
+/* Three members all on fresh (abstaining) storage: they tell each other in
+ * HELLO, form the cluster without a bootstrap flag, and the first leader's
+ * cluster-id entry gives every member the same id. */
+static void test_fresh_members_form_a_cluster(void **state)
+{
+    (void)state;
+    struct raft_config cfg = base_cfg(3);
+    struct tnet *tn = tnet_new(&cfg);
+    struct raft_hard_state fresh = {.abstain = true};
+    /* node 3 is not there yet: the others wait for its answer */
+    for (uint32_t id = 1; id <= 3; id++)
+        node_init(tn, id, &fresh, NULL, 10 + id);
+    tn->nodes[3].up = false;
+    isolate(tn, 3, true);
+    tick(tn, 1, 1);
+    tick(tn, 2, 1);
+    tick(tn, 1, 40);
+    tick(tn, 2, 40);
+    assert_true(raft_abstaining(tn->nodes[1].r));
+    assert_true(raft_abstaining(tn->nodes[2].r));
+    assert_int_equal(raft_term(tn->nodes[1].r), 0);
+
+    tn->nodes[3].up = true;
+    isolate(tn, 3, false);
+    tick_all(tn, 60);
+    uint32_t leaders = 0, leader = 0;
+    for (uint32_t id = 1; id <= 3; id++) {
+        assert_false(raft_abstaining(tn->nodes[id].r));
+        if (raft_role(tn->nodes[id].r) == RAFT_LEADER) {
+            leaders++;
+            leader = id;
+        }
+    }
+    assert_int_equal(leaders, 1);
+    uint64_t cid = raft_cluster_id(tn->nodes[leader].r);
+    assert_true(cid != 0);
+    for (uint32_t id = 1; id <= 3; id++) {
+        assert_int_equal(raft_cluster_id(tn->nodes[id].r), cid);
+        assert_int_equal(tn->nodes[id].count, 0); /* the cluster-id entry is no command */
+    }
+    propose(tn, leader, 7);
+    flush(tn);
+    tick_all(tn, 2);
+    for (uint32_t id = 1; id <= 3; id++)
+        assert_int_equal(tn->nodes[id].sum, 7);
+
+    /* the whole cluster restarts on its data: nobody forms again, the id stays */
+    struct raft_hard_state hs = {.term = raft_term(tn->nodes[leader].r), .cluster_id = cid};
+    for (uint32_t id = 1; id <= 3; id++) {
+        node_init(tn, id, &hs, NULL, 10 + id);
+        load(tn, id, hs.term, 1, 0); /* stands in for the log (values only count) */
+    }
+    tick_all(tn, 60);
+    for (uint32_t id = 1; id <= 3; id++) {
+        assert_false(raft_abstaining(tn->nodes[id].r));
+        assert_int_equal(raft_cluster_id(tn->nodes[id].r), cid);
+    }
+
+    /* a member wiped among members with data is not told "fresh": it abstains */
+    struct raft_msg hello = {.type = RAFT_MSG_HELLO,
+                             .group_id = 3,
+                             .from = 3,
+                             .to = 1,
+                             .incarnation = 99,
+                             .fresh = true,
+                             .cookie = 4};
+    assert_int_equal(raft_step(tn->nodes[1].r, &hello), MOM_OK);
+    struct raft_ready rd;
+    assert_true(raft_ready(tn->nodes[1].r, &rd));
+    assert_int_equal(rd.n_msgs, 1);
+    assert_int_equal(rd.msgs[0].type, RAFT_MSG_HELLO_RESP);
+    assert_false(rd.msgs[0].fresh);
+    raft_advance(tn->nodes[1].r, &rd); /* the harness drops this answer */
+    raft_persisted(tn->nodes[1].r, rd.id);
+    node_init(tn, 3, &fresh, NULL, 99);
+    assert_true(raft_abstaining(tn->nodes[3].r));
+    tick_all(tn, 40);
+    assert_false(raft_abstaining(tn->nodes[3].r)); /* caught up the usual way: */
+    assert_int_equal(raft_vote(tn->nodes[3].r), raft_leader(tn->nodes[3].r));
+    assert_int_equal(raft_cluster_id(tn->nodes[3].r), cid);
+    tnet_free(tn);
+}
+
+/* A message carrying another cluster's id is refused, one without an id is
+ * not; a node without an id refuses nothing. */
+static void test_other_cluster_refused(void **state)
+{
+    (void)state;
+    struct raft_config cfg = base_cfg(3);
+    cfg.id = 1;
+    struct raft_hard_state hs = {.term = 2, .cluster_id = 0xAAAA};
+    struct raft *r = NULL;
+    assert_int_equal(raft_new(&cfg, &hs, NULL, &r), MOM_OK);
+    struct raft_msg hb = {.type = RAFT_MSG_APPEND,
+                          .group_id = 3,
+                          .from = 2,
+                          .to = 1,
+                          .term = 2,
+                          .incarnation = 1,
+                          .cluster_id = 0xBBBB};
+    assert_int_equal(raft_step(r, &hb), MOM_ERR_FOREIGN);
+    assert_int_equal(raft_leader(r), RAFT_NONE);
+    assert_int_equal(raft_term(r), 2);
+    hb.cluster_id = 0;
+    assert_int_equal(raft_step(r, &hb), MOM_OK);
+    assert_int_equal(raft_leader(r), 2);
+    struct raft_ready rd;
+    assert_true(raft_ready(r, &rd));
+    assert_true(rd.n_msgs > 0);
+    assert_int_equal(rd.msgs[0].cluster_id, 0xAAAA); /* every message carries it */
+    raft_advance(r, &rd);
+    raft_free(r);
+
+    cfg.id = 2;
+    assert_int_equal(raft_new(&cfg, NULL, NULL, &r), MOM_OK);
+    hb.from = 1;
+    hb.to = 2;
+    hb.cluster_id = 0xBBBB;
+    assert_int_equal(raft_step(r, &hb), MOM_OK); /* adopts the leader's id */
+    assert_int_equal(raft_cluster_id(r), 0xBBBB);
+    hb.cluster_id = 0xCCCC;
+    assert_int_equal(raft_step(r, &hb), MOM_ERR_FOREIGN);
+    raft_free(r);
 }
 
 static void test_abstaining_wiped_node(void **state)
@@ -871,6 +1003,8 @@ int main(void)
         cmocka_unit_test(test_leadership_transfer),
         cmocka_unit_test(test_read_index),
         cmocka_unit_test(test_abstaining_wiped_node),
+        cmocka_unit_test(test_fresh_members_form_a_cluster),
+        cmocka_unit_test(test_other_cluster_refused),
         cmocka_unit_test(test_no_commit_of_older_term_by_counting),
         cmocka_unit_test(test_message_validation_and_cookies),
         cmocka_unit_test(test_restart_from_storage),
