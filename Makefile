@@ -59,7 +59,8 @@ BENCH_BIN  := $(BENCH_SRC:test/bench/%.c=$(BUILD)/bench/%)
 # keep objects of test binaries between runs
 .SECONDARY:
 
-.PHONY: all run test unit sim integration asan fuzz bench cluster deps deps-check fmt fmt-check clean
+.PHONY: all run test unit sim integration asan fuzz bench cluster deps deps-check fmt fmt-check clean \
+        demo demo-down demo-clean test-demo install
 all: $(BUILD)/momd
 
 $(PROTO_C) $(PROTO_H): $(PROTO_SRC) proto/mom.options
@@ -155,6 +156,32 @@ bench: deps
 
 cluster: deps $(BUILD)/momd
 	deploy/local-cluster.sh start $${CLUSTER_DIR:-$(abspath $(BUILD)/cluster)}
+
+# ---- containers (deploy/demo.sh says what each step does) ----
+demo:
+	deploy/demo.sh up
+demo-down:
+	deploy/demo.sh down
+demo-clean:
+	deploy/demo.sh clean
+# Builds the image and runs the demo cluster in Docker (root; skipped otherwise).
+test-demo:
+	@if [ "$$(id -u)" != 0 ]; then echo "test-demo: skipped, needs root (Docker)"; exit 0; fi; \
+	dpkg-query -W -f='$${Status}' python3-pytest 2>/dev/null | grep -q "ok installed" || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pytest python3-requests; }; \
+	$(PYTHON) -m pytest -q -p no:cacheprovider -rsP test/deploy
+
+# ---- installing without containers ----
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: $(BUILD)/momd
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/mom $(DESTDIR)/lib/systemd/system
+	install -m 0755 $(BUILD)/momd $(DESTDIR)$(PREFIX)/bin/momd
+	sed 's|@PREFIX@|$(PREFIX)|g' deploy/mom.service >$(DESTDIR)/lib/systemd/system/mom.service
+	chmod 0644 $(DESTDIR)/lib/systemd/system/mom.service
+	[ -e $(DESTDIR)/etc/mom/mom.env ] || install -m 0600 deploy/mom.env.example $(DESTDIR)/etc/mom/mom.env
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/momd and mom.service; edit /etc/mom/mom.env, then:"
+	@echo "  useradd --system --home-dir /var/lib/mom mom && systemctl enable --now mom"
 
 # ---- setup ----
 deps:
