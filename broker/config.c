@@ -67,7 +67,7 @@ static const struct option_def options[] = {
     NUM(OPT_U64, commit_timeout_ms, "--commit-timeout-ms", "MOM_COMMIT_TIMEOUT_MS",
         "answer 503 when a write cannot commit in time (5000)"),
     NUM(OPT_BOOL, bootstrap, "--bootstrap", "MOM_BOOTSTRAP",
-        "first start of a new cluster: fresh storage votes at once (false)"),
+        "override: fresh storage votes without waiting for the other members (false)"),
     STR(peer_tls_cert, "--peer-tls-cert", "MOM_PEER_TLS_CERT", "peer TLS certificate (PEM)"),
     STR(peer_tls_key, "--peer-tls-key", "MOM_PEER_TLS_KEY", "peer TLS private key (PEM)"),
     STR(peer_tls_ca, "--peer-tls-ca", "MOM_PEER_TLS_CA", "CA that signs peer certificates (PEM)"),

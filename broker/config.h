@@ -35,7 +35,7 @@ struct config {
     uint64_t snapshot_log_mb; /* log MiB in memory that start a snapshot */
     char cluster_secret[1024];
     uint64_t commit_timeout_ms;
-    bool bootstrap; /* fresh storage of a new cluster does not abstain */
+    bool bootstrap; /* override: fresh storage votes without waiting for the others */
     char peer_tls_cert[1024];
     char peer_tls_key[1024];
     char peer_tls_ca[1024];

@@ -2,9 +2,9 @@
 # Starts, stops or shows a three-node mom cluster on loopback (client ports
 # 8081-8083, peer ports 9091-9093). Everything lives under DIR: one data dir
 # per node, their logs, pid files, and the shared JWT and cluster secrets
-# (generated on first start). The very first start of a DIR bootstraps the
-# cluster (MOM_BOOTSTRAP=1: the empty members may vote); later starts do not,
-# so a member whose data was wiped abstains until it has caught up.
+# (generated on first start). No bootstrap flag: on the first start every
+# member finds the others' storage fresh too and they form the cluster; a
+# member whose data was wiped later abstains until it has caught up.
 # Usage: deploy/local-cluster.sh start|stop|status DIR   (MOMD=path/to/momd)
 # SPDX-License-Identifier: MIT
 set -eu
@@ -25,9 +25,7 @@ case "$cmd" in
 start)
     mkdir -p "$dir"
     chmod 700 "$dir"
-    bootstrap=0
     if [ ! -f "$dir/cluster-secret" ]; then
-        bootstrap=1
         umask 077
         od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$dir/jwt-secret"
         od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$dir/cluster-secret"
@@ -42,7 +40,6 @@ start)
             MOM_PEER_ADDR=127.0.0.1:909$i MOM_DATA_DIR="$dir/node$i" \
             MOM_JWT_SECRET=$(cat "$dir/jwt-secret") \
             MOM_CLUSTER_SECRET=$(cat "$dir/cluster-secret") \
-            MOM_BOOTSTRAP=$bootstrap \
             nohup "$momd" >"$dir/node$i.out" 2>"$dir/node$i.log" </dev/null &
         echo $! >"$dir/node$i.pid"
     done

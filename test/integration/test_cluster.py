@@ -5,6 +5,7 @@
 # SPDX-License-Identifier: MIT
 
 import os
+import re
 import signal
 import socket
 import threading
@@ -461,3 +462,93 @@ def test_wiped_member_abstains_then_rejoins(cluster):
     others = [i for i in range(3) if i != li]
     cluster.leader(timeout=10, among=others)
     assert depth(fc, "q") == 10
+
+
+FORMED = "every member reports fresh storage: forming a new cluster"
+
+
+def started(c):
+    try:
+        c.start()
+    except MomdStartError as e:
+        c.stop_all()
+        pytest.fail(str(e), pytrace=False)
+    return c
+
+
+def test_new_cluster_forms_without_a_flag_and_never_again(tmp_path):
+    c = Cluster(tmp_path)
+    for m in c.nodes:
+        m.env.pop("MOM_BOOTSTRAP", None)
+    started(c)
+    try:
+        li = c.leader(timeout=15)
+        cl = c.client(li)
+        cl.create_queue("q")
+        for i in range(5):
+            assert cl.post("/v1/queues/q/messages", data=b"m%d" % i).status_code == 201
+        for m in c.nodes:
+            assert FORMED in m.stderr_since_start()
+        # the whole cluster restarts on its data: it does not form again
+        for m in c.nodes:
+            m.stop()
+        for m in c.nodes:
+            m.start()
+        li = c.leader(timeout=15)
+        for i, m in enumerate(c.nodes):
+            assert FORMED not in m.stderr_since_start()
+            assert depth(c.client(i), "q") == 5
+            assert not c.cluster_view(i)["abstaining"]
+    finally:
+        c.stop_all()
+
+
+def test_storage_of_another_cluster_is_refused(tmp_path):
+    a = started(Cluster(tmp_path / "a"))
+    b = started(Cluster(tmp_path / "b"))
+    try:
+        la, lb = a.leader(), b.leader()
+        a.client(la).create_queue("qa")
+        b.client(lb).create_queue("qb")
+        b.stop_all()
+        # node 3 of cluster a gets the disk of node 3 of cluster b
+        f = 2 if la != 2 else 1
+        a.nodes[f].stop()
+        import shutil
+        shutil.rmtree(a.nodes[f].data_dir)
+        shutil.copytree(b.nodes[f].data_dir, a.nodes[f].data_dir)
+        a.nodes[f].start()
+        others = [i for i in range(3) if i != f]
+        wait_for(lambda: any("belongs to cluster" in a.nodes[i].stderr_since_start()
+                             for i in others + [f]), timeout=10, what="the refusal line")
+        lines = [ln for i in range(3) for ln in a.nodes[i].stderr_since_start().splitlines()
+                 if "belongs to cluster" in ln]
+        assert any("never merged" in ln for ln in lines), lines
+        # the other two keep serving; nothing of b reaches them
+        li = a.leader(among=others)
+        ca = a.client(li)
+        assert ca.post("/v1/queues/qa/messages", data=b"x").status_code == 201
+        assert ca.get("/v1/queues/qb").status_code == 404
+        assert a.client(f).get("/v1/queues/qa").status_code != 200
+    finally:
+        a.stop_all()
+        b.stop_all()
+
+
+def test_wrong_cluster_secret_is_named_and_the_others_serve(tmp_path):
+    c = Cluster(tmp_path)
+    args = c.nodes[2].args
+    args[args.index("--cluster-secret") + 1] = "another-secret-0123456789abcdef0123"
+    started(c)
+    try:
+        li = c.leader(timeout=15, among=[0, 1])
+        cl = c.client(li)
+        cl.create_queue("q")
+        assert cl.post("/v1/queues/q/messages", data=b"x").status_code == 201
+        wait_for(lambda: "refuses this node's peer calls" in c.nodes[2].stderr_since_start(),
+                 timeout=10, what="the refusal line on the misconfigured node")
+        line = [ln for ln in c.nodes[2].stderr_since_start().splitlines()
+                if "refuses this node's peer calls" in ln][0]
+        assert "MOM_CLUSTER_SECRET" in line and re.search(r"node [12] refuses", line), line
+    finally:
+        c.stop_all()
