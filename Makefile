@@ -197,13 +197,16 @@ deps:
 	  fi; \
 	fi
 
-# The dependency arrows (docs/architecture.md): common -> nothing of ours,
-# token -> common, replication -> common + token + proto, only broker/ may
+# The dependency arrows (docs/architecture.md): common -> libc and OpenSSL
+# only, token -> common, replication -> common + token + proto, broker ->
+# replication through node.h only (main.c included), only broker/ may
 # include broker/.
 deps-check:
 	@! grep -n '#include "\(replication\|broker\)/' common/*.[ch] || { echo "common/ must not include replication/ or broker/"; exit 1; }
+	@! grep -n '#include [<"]\(event2/\|evhtp\|jwt\.h\|cjson/\|pb\.h\|pb_\|nanopb\|nghttp2\|proto/\)' common/*.[ch] || { echo "common/ uses libc and OpenSSL only"; exit 1; }
 	@! grep -n '#include "\(replication\|broker\)/' token/*.[ch] || { echo "token/ must not include replication/ or broker/"; exit 1; }
 	@! grep -n '#include "broker/' replication/*.[ch] || { echo "replication/ must not include broker/"; exit 1; }
+	@! grep -n '#include "replication/' broker/*.[ch] | grep -v '#include "replication/node\.h"' || { echo "broker/ reaches replication/ only through replication/node.h"; exit 1; }
 	@! grep -rn '#include "test/\|#include ".*main.c"' common replication broker || { echo "nothing includes test/ or main.c"; exit 1; }
 	@echo "deps-check: ok"
 

@@ -5,14 +5,13 @@
  * apply. Answers are built by render.c; errors are api_error.h kinds.
  * SPDX-License-Identifier: MIT */
 #include "broker/hasher.h"
-#include "broker/peer_glue.h"
+#include "broker/render.h"
 #include "broker/server_internal.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/ratelimit.h"
 #include "replication/node.h"
 
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,60 +86,18 @@ static void handle_health(struct request_ctx *rc, bool ready)
     send_reply_and_free(rc, &r);
 }
 
-/* ---- cluster view: the peer glue's membership and health, with the Raft
- * fields of this node filled in ---- */
+/* ---- cluster view: node_status rendered as it is ---- */
 
 static void cluster_json(struct server *s, struct reply *r)
 {
-    if (peer_glue_cluster_json(s->peer, r) != MOM_OK) {
+    struct node_status *st = malloc(sizeof *st);
+    if (!st) {
         render_error(r, API_ERR_UNAVAILABLE, "out of memory");
         return;
     }
-    cJSON *root = cJSON_ParseWithLength(r->body, r->body_len);
-    if (!root)
-        return;
-    const struct node *n = s->node;
-    uint32_t leader = node_leader(n);
-    bool alone = cJSON_GetArraySize(cJSON_GetObjectItem(root, "nodes")) <= 1;
-    cJSON_ReplaceItemInObject(root, "role", cJSON_CreateString(node_role_name(n)));
-    cJSON_ReplaceItemInObject(root, "term", cJSON_CreateNumber((double)node_term(n)));
-    if (alone)
-        cJSON_ReplaceItemInObject(root, "leader", cJSON_CreateNumber(s->cfg->node_id));
-    else if (leader)
-        cJSON_ReplaceItemInObject(root, "leader", cJSON_CreateNumber(leader));
-    else
-        cJSON_ReplaceItemInObject(root, "leader", cJSON_CreateNull());
-    cJSON_ReplaceItemInObject(root, "commit_index",
-                              cJSON_CreateNumber((double)node_commit_index(n)));
-    cJSON_AddNumberToObject(root, "applied_index", (double)node_applied_index(n));
-    cJSON_AddBoolToObject(root, "abstaining", node_abstaining(n));
-    cJSON *m;
-    cJSON_ArrayForEach(m, cJSON_GetObjectItem(root, "nodes"))
-    {
-        cJSON *idj = cJSON_GetObjectItem(m, "id");
-        uint32_t id = idj ? (uint32_t)idj->valuedouble : 0;
-        bool self = id == s->cfg->node_id;
-        uint32_t rid = alone ? node_id(n) : id;
-        const char *role = self ? node_role_name(n) : rid == leader ? "leader" : "follower";
-        cJSON_ReplaceItemInObject(m, "role", cJSON_CreateString(role));
-        cJSON_ReplaceItemInObject(m, "match_index",
-                                  cJSON_CreateNumber((double)node_member_match(n, rid)));
-        if (!self) {
-            uint64_t age = node_member_contact_ms(n, rid);
-            if (age != UINT64_MAX) {
-                cJSON_ReplaceItemInObject(m, "last_contact_ms", cJSON_CreateNumber((double)age));
-                cJSON_ReplaceItemInObject(
-                    m, "healthy",
-                    cJSON_CreateBool(age < 3000 || peer_glue_member_healthy(s->peer, id)));
-            }
-        }
-    }
-    char *text = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    if (text) {
-        reply_cleanup(r);
-        reply_set(r, 200, text, strlen(text));
-    }
+    node_status(s->node, st);
+    render_cluster(st, r); /* on failure r holds the 503 answer */
+    free(st);
 }
 
 /* ---- auth ---- */

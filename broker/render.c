@@ -1,6 +1,6 @@
 /* Every JSON answer of the API and the text building under them (see
  * render.h). The answer shapes read the store's structs (store_internal.h)
- * but never change them. Base64 is OpenSSL's EVP_EncodeBlock; UTF-8
+ * and the node's status (node.h) but never change them. Base64 is OpenSSL's EVP_EncodeBlock; UTF-8
  * validation follows RFC 3629's table.
  * SPDX-License-Identifier: MIT */
 #include "broker/render.h"
@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/grow.h"
+#include "replication/node.h"
 
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -622,4 +623,47 @@ int render_list_close(struct render_list *l, struct reply *r)
 {
     jbuf_lit(&l->b, "]}");
     return finish(&l->b, r, 200);
+}
+
+/* ---- the cluster view ---- */
+
+int render_cluster(const struct node_status *st, struct reply *out)
+{
+    struct jbuf b;
+    jbuf_init(&b);
+    jbuf_lit(&b, "{\"node_id\":");
+    jbuf_u64(&b, st->node_id);
+    jbuf_lit(&b, ",\"role\":");
+    jbuf_cstr(&b, st->role);
+    jbuf_lit(&b, ",\"term\":");
+    jbuf_u64(&b, st->term);
+    jbuf_lit(&b, ",\"leader\":");
+    if (st->leader)
+        jbuf_u64(&b, st->leader);
+    else
+        jbuf_lit(&b, "null");
+    jbuf_lit(&b, ",\"commit_index\":");
+    jbuf_u64(&b, st->commit_index);
+    jbuf_lit(&b, ",\"nodes\":[");
+    for (size_t i = 0; i < st->n_members; i++) {
+        const struct node_member_status *m = &st->members[i];
+        jbuf_lit(&b, i ? ",{\"id\":" : "{\"id\":");
+        jbuf_u64(&b, m->id);
+        jbuf_lit(&b, ",\"address\":");
+        jbuf_cstr(&b, m->address);
+        jbuf_lit(&b, ",\"role\":");
+        jbuf_cstr(&b, m->role);
+        jbuf_lit(&b, ",\"match_index\":");
+        jbuf_u64(&b, m->match_index);
+        jbuf_lit(&b, ",\"last_contact_ms\":");
+        if (m->last_contact_ms == UINT64_MAX)
+            jbuf_lit(&b, "null");
+        else
+            jbuf_u64(&b, m->last_contact_ms);
+        jbuf_lit(&b, m->healthy ? ",\"healthy\":true}" : ",\"healthy\":false}");
+    }
+    jbuf_lit(&b, "],\"applied_index\":");
+    jbuf_u64(&b, st->applied_index);
+    jbuf_lit(&b, st->abstaining ? ",\"abstaining\":true}" : ",\"abstaining\":false}");
+    return finish(&b, out, 200);
 }

@@ -1,8 +1,9 @@
 /* Every JSON answer of the API, and the text building under them.
  * The answer shapes (errors, publish acks, queue/topic/subscription objects,
- * message lists, tokens, health) are built here from the store's state or
- * from plain values, so the store and the handlers decide what to answer and
- * only this module decides how it looks and which success status it has.
+ * message lists, tokens, health, the cluster view) are built here from the
+ * store's state, node_status or plain values, so the store and the handlers
+ * decide what to answer and only this module decides how it looks and which
+ * success status it has.
  * Under them, struct jbuf: a growable buffer with escaped strings, integers,
  * RFC 3339 times and message bodies (UTF-8 text with "encoding":"utf-8" when
  * valid, else base64 with "encoding":"base64"). Allocation failure is
@@ -18,6 +19,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+struct node_status;
 
 struct jbuf {
     char *p;
@@ -106,5 +109,11 @@ void render_list_subscription(struct render_list *l, const struct topic *t,
 void render_list_queue_message(struct render_list *l, const struct store *s, const struct queue *q,
                                const struct qmsg *m, bool receipt);
 int render_list_close(struct render_list *l, struct reply *r);
+
+/* GET /v1/cluster: {"node_id","role","term","leader","commit_index",
+ * "nodes":[{"id","address","role","match_index","last_contact_ms",
+ * "healthy"}],"applied_index","abstaining"} with 200. Returns MOM_OK or
+ * MOM_ERR_NOMEM (out then holds the 503 answer). */
+int render_cluster(const struct node_status *st, struct reply *out);
 
 #endif

@@ -10,7 +10,6 @@
 
 #include "broker/cors.h"
 #include "broker/hasher.h"
-#include "broker/peer_glue.h"
 #include "broker/server_internal.h"
 #include "common/clock.h"
 #include "common/err.h"
@@ -19,7 +18,6 @@
 #include "common/log.h"
 #include "common/ratelimit.h"
 #include "replication/node.h"
-#include "replication/peer.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -944,38 +942,6 @@ int server_new(struct event_base *base, const struct config *cfg, struct server 
         log_error("cannot start the password hashing threads: %s", mom_strerror(rc));
         goto fail;
     }
-    struct peer_glue_config pc = {
-        .node_id = cfg->node_id,
-        .listen_addr = cfg->peer_addr,
-        .peers = cfg->peers,
-        .cluster_secret = cfg->cluster_secret,
-        .tls_cert = cfg->peer_tls_cert,
-        .tls_key = cfg->peer_tls_key,
-        .tls_ca = cfg->peer_tls_ca,
-    };
-    rc = peer_glue_new(base, &pc, &s->peer);
-    if (rc != MOM_OK) {
-        log_error("cannot start the peer channel on %s: %s", cfg->peer_addr, mom_strerror(rc));
-        goto fail;
-    }
-    struct peer_member *members = calloc(PEER_MAX_MEMBERS, sizeof *members);
-    size_t n_members = 0;
-    if (!members) {
-        rc = MOM_ERR_NOMEM;
-        goto fail;
-    }
-    if (cfg->peers[0] &&
-        peer_parse_members(cfg->peers, members, PEER_MAX_MEMBERS, &n_members, NULL, 0) != MOM_OK)
-        n_members = 0;
-    bool ids_ok = true;
-    for (size_t i = 0; i < n_members; i++)
-        ids_ok = ids_ok && members[i].id >= 1 && members[i].id <= n_members;
-    free(members);
-    if (!ids_ok) {
-        log_error("MOM_PEERS must number its members 1..%zu", n_members);
-        rc = MOM_ERR_INVALID;
-        goto fail;
-    }
     struct node_config nc = {
         .data_dir = cfg->data_dir,
         .group_id = 0,
@@ -986,8 +952,6 @@ int server_new(struct event_base *base, const struct config *cfg, struct server 
         .snapshot_bytes = cfg->snapshot_log_mb << 20,
         .segment_bytes = cfg->wal_segment_mb << 20,
         .node_id = cfg->node_id,
-        .n_members = (uint32_t)n_members,
-        .peer = peer_glue_peer(s->peer),
         .commit_timeout_ms = cfg->commit_timeout_ms,
         .bootstrap = cfg->bootstrap,
     };
@@ -1001,7 +965,15 @@ int server_new(struct event_base *base, const struct config *cfg, struct server 
         .read_ready = on_read_ready,
         .restamp = on_restamp,
     };
-    rc = node_open(base, &nc, &cb, s, &s->node);
+    struct node_peer_config pc = {
+        .peers = cfg->peers,
+        .listen_addr = cfg->peer_addr,
+        .cluster_secret = cfg->cluster_secret,
+        .tls_cert = cfg->peer_tls_cert,
+        .tls_key = cfg->peer_tls_key,
+        .tls_ca = cfg->peer_tls_ca,
+    };
+    rc = node_open_cluster(base, &nc, &pc, &cb, s, &s->node);
     if (rc != MOM_OK)
         goto fail;
     s->last_stamp = store_last_time(s->store);
@@ -1034,7 +1006,6 @@ void server_free(struct server *s)
     node_close(s->node);
     while (s->conns)
         evhtp_connection_free(s->conns->conn); /* unlinks itself in on_connection_fini */
-    peer_glue_free(s->peer);
     if (s->htp)
         evhtp_free(s->htp);
     hasher_free(s->hasher); /* after the requests: their jobs are cancelled */
@@ -1058,5 +1029,5 @@ uint16_t server_http_port(const struct server *s)
 }
 uint16_t server_peer_port(const struct server *s)
 {
-    return s->peer ? peer_glue_port(s->peer) : 0;
+    return s->node ? node_peer_port(s->node) : 0;
 }

@@ -21,7 +21,6 @@
 #include <stdint.h>
 
 struct node;
-struct peer_glue;
 struct hasher;
 struct hasher_job;
 struct ratelimit;
@@ -37,7 +36,6 @@ struct server {
     struct store *store;
     struct auth *auth;
     struct node *node;
-    struct peer_glue *peer;
     struct event *cron_ev;
     uint16_t http_port;
     char node_id_text[16];

@@ -931,6 +931,7 @@ void node_close(struct node *n)
     free(n->ring);
     free(n->held);
     free(n->out);
+    node_cluster_free(n->cluster); /* last: held calls were answered above */
     free(n);
 }
 

@@ -8,7 +8,10 @@
  * Followers forward proposals to the leader (Forward RPC) and get back the
  * leader's answer. It also owns snapshot files (write temp, fsync, rename,
  * fsync dir) and log compaction. A single node is a cluster of one: it
- * commits after its own durable append.
+ * commits after its own durable append. Opened with node_open_cluster it
+ * also owns the cluster view: the membership parsed from MOM_PEERS, the
+ * peer channel, Ping health and node_status, the one struct GET
+ * /v1/cluster renders; the broker needs nothing else from replication/.
  * Runs on the loop thread; reports back through struct node_callbacks.
  * Its parts share replication/node_internal.h.
  *
@@ -99,8 +102,55 @@ struct node_config {
 int node_open(struct event_base *base, const struct node_config *cfg,
               const struct node_callbacks *cb, void *arg, struct node **out);
 /* Flushes what can be flushed, stops the helper thread, closes files.
- * Pending proposals fail with MOM_ERR_CLOSED. Accepts NULL. */
+ * Pending proposals fail with MOM_ERR_CLOSED. Then frees the peer channel
+ * node_open_cluster started (GOAWAY to every peer). Accepts NULL. */
 void node_close(struct node *n);
+
+/* The peer side of a node in a cluster, as configured. */
+struct node_peer_config {
+    const char *peers;       /* MOM_PEERS "1=host:9090,2=host:9090"; NULL/"" = a cluster of one */
+    const char *listen_addr; /* "host:port" of the peer channel, port 0 = any */
+    const char *cluster_secret; /* NULL/"" = every peer call refused (UNAUTHENTICATED) */
+    const char *tls_cert, *tls_key, *tls_ca; /* all NULL/"" = cleartext; all set = mutual TLS */
+};
+
+/* node_open for a process: parses pc->peers once (ids 1..n, cfg->node_id
+ * among them), starts the peer channel on pc->listen_addr with the Ping
+ * service and a health Ping to every other member each second, then opens
+ * the node on it (cfg->n_members and cfg->peer are taken from there). The
+ * node owns the channel. Returns what node_open returns, or MOM_ERR_INVALID
+ * (bad MOM_PEERS, ids not 1..n, this node not listed, bad address or TLS
+ * files), MOM_ERR_IO (bind failed), MOM_ERR_NOMEM; all logged. */
+int node_open_cluster(struct event_base *base, const struct node_config *cfg,
+                      const struct node_peer_config *pc, const struct node_callbacks *cb, void *arg,
+                      struct node **out);
+/* The bound peer port; 0 for a node opened without a channel. */
+uint16_t node_peer_port(const struct node *n);
+
+#define NODE_STATUS_MAX_MEMBERS 64
+
+struct node_member_status {
+    uint32_t id;
+    char address[272];        /* as configured in MOM_PEERS (alone: the peer address) */
+    const char *role;         /* this node: its role; others: "leader" or "follower" */
+    uint64_t match_index;     /* as the leader knows it (this node: last durable index) */
+    uint64_t last_contact_ms; /* age of the last Raft message or Ping answer; 0 for this
+                                 node; UINT64_MAX = never */
+    bool healthy;             /* this node: true; others: answered recently */
+};
+
+/* Everything GET /v1/cluster shows, filled by node_status in one call. */
+struct node_status {
+    uint32_t node_id; /* as configured */
+    const char *role; /* "leader", "follower", "candidate", ... (static) */
+    uint64_t term;
+    uint32_t leader; /* 0 = unknown */
+    uint64_t commit_index, applied_index;
+    bool abstaining;
+    size_t n_members;
+    struct node_member_status members[NODE_STATUS_MAX_MEMBERS]; /* MOM_PEERS order */
+};
+void node_status(const struct node *n, struct node_status *out);
 
 /* Proposes an encoded Command. The node takes ownership of data (malloc'd)
  * on every path. ctx comes back in apply or fail, exactly once.
@@ -123,7 +173,7 @@ bool node_writable(const struct node *n);
 bool node_is_leader(const struct node *n);
 /* Whether the node knows a leader and has applied the commit index it learned. */
 bool node_ready(const struct node *n);
-/* Raft view for GET /v1/cluster. */
+/* Raft view (node_status has all of it in one struct). */
 const char *node_role_name(const struct node *n);
 uint32_t node_leader(const struct node *n);
 uint32_t node_id(const struct node *n);

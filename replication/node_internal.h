@@ -7,6 +7,8 @@
  *                   installing snapshots, and the chunk stream both ways;
  *   node_read.c     read barriers (ReadIndex, local and forwarded);
  *   node_forward.c  both sides of the Forward RPC for proposals.
+ *   node_cluster.c  MOM_PEERS parsed once, the peer channel's set-up, Ping
+ *                   health and node_status (node_open_cluster).
  * Nothing outside replication/node*.c includes this header. Everything runs
  * on the loop thread except the snapshot child (a forked process that only
  * writes files) and the syncer's fdatasync.
@@ -40,6 +42,7 @@
 struct wal;
 struct syncer;
 struct event;
+struct node_cluster;
 
 /* A proposal appended on this leader and not applied yet. */
 struct pending {
@@ -172,6 +175,7 @@ struct node {
     uint64_t snap_child_term;
     bool writable;
     struct node_stats stats;
+    struct node_cluster *cluster; /* node_open_cluster's channel and health; else NULL */
 };
 
 /* ---- node.c ---- */
@@ -229,5 +233,9 @@ void node_forward_answer(struct node *n, struct peer_request *fwd, uint64_t inde
 void node_forward_on_request(struct peer_request *req, const uint8_t *body, size_t len, void *arg);
 /* node_close: fails the calls still waiting for the leader. */
 void node_forward_close(struct node *n);
+
+/* ---- node_cluster.c ---- */
+/* Frees the health table and the peer channel (GOAWAY). Accepts NULL. */
+void node_cluster_free(struct node_cluster *c);
 
 #endif
