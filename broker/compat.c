@@ -200,9 +200,10 @@ static bool rewrite_credentials(struct request_ctx *rc)
         rc->match.route = ROUTE_AUTH_USERS;
         return true;
     }
-    /* a login right after registering through another node must see it */
+    /* a login right after registering through another node sees it: the
+     * login route passes the read barrier (handlers_dispatch) */
     rc->match.route = ROUTE_AUTH_TOKEN;
-    return !server_read_barrier(rc);
+    return true;
 }
 
 /* POST {"nombre"} -> PUT /v1/{queues|topics}/{nombre} with no settings. */
@@ -291,8 +292,8 @@ bool compat_prepare(struct request_ctx *rc)
         return true;
     case ROUTE_API_QUEUE_TAKE:
     case ROUTE_NODE_QUEUE_TAKE:
-        /* one message, removed on delivery; after a read barrier so that a
-         * follower sees what was committed before the request */
+        /* one message, removed on delivery; the receive route passes the
+         * read barrier, so a follower sees what was committed before */
         if (rc->method == HTTP_HEAD) { /* HEAD must not take a message */
             add_allow_get(rc);
             send_error(rc, 405, "Método no permitido");
@@ -302,7 +303,7 @@ bool compat_prepare(struct request_ctx *rc)
             return false;
         rc->match.route = ROUTE_QUEUE_RECEIVE;
         rc->query = "max=1&ack=auto";
-        return !server_read_barrier(rc);
+        return true;
     case ROUTE_API_SUBSCRIBE: rewrite_subscription(rc, ROUTE_SUBSCRIPTION_PUT); return true;
     case ROUTE_API_UNSUBSCRIBE: rewrite_subscription(rc, ROUTE_SUBSCRIPTION_DELETE); return true;
     case ROUTE_API_MY_TOPICS: rc->match.route = ROUTE_USER_SUBSCRIPTIONS; return true;

@@ -388,7 +388,8 @@ static void send_empty_messages(struct request_ctx *rc)
 }
 
 /* A receive leases only through a Command; an empty queue is answered (or
- * waited on) from local state after the access check. */
+ * waited on) from local state after the access check (behind the read
+ * barrier, see uses_local_state). */
 static void try_receive(struct request_ctx *rc, bool final)
 {
     struct server *s = rc->srv;
@@ -446,9 +447,14 @@ static void handle_receive(struct request_ctx *rc)
     try_receive(rc, wait_ms == 0);
 }
 
+static bool receipt_fits_length(const struct request_ctx *rc)
+{
+    return strlen(rc->match.params[1]) < sizeof((mom_v1_Ack *)0)->receipt;
+}
+
 static bool receipt_fits(struct request_ctx *rc)
 {
-    if (strlen(rc->match.params[1]) < sizeof((mom_v1_Ack *)0)->receipt)
+    if (receipt_fits_length(rc))
         return true;
     /* Too long to be one of ours: 404 if the queue is unknown, else 410. */
     struct store_caller who = server_caller(rc);
@@ -633,6 +639,31 @@ void handlers_retry_wait(struct request_ctx *rc, bool final)
     }
 }
 
+/* Routes whose answer comes from this node's state, or that check it
+ * (existence, permission, a password) before proposing anything. Every
+ * other write is decided by the leader's apply. */
+static bool uses_local_state(const struct request_ctx *rc)
+{
+    switch (rc->match.route) {
+    case ROUTE_QUEUES:
+    case ROUTE_QUEUE_GET:
+    case ROUTE_TOPICS:
+    case ROUTE_TOPIC_GET:
+    case ROUTE_TOPIC_READ:
+    case ROUTE_SUBSCRIPTIONS_OF_TOPIC:
+    case ROUTE_SUBSCRIPTION_GET:
+    case ROUTE_SUBSCRIPTION_READ:
+    case ROUTE_USER_SUBSCRIPTIONS:
+    case ROUTE_QUEUE_RECEIVE: /* an empty or unknown queue is answered locally */
+    case ROUTE_AUTH_TOKEN: /* the stored password hash */ return true;
+    case ROUTE_QUEUE_ACK:
+    case ROUTE_QUEUE_NACK:
+    case ROUTE_QUEUE_EXTEND: /* an oversized receipt: 404 or 410 from local state */
+        return !receipt_fits_length(rc);
+    default: return false;
+    }
+}
+
 void handlers_dispatch(struct request_ctx *rc)
 {
     struct server *s = rc->srv;
@@ -650,22 +681,11 @@ void handlers_dispatch(struct request_ctx *rc)
     }
     if (!check_names(rc, names))
         return;
-    switch (rc->match.route) {
-    case ROUTE_QUEUES:
-    case ROUTE_QUEUE_GET:
-    case ROUTE_TOPICS:
-    case ROUTE_TOPIC_GET:
-    case ROUTE_TOPIC_READ:
-    case ROUTE_SUBSCRIPTIONS_OF_TOPIC:
-    case ROUTE_SUBSCRIPTION_GET:
-    case ROUTE_SUBSCRIPTION_READ:
-    case ROUTE_USER_SUBSCRIPTIONS:
-        /* linearizable reads: in a cluster, wait for the leader's commit index */
-        if (server_read_barrier(rc))
-            return;
-        break;
-    default: break;
-    }
+    /* In a cluster, wait for the leader's commit index before looking at
+     * local state: reads are linearizable, and a member that has not caught
+     * up (just restarted, partitioned) answers 503, never a stale 404/401. */
+    if (uses_local_state(rc) && server_read_barrier(rc))
+        return;
     switch (rc->match.route) {
     case ROUTE_HEALTHZ: handle_health(rc, false); return;
     case ROUTE_READYZ: handle_health(rc, true); return;
