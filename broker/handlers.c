@@ -5,6 +5,7 @@
  * apply. Answers are built by render.c; errors are api_error.h kinds.
  * SPDX-License-Identifier: MIT */
 #include "broker/hasher.h"
+#include "broker/metrics.h"
 #include "broker/render.h"
 #include "broker/server_internal.h"
 #include "common/clock.h"
@@ -98,6 +99,34 @@ static void cluster_json(struct server *s, struct reply *r)
     node_status(s->node, st);
     render_cluster(st, r); /* on failure r holds the 503 answer */
     free(st);
+}
+
+/* ---- GET /metrics: the registry plus what the store, the node and the
+ * server hold at this moment ---- */
+
+static void handle_metrics(struct request_ctx *rc)
+{
+    struct server *s = rc->srv;
+    struct metrics_sources src = {
+        .store = s->store,
+        .node = s->node,
+        .node_id = s->cfg->node_id,
+        .streams = 0, /* no streaming route is served yet */
+    };
+    for (const struct client_conn *c = s->conns; c; c = c->next)
+        src.connections++;
+    for (const struct request_ctx *w = s->waiters; w; w = w->wnext)
+        src.long_polls++;
+    struct jbuf b;
+    jbuf_init(&b);
+    struct reply r = {0};
+    if (metrics_render(s->metrics, &src, &b) != MOM_OK || jbuf_finish(&b, &r, 200) != MOM_OK) {
+        jbuf_cleanup(&b);
+        server_fail(rc, API_ERR_UNAVAILABLE, "out of memory");
+        return;
+    }
+    server_send_typed(rc, &r, METRICS_CONTENT_TYPE);
+    reply_cleanup(&r);
 }
 
 /* ---- auth ---- */
@@ -688,6 +717,7 @@ void handlers_dispatch(struct request_ctx *rc)
         return;
     switch (rc->match.route) {
     case ROUTE_HEALTHZ: handle_health(rc, false); return;
+    case ROUTE_METRICS: handle_metrics(rc); return;
     case ROUTE_READYZ: handle_health(rc, true); return;
     case ROUTE_AUTH_USERS: handle_register(rc); return;
     case ROUTE_AUTH_TOKEN: handle_token(rc); return;

@@ -72,6 +72,7 @@ static const struct route_def routes[] = {
     {"topicos/{}", HTTP_DELETE, ROUTE_NODE_TOPIC_DELETE},
     {"topicos/{}/publicar", HTTP_POST, ROUTE_NODE_TOPIC_PUBLISH},
     {"topicos/{}/mensajes", HTTP_GET, ROUTE_NODE_TOPIC_READ},
+    {"metrics", HTTP_GET, ROUTE_METRICS},
 };
 
 #define ROUTE_COUNT (sizeof routes / sizeof routes[0])
@@ -253,6 +254,50 @@ void router_allow_header(unsigned allowed, char *out, size_t outlen)
         if (n < 0 || (size_t)n >= outlen - o)
             break;
         o += (size_t)n;
+    }
+}
+
+/* A parameter is named after the segment before it: "queues" -> {queue},
+ * "messages" -> {receipt}, anything else loses a trailing 's'. */
+static void param_name(const char *prev, size_t prevlen, char *out, size_t outlen)
+{
+    if (prevlen == 8 && !memcmp(prev, "messages", 8)) {
+        snprintf(out, outlen, "{receipt}");
+        return;
+    }
+    if (prevlen > 1 && prev[prevlen - 1] == 's')
+        prevlen--;
+    snprintf(out, outlen, "{%.*s}", (int)prevlen, prev);
+}
+
+void router_route_label(enum route route, char *out, size_t outlen)
+{
+    const char *pattern = NULL;
+    for (size_t i = 0; i < ROUTE_COUNT && route != ROUTE_NONE; i++) {
+        if (routes[i].route == route) {
+            pattern = routes[i].pattern;
+            break;
+        }
+    }
+    if (outlen == 0)
+        return;
+    snprintf(out, outlen, "%s", pattern ? "" : "unmatched");
+    size_t o = 0;
+    const char *prev = "";
+    size_t prevlen = 0;
+    for (const char *p = pattern; p && *p && o < outlen;) {
+        const char *slash = strchr(p, '/');
+        size_t plen = slash ? (size_t)(slash - p) : strlen(p);
+        char seg[ROUTER_MAX_PARAM + 3];
+        if (plen == 2 && p[0] == '{' && p[1] == '}')
+            param_name(prev, prevlen, seg, sizeof seg);
+        else
+            snprintf(seg, sizeof seg, "%.*s", (int)plen, p);
+        int n = snprintf(out + o, outlen - o, "/%s", seg);
+        o += n < 0 ? outlen : (size_t)n;
+        prev = p;
+        prevlen = plen;
+        p += plen + (slash ? 1 : 0);
     }
 }
 

@@ -76,6 +76,8 @@ enum route {
     ROUTE_NODE_TOPIC_DELETE,
     ROUTE_NODE_TOPIC_PUBLISH,
     ROUTE_NODE_TOPIC_READ,
+    ROUTE_METRICS,
+    ROUTE_KINDS /* the number of routes: keep last */
 };
 
 #define ROUTER_MAX_PARAM 130 /* names are <= 128, receipts <= 64; longer is flagged */
@@ -97,6 +99,9 @@ enum router_result router_match(enum http_method method, const char *path, size_
                                 struct route_match *out);
 /* Writes "GET, PUT, DELETE" for a method mask. */
 void router_allow_header(unsigned allowed, char *out, size_t outlen);
+/* The route's path pattern for metric labels ("/v1/queues/{queue}"):
+ * "unmatched" for ROUTE_NONE. Writes at most outlen bytes (NUL included). */
+void router_route_label(enum route route, char *out, size_t outlen);
 /* ^[A-Za-z0-9._-]{1,128}$ */
 bool router_valid_name(const char *name);
 

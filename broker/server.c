@@ -10,6 +10,7 @@
 
 #include "broker/cors.h"
 #include "broker/hasher.h"
+#include "broker/metrics.h"
 #include "broker/server_internal.h"
 #include "common/clock.h"
 #include "common/err.h"
@@ -80,7 +81,30 @@ static void add_cors_headers(const struct server *s, evhtp_request_t *req)
     add_header(req, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
 }
 
+/* Counts an answered request (route, method, status, time since arrival). */
+static void account(struct server *s, evhtp_request_t *req, enum route route,
+                    enum http_method method, int status, uint64_t start_us)
+{
+#ifdef MOM_METRICS_OFF
+    (void)s;
+    (void)req;
+    (void)route;
+    (void)method;
+    (void)status;
+    (void)start_us;
+#else
+    (void)req;
+    uint64_t now = clock_mono_us();
+    metrics_count_request(s->metrics, route, method, status, now > start_us ? now - start_us : 0);
+#endif
+}
+
 void server_send(struct request_ctx *rc, const struct reply *r)
+{
+    server_send_typed(rc, r, "application/json");
+}
+
+void server_send_typed(struct request_ctx *rc, const struct reply *r, const char *content_type)
 {
     if (rc->done)
         return;
@@ -98,10 +122,14 @@ void server_send(struct request_ctx *rc, const struct reply *r)
         !evhtp_header_find(req->headers_out, "Retry-After"))
         add_header(req, "Retry-After", "1");
     if (r->body && r->body_len) {
-        add_header(req, "Content-Type", "application/json");
+        add_header(req, "Content-Type", content_type);
         evbuffer_add(req->buffer_out, r->body, r->body_len);
     }
     evhtp_send_reply(req, (evhtp_res)r->status);
+    /* a prototype route is counted under its own pattern, not the /v1
+     * route it was rewritten into */
+    account(rc->srv, req, rc->compat_route ? rc->compat_route : rc->match.route, rc->method,
+            r->status, rc->start_us);
     reply_cleanup(&translated);
     if (rc->paused) {
         rc->paused = false;
@@ -633,6 +661,14 @@ static void send_too_large(struct server *s, evhtp_request_t *req, enum api_erro
     add_header(req, "Connection", "close");
     evbuffer_add(req->buffer_out, r.body, r.body_len);
     evhtp_send_reply(req, (evhtp_res)r.status);
+    /* answered from the headers: no request context, the route from the path */
+    struct route_match match;
+    const char *path =
+        req->uri && req->uri->path && req->uri->path->full ? req->uri->path->full : "/";
+    enum http_method method =
+        router_method(htparser_get_methodstr_m(evhtp_request_get_method(req)));
+    router_match(method, path, strlen(path), &match);
+    account(s, req, match.route, method, r.status, clock_mono_us());
     reply_cleanup(&r);
 }
 
@@ -701,6 +737,9 @@ static void on_request(evhtp_request_t *req, void *arg)
     }
     rc->srv = s;
     rc->req = req;
+#ifndef MOM_METRICS_OFF
+    rc->start_us = clock_mono_us();
+#endif
     evhtp_request_set_hook(req, evhtp_hook_on_request_fini, (evhtp_hook)on_request_fini, rc);
     server_conn_request_started(rc);
     rc->method = router_method(htparser_get_methodstr_m(evhtp_request_get_method(req)));
@@ -739,7 +778,8 @@ static void on_request(evhtp_request_t *req, void *arg)
     case ROUTE_HEALTHZ:
     case ROUTE_READYZ:
     case ROUTE_AUTH_USERS:
-    case ROUTE_AUTH_TOKEN: break;
+    case ROUTE_AUTH_TOKEN:
+    case ROUTE_METRICS: break;
     default:
         if (!compat_is_public(rc->match.route) && !authenticate(rc))
             return;
@@ -922,7 +962,8 @@ int server_new(struct event_base *base, const struct config *cfg, struct server 
         log_error("cannot create data dir %s: %s", cfg->data_dir, strerror(errno));
         goto fail;
     }
-    s->store = store_new();
+    s->metrics = metrics_new();
+    s->store = s->metrics ? store_new() : NULL;
     if (!s->store) {
         rc = MOM_ERR_NOMEM;
         goto fail;
@@ -1013,6 +1054,7 @@ void server_free(struct server *s)
     ratelimit_free(s->login_by_addr);
     store_free(s->store);
     auth_free(s->auth);
+    metrics_free(s->metrics);
     free(s->wakes);
     free(s);
 }

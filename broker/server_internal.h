@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct metrics;
 struct node;
 struct hasher;
 struct hasher_job;
@@ -56,6 +57,7 @@ struct server {
     struct demo_state demo;
     size_t nconns; /* how many (refused ones until they close included) */
     bool refusing; /* over MOM_MAX_CONNECTIONS (logged once) */
+    struct metrics *metrics; /* request counters and latencies (loop thread) */
 };
 
 /* Where a client connection is (server_conn.c): receiving a request head,
@@ -98,6 +100,7 @@ struct request_ctx {
     const char *body;
     size_t body_len;
     const char *query;
+    uint64_t start_us; /* monotonic arrival time, for metrics and the access log */
     bool paused;
     bool done;
     bool read_ok;                /* passed the read barrier (clusters) */
@@ -130,6 +133,8 @@ void server_send(struct request_ctx *rc, const struct reply *r);
 /* Answers with the error of kind e (status and code from api_error.c). */
 void server_fail(struct request_ctx *rc, enum api_error e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same with a body that is not JSON. */
+void server_send_typed(struct request_ctx *rc, const struct reply *r, const char *content_type);
 void server_send_parse_error(struct request_ctx *rc, const struct parse_error *err);
 /* Stamps, encodes and proposes cmd for this request (identity from rc); the
  * answer is sent when it commits. cmd is not kept. */

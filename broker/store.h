@@ -102,6 +102,32 @@ struct store_stats {
 };
 void store_get_stats(const struct store *s, struct store_stats *out);
 
+/* ---- per-resource numbers for /metrics (store_metrics.c) ----
+ * Queues and topics are indexed 0..count-1 in name order; an index past the
+ * end returns false. The counters are counted at apply (see store_internal.h). */
+struct store_queue_metrics {
+    const char *name; /* valid until the next apply */
+    uint64_t depth, in_flight, delayed;
+    uint64_t published, acked, dead_lettered;
+};
+struct store_topic_metrics {
+    const char *name;
+    uint64_t messages, bytes; /* retained */
+    uint64_t published;       /* every publish ever: the next offset */
+    uint64_t subscriptions;
+};
+struct store_subscription_metrics {
+    const char *name;
+    uint64_t cursor, lag;
+};
+size_t store_queue_count(const struct store *s);
+size_t store_topic_count(const struct store *s);
+bool store_queue_metrics_at(const struct store *s, size_t i, struct store_queue_metrics *out);
+bool store_topic_metrics_at(const struct store *s, size_t i, struct store_topic_metrics *out);
+/* The subscriptions of topic i, in no particular order (start with *iter = 0). */
+bool store_subscription_metrics_next(const struct store *s, size_t topic_i, size_t *iter,
+                                     struct store_subscription_metrics *out);
+
 /* ---- snapshots (DESIGN §4) ----
  * Writes the whole state (applied index, last time, everything above) to f
  * in the format documented in store_snapshot.c, ending with a CRC32C.

@@ -1,6 +1,6 @@
 /* Internal layout of the store (broker/store.h), shared by its parts:
  * store.c (lifecycle, dispatch, users, idempotency, access, deadlines),
- * store_queue.c, store_topic.c and store_snapshot.c, and read by render.c,
+ * store_queue.c, store_topic.c, store_snapshot.c and store_metrics.c, and read by render.c,
  * which builds the answers from these structs. Nothing else includes this
  * header.
  *
@@ -97,6 +97,11 @@ struct queue {
     struct heap delayed;    /* by (due, seq) */
     struct heap leased;     /* by (due, seq) */
     struct hashmap *leases; /* seq -> leased qmsg */
+    /* Counted at apply and kept in snapshots, so every replica has the
+     * same values at the same applied index (exported by /metrics). */
+    uint64_t published;     /* messages stored by a publish */
+    uint64_t acked;         /* removed by an ack or an ack=auto receive */
+    uint64_t dead_lettered; /* reached max_deliveries (moved or dropped) */
 };
 
 /* One retained topic message; its offset is implied by its ring position. */

@@ -186,6 +186,7 @@ static bool end_lease(struct store *s, struct queue *q, struct qmsg *m, uint64_t
         return false;
     }
     if (q->max_deliveries && m->delivery_count >= q->max_deliveries) {
+        q->dead_lettered++;
         dead_letter(s, q, m, now);
         return false;
     }
@@ -552,6 +553,7 @@ int queue_apply_publish(struct store *s, struct queue *q, uint64_t index, uint64
         return rc;
     uint64_t first_seq = q->next_seq;
     bool visible = false;
+    q->published += n;
     for (size_t i = 0; i < n; i++) {
         struct qmsg *m = list;
         list = m->next;
@@ -594,6 +596,7 @@ int queue_apply_receive(struct store *s, uint64_t now, const struct command *cmd
         if (rc->auto_ack) {
             if (r)
                 render_list_queue_message(&list, s, q, m, false);
+            q->acked++;
             queue_free_message(s, m);
             continue;
         }
@@ -622,6 +625,7 @@ int queue_apply_ack(struct store *s, uint64_t now, const struct command *cmd, st
     if (!m)
         return MOM_OK;
     unlease(q, m);
+    q->acked++;
     queue_free_message(s, m);
     queue_refresh_deadline(s, q);
     render_no_content(r);

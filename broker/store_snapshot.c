@@ -2,11 +2,11 @@
  * back, so a node can drop old log segments and a lagging follower can be
  * sent the state (InstallSnapshot).
  *
- * Format (version 1). All integers little endian; u8/u32/u64 are unsigned.
+ * Format (version 2; version 1 is read too). All integers little endian; u8/u32/u64 are unsigned.
  *   str  = u32 length, then that many bytes (no NUL, none inside)
  *   blob = u32 length, then bytes; length 0xFFFFFFFF means "null" (no bytes)
  *
- *   header   "MOMSNAP\0" (8 bytes), u32 version = 1,
+ *   header   "MOMSNAP\0" (8 bytes), u32 version (2; 1 lacks QCNT),
  *            u64 applied_index, u64 last_time, u64 dropped_no_dlq
  *   USERS    u32 tag 'USER' (0x52455355), u64 count, then per user (by
  *            name): str name, str password_hash, u64 created_at
@@ -30,10 +30,14 @@
  *   IDEM     u32 tag 'IDEM', u64 count, then per Idempotency-Key (oldest
  *            first): u8 kind (0 queue, 1 topic), str resource name, str key,
  *            u64 time, u32 status, blob body
+ *   QCNT     (version 2) u32 tag 'QCNT', u64 count, then per queue in the
+ *            QUEUES order: u64 published, u64 acked, u64 dead_lettered
+ *            (the metrics counters, so that they survive a restart and a
+ *            follower that installs the snapshot agrees with the leader)
  *   END      u32 tag 'END!'
  *   trailer  u32 CRC32C (common/crc32c.h) of every byte before it
  *
- * Example start: 4d 4f 4d 53 4e 41 50 00 | 01 00 00 00 | <applied index>...
+ * Example start: 4d 4f 4d 53 4e 41 50 00 | 02 00 00 00 | <applied index>...
  * The reader consumes exactly the snapshot's bytes (nothing after the
  * trailer), checks every length against a bound and every structural rule
  * it can (sorted ready seqs, seq < next_seq, no duplicate names), then the
@@ -52,13 +56,15 @@
 #include <string.h>
 
 #define SNAP_MAGIC "MOMSNAP"
-#define SNAP_VERSION 1u
+#define SNAP_VERSION 2u
+#define SNAP_VERSION_NO_QCNT 1u
 #define TAG(a, b, c, d)                                                                            \
     ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 #define TAG_USER TAG('U', 'S', 'E', 'R')
 #define TAG_QUEUE TAG('Q', 'U', 'E', 'U')
 #define TAG_TOPIC TAG('T', 'O', 'P', 'C')
 #define TAG_IDEM TAG('I', 'D', 'E', 'M')
+#define TAG_QCNT TAG('Q', 'C', 'N', 'T')
 #define TAG_END TAG('E', 'N', 'D', '!')
 #define NULL_BLOB 0xFFFFFFFFu
 #define MAX_NAME 128u
@@ -300,6 +306,13 @@ int store_snapshot_write(const struct store *s, FILE *f)
         } else {
             w_u32(&w, NULL_BLOB);
         }
+    }
+    w_u32(&w, TAG_QCNT);
+    w_u64(&w, s->nqueues);
+    for (size_t i = 0; i < s->nqueues; i++) {
+        w_u64(&w, s->queue_list[i]->published);
+        w_u64(&w, s->queue_list[i]->acked);
+        w_u64(&w, s->queue_list[i]->dead_lettered);
     }
     w_u32(&w, TAG_END);
 
@@ -628,6 +641,22 @@ static int read_idem(struct reader *r, struct store *s)
     return r->err;
 }
 
+/* The queues were read in QUEUES order into the sorted list; the counters
+ * follow that same order, which was the list's order when written. */
+static int read_queue_counters(struct reader *r, struct store *s)
+{
+    uint64_t n = r_u64(r);
+    if (!r->err && n != s->nqueues)
+        corrupt(r);
+    for (uint64_t i = 0; i < n && !r->err; i++) {
+        struct queue *q = s->queue_list[i];
+        q->published = r_u64(r);
+        q->acked = r_u64(r);
+        q->dead_lettered = r_u64(r);
+    }
+    return r->err;
+}
+
 int store_snapshot_read(struct store *s, FILE *f)
 {
     store_clear(s);
@@ -635,7 +664,8 @@ int store_snapshot_read(struct store *s, FILE *f)
     char magic[8];
     if (r_bytes(&r, magic, 8) && memcmp(magic, SNAP_MAGIC, 8) != 0)
         corrupt(&r);
-    if (!r.err && r_u32(&r) != SNAP_VERSION)
+    uint32_t version = r.err ? 0 : r_u32(&r);
+    if (!r.err && version != SNAP_VERSION && version != SNAP_VERSION_NO_QCNT)
         corrupt(&r);
     uint64_t applied = r_u64(&r), last_time = r_u64(&r), dropped = r_u64(&r);
     if (check_tag(&r, TAG_USER))
@@ -652,6 +682,8 @@ int store_snapshot_read(struct store *s, FILE *f)
     }
     if (check_tag(&r, TAG_IDEM))
         read_idem(&r, s);
+    if (version == SNAP_VERSION && check_tag(&r, TAG_QCNT))
+        read_queue_counters(&r, s);
     check_tag(&r, TAG_END);
     uint32_t crc = r.crc;
     if (!r.err && r_u32(&r) != crc)

@@ -358,11 +358,13 @@ static void storage_failed(struct node *n, int rc)
  * changes, start-up). */
 static int sync_now(struct node *n)
 {
-    if (wal_pending_bytes(n->wal)) {
+    size_t pending = wal_pending_bytes(n->wal);
+    if (pending) {
         int rc = wal_write(n->wal);
         if (rc != MOM_OK)
             return rc;
         n->stats.batches++;
+        n->stats.wal_bytes_written += pending;
     }
     if (n->sync != NODE_SYNC_NEVER && fdatasync(wal_sync_fd(n->wal)) != 0)
         return mom_err_from_errno(errno);
@@ -455,13 +457,15 @@ static void flush(struct node *n)
 {
     if (!n->writable)
         return;
-    if (wal_pending_bytes(n->wal)) {
+    size_t pending = wal_pending_bytes(n->wal);
+    if (pending) {
         int rc = wal_write(n->wal);
         if (rc != MOM_OK) {
             storage_failed(n, rc);
             return;
         }
         n->stats.batches++;
+        n->stats.wal_bytes_written += pending;
     }
     if (n->need_id <= n->persisted_id)
         return;
@@ -526,6 +530,7 @@ static void on_sync_done(evutil_socket_t fd, short what, void *arg)
         return;
     n->stats.syncs++;
     n->stats.sync_micros_total += micros;
+    histogram_observe(&n->stats.sync_latency, micros);
     if (result != MOM_OK) {
         /* After a failed fdatasync the kernel may have dropped the dirty
          * pages: nothing after the last good sync can be trusted. */
@@ -755,6 +760,8 @@ int node_open(struct event_base *base, const struct node_config *cfg,
     n->cb = *cb;
     n->arg = arg;
     n->sync = cfg->sync;
+    histogram_init(&n->stats.sync_latency, histogram_disk_bounds_us, histogram_disk_nbounds);
+    histogram_init(&n->stats.snapshot_duration, histogram_disk_bounds_us, histogram_disk_nbounds);
     n->snapshot_entries = cfg->snapshot_entries ? cfg->snapshot_entries : 100000;
     n->snapshot_bytes = cfg->snapshot_bytes ? cfg->snapshot_bytes : NODE_SNAPSHOT_BYTES_DEFAULT;
     n->writable = true;

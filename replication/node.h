@@ -27,6 +27,8 @@
 #ifndef MOM_REPLICATION_NODE_H
 #define MOM_REPLICATION_NODE_H
 
+#include "common/histogram.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -191,12 +193,15 @@ uint64_t node_applied_index(const struct node *n);
 uint64_t node_term(const struct node *n);
 
 struct node_stats {
-    uint64_t syncs;             /* fdatasync calls completed */
-    uint64_t sync_micros_total; /* their summed duration */
-    uint64_t batches;           /* write() batches */
-    uint64_t entries;           /* entries committed */
-    uint64_t snapshots;         /* snapshots written */
-    uint64_t log_bytes;         /* bytes of log on disk */
+    uint64_t syncs;                     /* fdatasync calls completed */
+    uint64_t sync_micros_total;         /* their summed duration */
+    uint64_t batches;                   /* write() batches */
+    uint64_t entries;                   /* entries committed */
+    uint64_t snapshots;                 /* snapshots written */
+    uint64_t log_bytes;                 /* bytes of log on disk */
+    uint64_t wal_bytes_written;         /* log bytes handed to write() since start */
+    struct histogram sync_latency;      /* each fdatasync of the log */
+    struct histogram snapshot_duration; /* fork to the child's success */
 };
 void node_get_stats(const struct node *n, struct node_stats *out);
 

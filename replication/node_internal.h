@@ -172,6 +172,7 @@ struct node {
     int snap_pipe;
     struct event *snap_ev;
     uint64_t snap_child_index;
+    uint64_t snap_started_us; /* when the child was forked (metrics) */
     uint64_t snap_child_term;
     bool writable;
     struct node_stats stats;

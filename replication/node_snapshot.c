@@ -204,6 +204,7 @@ static void on_snapshot_child(evutil_socket_t fd, short what, void *arg)
     else if (n->release_ev)
         event_active(n->release_ev, EV_WRITE, 0);
     n->stats.snapshots++;
+    histogram_observe(&n->stats.snapshot_duration, clock_mono_us() - n->snap_started_us);
     rc = wal_compact(n->wal, n->snapshot_index);
     if (rc != MOM_OK)
         log_warn("log compaction after snapshot %" PRIu64 " failed: %s", n->snapshot_index,
@@ -229,6 +230,7 @@ void node_snapshot_take(struct node *n)
     if (!raft_term_at(n->raft, n->applied_index, &n->snap_child_term))
         n->snap_child_term = 0;
     snapshot_path(n, n->snap_child_index, n->snap_child_term, final, sizeof final);
+    n->snap_started_us = clock_mono_us();
     pid_t pid = fork();
     if (pid < 0) {
         log_error("snapshot: fork failed: %s", strerror(errno));
