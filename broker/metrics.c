@@ -71,8 +71,9 @@ static uint64_t process_start_us(void)
     unsigned long long ticks = 0;
     long hz = sysconf(_SC_CLK_TCK);
     if (!btime || !p || hz <= 0 ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d "
-                      "%llu",
+        sscanf(p + 2,
+               "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d "
+               "%llu",
                &ticks) != 1)
         return now;
     return btime * 1000000ull + ticks * 1000000ull / (unsigned long long)hz;
@@ -117,8 +118,8 @@ static size_t status_slot(struct metrics *m, int status)
     return m->nslots++;
 }
 
-void metrics_count_request(struct metrics *m, enum route route, enum http_method method,
-                           int status, uint64_t micros)
+void metrics_count_request(struct metrics *m, enum route route, enum http_method method, int status,
+                           uint64_t micros)
 {
     size_t r = (size_t)route < ROUTE_KINDS ? (size_t)route : ROUTE_NONE;
     m->requests[r][method_slot(method)][status_slot(m, status)]++;
@@ -172,8 +173,8 @@ static void family(struct jbuf *b, const char *name, const char *type, const cha
 }
 
 /* name{l1="v1"[,l2="v2"]} value */
-static void sample(struct jbuf *b, const char *name, const char *l1, const char *v1,
-                   const char *l2, const char *v2, uint64_t value)
+static void sample(struct jbuf *b, const char *name, const char *l1, const char *v1, const char *l2,
+                   const char *v2, uint64_t value)
 {
     jbuf_lit(b, name);
     if (l1) {
@@ -347,7 +348,10 @@ static void render_topics(const struct store *st, struct jbuf *b)
         family(b, fams[f].name, fams[f].type, fams[f].help);
         struct store_topic_metrics t;
         for (size_t i = 0; i < n && store_topic_metrics_at(st, i, &t); i++) {
-            uint64_t v = f == 0 ? t.messages : f == 1 ? t.bytes : f == 2 ? t.published : t.subscriptions;
+            uint64_t v = f == 0   ? t.messages
+                         : f == 1 ? t.bytes
+                         : f == 2 ? t.published
+                                  : t.subscriptions;
             sample(b, fams[f].name, "topic", t.name, NULL, NULL, v);
         }
     }

@@ -38,8 +38,8 @@ void metrics_free(struct metrics *m);
 
 /* One answered request: its route (ROUTE_NONE when none matched), method,
  * status and the time from its arrival to its answer in microseconds. */
-void metrics_count_request(struct metrics *m, enum route route, enum http_method method,
-                           int status, uint64_t micros);
+void metrics_count_request(struct metrics *m, enum route route, enum http_method method, int status,
+                           uint64_t micros);
 /* The counter value for one (route, method, status); 0 when never seen.
  * For tests. */
 uint64_t metrics_request_count(const struct metrics *m, enum route route, enum http_method method,

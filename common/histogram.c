@@ -6,15 +6,14 @@
 #include <string.h>
 
 const uint64_t histogram_request_bounds_us[] = {
-    500,    1000,   2500,    5000,    10000,   25000,   50000,    100000,
+    500,    1000,   2500,    5000,    10000,   25000,    50000,    100000,
     250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000,
 };
 const size_t histogram_request_nbounds =
     sizeof histogram_request_bounds_us / sizeof histogram_request_bounds_us[0];
 
 const uint64_t histogram_disk_bounds_us[] = {
-    50,    100,    250,    500,     1000,    2500,    5000,
-    10000, 25000, 100000, 250000, 1000000, 2500000, 10000000,
+    50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000, 250000, 1000000, 2500000, 10000000,
 };
 const size_t histogram_disk_nbounds =
     sizeof histogram_disk_bounds_us / sizeof histogram_disk_bounds_us[0];

@@ -95,18 +95,19 @@ static void test_request_counts(void **state)
     assert_int_equal(metrics_render(m, &src, &b), MOM_OK);
     jbuf_raw(&b, "", 1);
     assert_non_null(strstr(
-        b.p,
-        "mom_http_requests_total{route=\"/v1/queues/{queue}/messages\",method=\"POST\",status="
-        "\"201\"} 10\n"));
+        b.p, "mom_http_requests_total{route=\"/v1/queues/{queue}/messages\",method=\"POST\",status="
+             "\"201\"} 10\n"));
     assert_non_null(strstr(b.p, "route=\"unmatched\",method=\"GET\",status=\"404\"} 1\n"));
     assert_non_null(strstr(b.p, "status=\"other\"}"));
-    assert_non_null(
-        strstr(b.p, "mom_http_request_duration_seconds_bucket{route=\"/v1/queues/{queue}/"
-                    "messages\",le=\"0.0005\"} 11\n"));
+    assert_non_null(strstr(b.p,
+                           "mom_http_request_duration_seconds_bucket{route=\"/v1/queues/{queue}/"
+                           "messages\",le=\"0.0005\"} 11\n"));
     assert_non_null(strstr(
-        b.p, "mom_http_request_duration_seconds_count{route=\"/v1/queues/{queue}/messages\"} 11\n"));
+        b.p,
+        "mom_http_request_duration_seconds_count{route=\"/v1/queues/{queue}/messages\"} 11\n"));
     assert_non_null(strstr(
-        b.p, "mom_http_request_duration_seconds_sum{route=\"/v1/queues/{queue}/messages\"} 0.0033\n"));
+        b.p,
+        "mom_http_request_duration_seconds_sum{route=\"/v1/queues/{queue}/messages\"} 0.0033\n"));
     assert_non_null(strstr(b.p, "# TYPE process_cpu_seconds_total counter\n"));
     jbuf_cleanup(&b);
     metrics_free(m);
