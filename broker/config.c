@@ -55,6 +55,10 @@ static const struct option_def options[] = {
         "allow POST /v1/auth/users (true)"),
     STR(admin_users, "--admin-users", "MOM_ADMIN_USERS", "comma list of admin usernames"),
     STR(log_level, "--log-level", "MOM_LOG_LEVEL", "debug|info|warn|error (info)"),
+    STR(log_format, "--log-format", "MOM_LOG_FORMAT",
+        "text|json: one line per event as text or as a JSON object (text)"),
+    NUM(OPT_BOOL, access_log, "--access-log", "MOM_ACCESS_LOG",
+        "one log line per answered request (false)"),
     NUM(OPT_U64, token_ttl_s, "--token-ttl-s", "MOM_TOKEN_TTL_S",
         "lifetime of issued tokens (3600)"),
     NUM(OPT_U64, snapshot_entries, "--snapshot-entries", "MOM_SNAPSHOT_ENTRIES",
@@ -110,6 +114,7 @@ void config_defaults(struct config *cfg)
     cfg->max_body = 1u << 20;
     cfg->allow_registration = true;
     strcpy(cfg->log_level, "info");
+    strcpy(cfg->log_format, "text");
     cfg->token_ttl_s = 3600;
     cfg->snapshot_entries = 100000;
     cfg->wal_segment_mb = 64;

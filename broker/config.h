@@ -29,6 +29,8 @@ struct config {
     bool allow_registration;
     char admin_users[2048];
     char log_level[16];
+    char log_format[16]; /* text | json */
+    bool access_log;     /* one line per answered request */
     uint64_t token_ttl_s;
     uint64_t snapshot_entries;
     uint64_t wal_segment_mb;  /* WAL segment size in MiB, 1..1024 */

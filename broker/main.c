@@ -44,6 +44,12 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(level);
+    enum log_format format;
+    if (log_parse_format(cfg.log_format, &format) != MOM_OK) {
+        fprintf(stderr, "momd: MOM_LOG_FORMAT must be text or json\n");
+        return 2;
+    }
+    log_set_format(format);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN); /* a file-size limit is a write error, not a crash */
     /* Room for MOM_MAX_CONNECTIONS clients plus the log, peers and helpers. */

@@ -8,6 +8,7 @@
  * SPDX-License-Identifier: MIT */
 #include "broker/server.h"
 
+#include "broker/access_log.h"
 #include "broker/cors.h"
 #include "broker/hasher.h"
 #include "broker/metrics.h"
@@ -81,22 +82,35 @@ static void add_cors_headers(const struct server *s, evhtp_request_t *req)
     add_header(req, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
 }
 
-/* Counts an answered request (route, method, status, time since arrival). */
+/* Counts an answered request (route, method, status, time since arrival)
+ * and writes its access-log line when that is on. */
 static void account(struct server *s, evhtp_request_t *req, enum route route,
-                    enum http_method method, int status, uint64_t start_us)
+                    enum http_method method, int status, uint64_t start_us, const char *user,
+                    size_t bytes)
 {
-#ifdef MOM_METRICS_OFF
-    (void)s;
-    (void)req;
+    uint64_t now = 0;
+#ifndef MOM_METRICS_OFF
+    now = clock_mono_us();
+    metrics_count_request(s->metrics, route, method, status, now > start_us ? now - start_us : 0);
+#else
     (void)route;
     (void)method;
-    (void)status;
-    (void)start_us;
-#else
-    (void)req;
-    uint64_t now = clock_mono_us();
-    metrics_count_request(s->metrics, route, method, status, now > start_us ? now - start_us : 0);
 #endif
+    if (!s->cfg->access_log)
+        return;
+    if (!now)
+        now = clock_mono_us();
+    struct access_record ar = {
+        .node = s->node_id_text,
+        .method = htparser_get_methodstr_m(evhtp_request_get_method(req)),
+        .path = req->uri && req->uri->path && req->uri->path->full ? req->uri->path->full : "/",
+        .query = req->uri ? (const char *)req->uri->query_raw : NULL,
+        .user = user,
+        .status = status,
+        .micros = now > start_us && start_us ? now - start_us : 0,
+        .bytes = bytes,
+    };
+    access_log_write(&ar);
 }
 
 void server_send(struct request_ctx *rc, const struct reply *r)
@@ -129,7 +143,7 @@ void server_send_typed(struct request_ctx *rc, const struct reply *r, const char
     /* a prototype route is counted under its own pattern, not the /v1
      * route it was rewritten into */
     account(rc->srv, req, rc->compat_route ? rc->compat_route : rc->match.route, rc->method,
-            r->status, rc->start_us);
+            r->status, rc->start_us, rc->id.user, r->body ? r->body_len : 0);
     reply_cleanup(&translated);
     if (rc->paused) {
         rc->paused = false;
@@ -668,7 +682,7 @@ static void send_too_large(struct server *s, evhtp_request_t *req, enum api_erro
     enum http_method method =
         router_method(htparser_get_methodstr_m(evhtp_request_get_method(req)));
     router_match(method, path, strlen(path), &match);
-    account(s, req, match.route, method, r.status, clock_mono_us());
+    account(s, req, match.route, method, r.status, clock_mono_us(), "", r.body_len);
     reply_cleanup(&r);
 }
 
@@ -739,6 +753,9 @@ static void on_request(evhtp_request_t *req, void *arg)
     rc->req = req;
 #ifndef MOM_METRICS_OFF
     rc->start_us = clock_mono_us();
+#else
+    if (s->cfg->access_log)
+        rc->start_us = clock_mono_us();
 #endif
     evhtp_request_set_hook(req, evhtp_hook_on_request_fini, (evhtp_hook)on_request_fini, rc);
     server_conn_request_started(rc);
