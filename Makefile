@@ -32,7 +32,7 @@ DEB_PKGS := make gcc pkg-config libevent-dev libevhtp-dev libssl-dev libonig-dev
             nanopb libnanopb-dev protobuf-compiler libjwt-dev libcjson-dev \
             libnghttp2-dev libcmocka-dev python3-pytest python3-requests \
             python3-grpcio python3-jwt python3-protobuf python3-cryptography \
-            python3-prometheus-client \
+            python3-prometheus-client python3-yaml python3-jsonschema \
             libjemalloc-dev wrk clang libclang-rt-14-dev clang-format curl procps \
             chromium chromium-driver python3-selenium
 
