@@ -124,6 +124,15 @@ $(BUILD)/bench/%: test/bench/%.c $(LIBMOM)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -o $@ $^ $(LDLIBS) $(MALLOC_LIB)
 
+# For `make bench` only: momd without the per-request metrics updates
+# (server.c built with -DMOM_METRICS_OFF; the linker takes this server.o
+# instead of the archive's), to measure what the updates cost.
+$(BUILD)/bench/server_nometrics.o: broker/server.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -DMOM_METRICS_OFF -c $< -o $@
+$(BUILD)/bench/momd_nometrics: $(BUILD)/broker/main.o $(BUILD)/bench/server_nometrics.o $(LIBMOM)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(MALLOC_LIB)
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # ---- running ----
@@ -152,7 +161,7 @@ fuzz: deps
 	@$(MAKE) --no-print-directory -f test/fuzz/fuzz.mk BUILD=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz-run
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	@$(MAKE) --no-print-directory all $(BENCH_BIN) $(BUILD)/bench/momd_nometrics
 	$(PYTHON) test/bench/run_bench.py --momd $(abspath $(BUILD)/momd) --bench-dir $(abspath $(BUILD)/bench)
 
 cluster: deps $(BUILD)/momd

@@ -692,6 +692,15 @@ def parse_args(argv):
                          "entries) or one message per request with wrk (count entries)")
     ap.add_argument("--skip-memory", action="store_true", help="skip memory/restart test")
     ap.add_argument("--skip-cluster", action="store_true", help="skip the three-node cluster")
+    ap.add_argument("--skip-metrics", action="store_true",
+                    help="skip the metrics cost and scrape benchmarks (bench_metrics.py)")
+    ap.add_argument("--metrics-rounds", type=int, default=3,
+                    help="publish runs per binary for the metrics cost (3)")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="also count instructions per publish with valgrind (slow, "
+                         "independent of the machine's load)")
+    ap.add_argument("--only-metrics", action="store_true",
+                    help="run only the metrics benchmarks")
     ap.add_argument("--rx-prefill", type=int, default=0,
                     help="messages queued before each receive+ack run "
                          "(default: half the baseline rate x duration)")
@@ -867,10 +876,20 @@ def main(argv):
     peer_report = None
     cluster_report = None
     page_report = None
+    metrics_report = None
     started = datetime.datetime.now(datetime.timezone.utc)
     machine_before = machine_line()
     load_before = os.getloadavg()[0]
     try:
+        if not args.skip_metrics:
+            # bench_metrics imports this module by name: one copy, so that
+            # its BenchError is the one caught here
+            sys.modules.setdefault("run_bench", sys.modules[__name__])
+            import bench_metrics
+            metrics_report, missed = bench_metrics.run(args, procs, log_dir, tmp, secret, token)
+            results.missed += missed
+        if args.only_metrics:
+            raise StopIteration
         baseline = procs.add(Proc("baseline", [os.path.join(args.bench_dir, "baseline_server"),
                                                "0"], log_dir))
         m, _ = baseline.wait_line(r"READY port=(\d+)", 10)
@@ -902,6 +921,8 @@ def main(argv):
         peer_report = run_peer_bench(args)
         if not args.skip_cluster:
             cluster_report = run_cluster_bench(args, results, procs, tmp, log_dir, secret, token)
+    except StopIteration:
+        pass  # --only-metrics
     except (BenchError, requests.RequestException) as e:
         failed = True
         results.problems.append(str(e))
@@ -927,8 +948,11 @@ def main(argv):
         report += [f"**Warning: the 1-minute load average was {load_before:.2f} when the run "
                    "started: other work competes for the cores and the ratios are not "
                    "trustworthy. Re-run on an idle machine.**", ""]
-    report += ["## Throughput and latency", "", table(results), ""]
-    if not args.skip_memory:
+    if not args.only_metrics:
+        report += ["## Throughput and latency", "", table(results), ""]
+    if metrics_report:
+        report += ["## Metrics: cost of the updates, scrape time", "", metrics_report, ""]
+    if not args.skip_memory and not args.only_metrics:
         report += ["## Memory and restart", "", memory_table(results)]
     if cluster_report:
         report += ["", "## Three-node cluster (fsync=always, 64 connections)", "",
