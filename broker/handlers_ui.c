@@ -32,8 +32,10 @@ bool handlers_ui(struct request_ctx *rc, const char *path)
     header(req, "X-Frame-Options", "DENY");
     header(req, "Content-Type", a->content_type);
     const char *inm = evhtp_header_find(req->headers_in, "If-None-Match");
+    rc->match.route = ROUTE_UI;
     if (inm && ui_etag_matches(inm, a->etag)) {
         evhtp_send_reply(req, 304);
+        server_account(rc, 304, 0);
         return true;
     }
     if (rc->method == HTTP_GET) {
@@ -44,5 +46,6 @@ bool handlers_ui(struct request_ctx *rc, const char *path)
         header(req, "Content-Length", len);
     }
     evhtp_send_reply(req, 200);
+    server_account(rc, 200, rc->method == HTTP_GET ? a->len : 0);
     return true;
 }

@@ -281,6 +281,10 @@ void router_route_label(enum route route, char *out, size_t outlen)
     }
     if (outlen == 0)
         return;
+    if (route == ROUTE_UI) {
+        snprintf(out, outlen, "/{dashboard file}");
+        return;
+    }
     snprintf(out, outlen, "%s", pattern ? "" : "unmatched");
     size_t o = 0;
     const char *prev = "";

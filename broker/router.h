@@ -77,6 +77,7 @@ enum route {
     ROUTE_NODE_TOPIC_PUBLISH,
     ROUTE_NODE_TOPIC_READ,
     ROUTE_METRICS,
+    ROUTE_UI,   /* the dashboard's files, answered before routing (handlers_ui.c) */
     ROUTE_KINDS /* the number of routes: keep last */
 };
 

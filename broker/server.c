@@ -113,6 +113,12 @@ static void account(struct server *s, evhtp_request_t *req, enum route route,
     access_log_write(&ar);
 }
 
+void server_account(struct request_ctx *rc, int status, size_t bytes)
+{
+    account(rc->srv, rc->req, rc->match.route, rc->method, status, rc->start_us, rc->id.user,
+            bytes);
+}
+
 void server_send(struct request_ctx *rc, const struct reply *r)
 {
     server_send_typed(rc, r, "application/json");

@@ -133,6 +133,9 @@ void server_send(struct request_ctx *rc, const struct reply *r);
 /* Answers with the error of kind e (status and code from api_error.c). */
 void server_fail(struct request_ctx *rc, enum api_error e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Counts a request its handler answered with evhtp directly (metrics and
+ * the access log), as server_send does for the others. */
+void server_account(struct request_ctx *rc, int status, size_t bytes);
 /* The same with a body that is not JSON. */
 void server_send_typed(struct request_ctx *rc, const struct reply *r, const char *content_type);
 void server_send_parse_error(struct request_ctx *rc, const struct parse_error *err);

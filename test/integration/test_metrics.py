@@ -155,10 +155,19 @@ def test_counters_move_by_exactly_what_was_done(momd, alice):
                     method="POST", status="201") == 1
     assert sc.value("mom_http_requests_total", route="/v1/queues/{queue}/messages/{receipt}",
                     method="DELETE", status="204") == 3
-    # requests without a token and unknown paths are counted too
+    # requests without a token, unknown paths and the dashboard's files
+    # (answered before routing) are counted too
     assert requests.get(momd.url("/v1/queues"), timeout=10).status_code == 401
     assert requests.get(momd.url("/no/such/path"), timeout=10).status_code == 404
+    page = requests.get(momd.url("/"), timeout=10)
+    assert page.status_code == 200
+    again = requests.get(momd.url("/"), headers={"If-None-Match": page.headers["ETag"]},
+                         timeout=10)
+    assert again.status_code == 304
     sc2 = scrape(momd)
+    ui = "/{dashboard file}"
+    assert sc2.value("mom_http_requests_total", route=ui, method="GET", status="200") == 1
+    assert sc2.value("mom_http_requests_total", route=ui, method="GET", status="304") == 1
     assert sc2.value("mom_http_requests_total", route="/v1/queues", method="GET",
                      status="401") == 1
     assert sc2.value("mom_http_requests_total", route="unmatched", method="GET",

@@ -66,6 +66,8 @@ static void test_route_labels(void **state)
     assert_string_equal(out, "/v1/topics/{topic}/subscriptions/{subscription}/ack");
     router_route_label(ROUTE_METRICS, out, sizeof out);
     assert_string_equal(out, "/metrics");
+    router_route_label(ROUTE_UI, out, sizeof out);
+    assert_string_equal(out, "/{dashboard file}");
     router_route_label(ROUTE_NONE, out, sizeof out);
     assert_string_equal(out, "unmatched");
     router_route_label(ROUTE_QUEUE_ACK, out, 12); /* cut, still terminated */
