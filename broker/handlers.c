@@ -111,10 +111,9 @@ static void handle_metrics(struct request_ctx *rc)
         .store = s->store,
         .node = s->node,
         .node_id = s->cfg->node_id,
-        .streams = 0, /* no streaming route is served yet */
+        .connections = s->nconns, /* what MOM_MAX_CONNECTIONS counts */
+        .streams = 0,             /* no streaming route is served yet */
     };
-    for (const struct client_conn *c = s->conns; c; c = c->next)
-        src.connections++;
     for (const struct request_ctx *w = s->waiters; w; w = w->wnext)
         src.long_polls++;
     struct jbuf b;

@@ -518,7 +518,10 @@ static void render_process(const struct metrics *m, struct jbuf *b)
 int metrics_render(const struct metrics *m, const struct metrics_sources *src, struct jbuf *out)
 {
     render_http(m, out);
-    gauge(out, "mom_connections", "Open client connections.", src->connections);
+    gauge(out, "mom_connections",
+          "Open client connections, as MOM_MAX_CONNECTIONS counts them (refused ones until they "
+          "close included).",
+          src->connections);
     gauge(out, "mom_long_polls", "Requests waiting in a long poll.", src->long_polls);
     gauge(out, "mom_streams", "Open server-sent event streams.", src->streams);
     if (src->store)

@@ -55,8 +55,8 @@ struct server {
     struct ratelimit *login_by_user, *login_by_addr; /* failed-login budgets */
     struct client_conn *conns; /* open client connections, freed at shutdown */
     struct demo_state demo;
-    size_t nconns; /* how many (refused ones until they close included) */
-    bool refusing; /* over MOM_MAX_CONNECTIONS (logged once) */
+    size_t nconns;           /* how many (refused ones until they close included) */
+    bool refusing;           /* over MOM_MAX_CONNECTIONS (logged once) */
     struct metrics *metrics; /* request counters and latencies (loop thread) */
 };
 
