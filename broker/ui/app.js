@@ -1,6 +1,6 @@
 /* The mom dashboard: signs in through /v1/auth/token (or takes a pasted
  * token, kept in sessionStorage), then polls /v1/cluster, /v1/queues,
- * /v1/topics (and /metrics for rates when the node serves it) every two
+ * /v1/topics and /metrics (for the queue rates) every two
  * seconds, and drives the message forms and the live tail (long-poll topic
  * reads with from= and wait_ms). Every API error is shown to the person.
  * Plain DOM, no library; text is always set with textContent.
@@ -24,6 +24,7 @@
   let polling = false;
   let lastNode = null;
   let metrics = 'unknown'; /* 'yes' once /metrics answered, 'no' after a 404 */
+  let metricsWhy = ''; /* why the last read of /metrics gave no counters */
   const history = new Map(); /* queue -> {depth, rate1, rate2, last} */
   const topicHistory = new Map(); /* topic -> {rate, last} */
   let tail = null; /* {name, ctl} while tailing */
@@ -316,20 +317,26 @@
     return labels;
   }
 
-  /* Per-queue publish and ack counters from /metrics, or null. */
+  /* Per-queue publish and ack counters from /metrics, or null (and why in
+   * metricsWhy). */
   async function queueCounters() {
     if (metrics === 'no') return null;
     let res;
     try {
       res = await fetch('/metrics', {cache: 'no-store', credentials: 'omit'});
     } catch (e) {
+      metricsWhy = `/metrics could not be read (${e.message})`;
       return null;
     }
     if (res.status === 404) {
       metrics = 'no';
+      metricsWhy = 'this node does not serve /metrics';
       return null;
     }
-    if (!res.ok) return null;
+    if (!res.ok) {
+      metricsWhy = `/metrics answered ${res.status}`;
+      return null;
+    }
     metrics = 'yes';
     const out = {published: new Map(), acked: new Map()};
     for (const line of (await res.text()).split('\n')) {
@@ -356,7 +363,7 @@
     $('rate2-h').textContent = rateNames[1];
     $('rates-note').textContent = counters
       ? 'Rates come from the /metrics counters of this node.'
-      : 'This node does not serve /metrics: the first chart shows the net change of depth between polls; ack rates need /metrics.';
+      : `No rates: ${metricsWhy}. The first chart shows the net change of depth between polls instead.`;
     const rows = d.queues.slice(0, MAX_ROWS).map((q) => {
       seen.add(q.name);
       let h = history.get(q.name);

@@ -81,11 +81,6 @@ def console_errors(d, allowed=()):
             and not any(re.search(a, e["message"]) for a in allowed)]
 
 
-# A node that does not serve /metrics yet answers 404 there; the page then
-# falls back to rates from its own polls, and Chromium logs the 404.
-METRICS_404 = r"/metrics - Failed to load resource: the server responded with a status of 404"
-
-
 def wait(d, cond, what, timeout=WAIT_S):
     try:
         # the page replaces table rows on every poll: an element found a moment
@@ -223,7 +218,7 @@ def test_sign_in_by_keyboard_shows_three_members_and_one_leader(cluster, browser
     assert d.execute_script("return sessionStorage.getItem('mom.token')")
     assert d.find_element(By.ID, "login-pass").get_attribute("value") == ""
     shot(d, "cluster")
-    assert console_errors(d, allowed=(METRICS_404,)) == []
+    assert console_errors(d) == []
 
 
 def test_create_queue_publish_receive_ack_from_the_page(cluster, browser):
@@ -267,20 +262,14 @@ def test_create_queue_publish_receive_ack_from_the_page(cluster, browser):
     points = d.execute_script("""return document.querySelector(
         '#queue-table tr[data-queue="orders"] svg polyline').getAttribute('points')""")
     assert len(points.split()) >= 2
-    # rates: from the /metrics counters when the node serves them, else the
-    # net change of depth between polls; either way they saw the publishes
-    if requests.get(node_url(cluster, 0, "/metrics"), timeout=10).status_code == 200:
-        wait(d, lambda drv: "/metrics counters" in text(drv, "rates-note"), "rates from /metrics")
-        assert text(d, "rate1-h") == "Published / s" and text(d, "rate2-h") == "Acked / s"
-        wait(d, lambda drv: chart_highest(drv, "orders", 5) > 0, "a publish rate above 0")
-        wait(d, lambda drv: chart_highest(drv, "orders", 6) > 0, "an ack rate above 0")
-    else:
-        assert "does not serve /metrics" in text(d, "rates-note")
-        assert text(d, "rate1-h") == "Net depth change / s"
-        wait(d, lambda drv: chart_highest(drv, "orders", 5) > 0, "a depth increase charted")
+    # rates from the node's /metrics counters saw the publishes and the ack
+    wait(d, lambda drv: "/metrics counters" in text(drv, "rates-note"), "rates from /metrics")
+    assert text(d, "rate1-h") == "Published / s" and text(d, "rate2-h") == "Acked / s"
+    wait(d, lambda drv: chart_highest(drv, "orders", 5) > 0, "a publish rate above 0")
+    wait(d, lambda drv: chart_highest(drv, "orders", 6) > 0, "an ack rate above 0")
     d.execute_script("document.getElementById('queues').scrollIntoView()")
     shot(d, "queues")
-    assert console_errors(d, allowed=(METRICS_404,)) == []
+    assert console_errors(d) == []
 
 
 def test_topics_subscriptions_and_peek(cluster, browser):
@@ -303,7 +292,7 @@ def test_topics_subscriptions_and_peek(cluster, browser):
     d.find_element(By.ID, "peek-name").send_keys("events" + Keys.ENTER)
     wait(d, lambda drv: len(drv.find_elements(By.CSS_SELECTOR, "#peeked li")) == 3, "3 peeked")
     assert "event 0" in text(d, "peeked") and "next offset is 3" in text(d, "peek-result")
-    assert console_errors(d, allowed=(METRICS_404,)) == []
+    assert console_errors(d) == []
 
 
 def test_live_tail_shows_a_message_published_elsewhere(cluster, browser):
@@ -326,7 +315,7 @@ def test_live_tail_shows_a_message_published_elsewhere(cluster, browser):
     shot(d, "tail")
     d.find_element(By.ID, "tail-stop").click()
     wait(d, lambda drv: text(drv, "tail-status") == "Not tailing.", "tail stopped")
-    assert console_errors(d, allowed=(METRICS_404,)) == []
+    assert console_errors(d) == []
 
 
 def test_overview_screenshot(cluster, browser):
@@ -358,7 +347,7 @@ def test_api_errors_are_shown(cluster, browser):
     # the console capture works: the failed request is there, nothing else
     assert any("no-such-queue/messages" in e["message"] for e in logged), logged
     assert [e for e in logged if e["level"] == "SEVERE" and "no-such-queue/messages" not in
-            e["message"] and not re.search(METRICS_404, e["message"])] == []
+            e["message"]] == []
 
 
 def test_every_resource_comes_from_the_node(cluster, browser):
@@ -397,8 +386,8 @@ def test_pasted_token_and_expired_token(cluster, browser):
     d.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]").click()
     wait(d, lambda drv: len(members(drv)) == 3, "three members with a pasted token")
     assert "Signed in as paster" in text(d, "node-line")
-    assert console_errors(d, allowed=(METRICS_404, r"/v1/\w+ - Failed to load resource: "
-                                      r"the server responded with a status of 401")) == []
+    assert console_errors(d, allowed=(r"/v1/\w+ - Failed to load resource: "
+                                      r"the server responded with a status of 401",)) == []
 
 
 def test_narrow_window(cluster, browser):
@@ -415,7 +404,7 @@ def test_narrow_window(cluster, browser):
             if b.is_displayed():
                 assert b.rect["x"] >= 0 and b.rect["x"] + b.rect["width"] <= width + 1
         shot(d, "narrow")
-        assert console_errors(d, allowed=(METRICS_404,)) == []
+        assert console_errors(d) == []
     finally:
         d.set_window_size(1280, 1000)
 
@@ -437,7 +426,7 @@ def test_a_stopped_member_shows_unreachable_then_healthy(cluster, browser):
         cluster.nodes[victim].start()
     wait(d, lambda drv: all(m["health"] == "healthy" for m in members(drv)),
          "every member healthy again")
-    assert console_errors(d, allowed=(METRICS_404,)) == []
+    assert console_errors(d) == []
 
 
 def test_screenshots_written():
