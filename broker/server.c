@@ -744,6 +744,19 @@ static bool authenticate(struct request_ctx *rc)
     return true;
 }
 
+/* No route takes more than a handful of query parameters. */
+#define MAX_QUERY_PARAMS 32
+
+static size_t query_params(const char *query)
+{
+    if (!query || !*query)
+        return 0;
+    size_t n = 1;
+    for (; *query; query++)
+        n += *query == '&';
+    return n;
+}
+
 static void on_request(evhtp_request_t *req, void *arg)
 {
     struct server *s = arg;
@@ -772,6 +785,11 @@ static void on_request(evhtp_request_t *req, void *arg)
     size_t blen = evbuffer_get_length(req->buffer_in);
     rc->body = blen ? (const char *)evbuffer_pullup(req->buffer_in, -1) : "";
     rc->body_len = blen;
+    if (query_params(rc->query) > MAX_QUERY_PARAMS) {
+        server_fail(rc, API_ERR_BAD_REQUEST, "at most %d query parameters are accepted",
+                    MAX_QUERY_PARAMS);
+        return;
+    }
 
     if (rc->method == HTTP_OPTIONS && s->cfg->cors_origins[0]) {
         /* a CORS preflight, on any path */

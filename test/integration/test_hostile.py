@@ -357,3 +357,10 @@ def test_integers_a_field_cannot_hold_exactly_are_refused(momd, alice, value):
     r = alice.put("/v1/queues/q2", data='{"max_deliveries": 4294967296}',
                   headers={"Content-Type": "application/json"})
     assert_error(r, 400, "bad_request")
+
+
+def test_too_many_query_parameters(momd, alice):
+    alice.create_queue("qp")
+    query = "&".join("p%d=1" % i for i in range(33))
+    assert_error(alice.get("/v1/queues/qp?" + query), 400, "bad_request")
+    assert alice.get("/v1/queues/qp?" + "&".join("p%d=1" % i for i in range(5))).status_code == 200
