@@ -58,6 +58,7 @@ struct h2conn {
     uint32_t remote_initial_window;
     uint32_t remote_max_frame;
     bool remote_settings_seen;
+    bool local_settings_acked; /* the peer acknowledged our SETTINGS */
     bool first_frame_seen;
 
     int64_t conn_send_window;
@@ -846,8 +847,10 @@ static int on_headers_frame(struct h2conn *c, const struct h2frame *f)
 
 static int on_settings_frame(struct h2conn *c, const struct h2frame *f)
 {
-    if (f->hd.flags & H2FRAME_FLAG_ACK)
+    if (f->hd.flags & H2FRAME_FLAG_ACK) {
+        c->local_settings_acked = true;
         return MOM_OK;
+    }
     bool grew = false;
     for (size_t i = 0; i < f->n_settings; i++) {
         struct h2frame_setting st = h2frame_setting_at(f, i);
@@ -1234,6 +1237,10 @@ bool h2conn_goaway_sent(const struct h2conn *c)
 bool h2conn_remote_settings_seen(const struct h2conn *c)
 {
     return c->remote_settings_seen;
+}
+bool h2conn_local_settings_acked(const struct h2conn *c)
+{
+    return c->local_settings_acked;
 }
 size_t h2conn_open_streams(const struct h2conn *c)
 {

@@ -125,6 +125,8 @@ bool h2conn_is_dead(const struct h2conn *c); /* connection error or fatal GOAWAY
 bool h2conn_goaway_received(const struct h2conn *c);
 bool h2conn_goaway_sent(const struct h2conn *c);
 bool h2conn_remote_settings_seen(const struct h2conn *c);
+/* The peer has acknowledged our SETTINGS (RFC 9113 section 6.5.3). */
+bool h2conn_local_settings_acked(const struct h2conn *c);
 size_t h2conn_open_streams(const struct h2conn *c);
 /* True when a new local stream may be opened now. */
 bool h2conn_can_open(const struct h2conn *c);

@@ -36,6 +36,11 @@
 #include <sys/socket.h>
 
 #define MAX_SERVER_CONNS 512
+/* Incoming connections from one address (a member needs one). */
+#define MAX_CONNS_PER_ADDRESS 64
+/* A connection (TLS handshake included) whose peer has not acknowledged our
+ * SETTINGS by then is dropped. */
+#define SETTINGS_ACK_TIMEOUT_MS 5000u
 #define HANDSHAKE_TIMEOUT_S 10
 #define KEEPALIVE_IDLE_MS 1000
 #define KEEPALIVE_DEAD_MS 4000
@@ -333,6 +338,7 @@ static struct pconn *conn_new(struct peer *p, struct pmember *m)
     pc->peer = p;
     pc->member = m;
     pc->last_recv_ms = clock_mono_ms();
+    pc->opened_ms = pc->last_recv_ms;
     pc->next = p->conns;
     if (p->conns)
         p->conns->prev = pc;
@@ -637,6 +643,8 @@ static const char *srv_auth(struct pconn *pc, const struct h2conn_header *h, uin
         return why;
     if (!is_member(p, c.node_id))
         return "token subject is not a cluster member";
+    if (!peer_tls_certifies(pc, c.node_id))
+        return "token subject is not the member the TLS certificate names";
     if (len < sizeof pc->tok) {
         memcpy(pc->tok, tok, len);
         pc->tok_len = len;
@@ -1210,11 +1218,6 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         evutil_closesocket(fd);
         return;
     }
-    struct pconn *pc = conn_new(p, NULL);
-    if (!pc) {
-        evutil_closesocket(fd);
-        return;
-    }
     char host[INET6_ADDRSTRLEN] = "?";
     uint16_t port = 0;
     if (sa->sa_family == AF_INET) {
@@ -1226,6 +1229,20 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
         port = ntohs(in6->sin6_port);
     }
+    size_t same = 0;
+    for (const struct pconn *o = p->conns; o; o = o->next)
+        same += !o->member && !o->closing && strcmp(o->addr, host) == 0;
+    if (same >= MAX_CONNS_PER_ADDRESS) {
+        log_debug("peer listener: %zu connections from %s open, refusing another", same, host);
+        evutil_closesocket(fd);
+        return;
+    }
+    struct pconn *pc = conn_new(p, NULL);
+    if (!pc) {
+        evutil_closesocket(fd);
+        return;
+    }
+    snprintf(pc->addr, sizeof pc->addr, "%s", host);
     snprintf(pc->desc, sizeof pc->desc, "from %s:%u", host, port);
     pc->bev = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!pc->bev) {
@@ -1255,6 +1272,13 @@ static void cron_cb(evutil_socket_t fd, short what, void *arg)
     struct peer *p = arg;
     uint64_t now = clock_mono_ms();
     for (struct pconn *pc = p->conns; pc; pc = pc->next) {
+        if (!pc->closing && pc->h2 && !h2conn_local_settings_acked(pc->h2) &&
+            now - pc->opened_ms >= SETTINGS_ACK_TIMEOUT_MS) {
+            log_warn("peer connection %s: SETTINGS not acknowledged within %u ms; dropped",
+                     pc->desc, SETTINGS_ACK_TIMEOUT_MS);
+            peer_conn_fail(pc, "SETTINGS not acknowledged", false);
+            continue;
+        }
         if (!pc->member || !pc->connected || pc->closing || !pc->h2)
             continue;
         uint64_t idle = now - pc->last_recv_ms;

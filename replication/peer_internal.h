@@ -25,6 +25,9 @@ struct pcall;
 struct ssl_st;     /* OpenSSL's SSL */
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
+/* At most this many member ids are taken from one certificate. */
+#define PEER_CERT_IDS_MAX 16
+
 struct handler {
     char *path;
     peer_handler_fn fn;
@@ -61,8 +64,13 @@ struct pconn {
     struct ssl_st *ssl;        /* TLS: memory BIOs between the socket and h2conn */
     bool tls_ready;            /* handshake done, ALPN h2 agreed */
     struct evbuffer *tls_hold; /* h2 bytes written before the handshake ended */
+    /* TLS: the members the peer's certificate names (peer_tls.c) */
+    uint32_t cert_ids[PEER_CERT_IDS_MAX];
+    size_t n_cert_ids;
+    uint64_t opened_ms; /* for the SETTINGS acknowledgement deadline */
     uint64_t last_recv_ms;
     char desc[320];
+    char addr[48];             /* server: the client's address, for the per-address limit */
     struct call_list calls;    /* client: calls on streams */
     struct peer_request *reqs; /* server: requests not yet answered */
     /* server: the last token that verified on this connection */
@@ -123,6 +131,8 @@ int peer_tls_start(struct pconn *pc, bool server);
 int peer_tls_send(struct pconn *pc, const uint8_t *data, size_t len);
 /* Decrypts what arrived, finishing the handshake first, and feeds h2conn. */
 void peer_tls_read(struct pconn *pc, struct evbuffer *in);
+/* Whether the connection's certificate names member id (true without TLS). */
+bool peer_tls_certifies(const struct pconn *pc, uint32_t id);
 /* Frees the connection's TLS state. */
 void peer_tls_conn_cleanup(struct pconn *pc);
 

@@ -1,10 +1,14 @@
 /* TLS under the peer channel: OpenSSL over memory BIOs between the socket
  * (a bufferevent) and h2conn, so the core stays one read path for both.
  * Mutual TLS 1.2+ with ALPN h2 only; each side verifies the other's chain
- * against the cluster CA (host names are not checked: membership is proven
- * by the peer token). Owns the two SSL_CTXs of a peer and the SSL and
- * pre-handshake buffer of each connection; what a finished handshake must
- * satisfy is decided in handshake_accepted.
+ * against the cluster CA, and the certificate must name a member: by a SAN
+ * URI "urn:mom:node:<id>" when it has any (then exactly those ids), else by
+ * the member's host from MOM_PEERS (SAN DNS name or IP address). The dialler
+ * requires the member it dialled; the listener requires some member, and
+ * each call's token must then name one of the certified members (peer.c).
+ * Owns the two SSL_CTXs of a peer and the SSL and pre-handshake buffer of
+ * each connection; what a finished handshake must satisfy is decided in
+ * handshake_accepted.
  * SPDX-License-Identifier: MIT */
 #include "replication/peer_internal.h"
 
@@ -19,6 +23,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -128,10 +134,97 @@ int peer_tls_send(struct pconn *pc, const uint8_t *data, size_t len)
     return tls_write(pc, data, len);
 }
 
+#define NODE_URI_PREFIX "urn:mom:node:"
+
+/* Adds id when it is a member of the cluster (ids of others are ignored). */
+static void add_cert_id(struct pconn *pc, uint32_t id)
+{
+    bool member = false;
+    for (size_t i = 0; i < pc->peer->n_ids; i++)
+        member = member || pc->peer->member_ids[i] == id;
+    if (!member)
+        return;
+    for (size_t i = 0; i < pc->n_cert_ids; i++)
+        if (pc->cert_ids[i] == id)
+            return;
+    if (pc->n_cert_ids < PEER_CERT_IDS_MAX)
+        pc->cert_ids[pc->n_cert_ids++] = id;
+}
+
+/* "urn:mom:node:<id>" with a plain decimal id 1..2^31-1; 0 otherwise. */
+static uint32_t node_of_uri(const unsigned char *s, int len)
+{
+    size_t plen = sizeof NODE_URI_PREFIX - 1;
+    if (len <= (int)plen || memcmp(s, NODE_URI_PREFIX, plen) != 0)
+        return 0;
+    uint64_t id = 0;
+    for (int i = (int)plen; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9' || id > 0x7fffffffu)
+            return 0;
+        id = id * 10 + (uint64_t)(s[i] - '0');
+    }
+    return id > 0x7fffffffu ? 0 : (uint32_t)id;
+}
+
+/* Fills pc->cert_ids with the members the peer's certificate names. */
+static void certified_members(struct pconn *pc, X509 *cert)
+{
+    struct peer *p = pc->peer;
+    pc->n_cert_ids = 0;
+    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    bool has_node_uri = false;
+    for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
+        if (gn->type != GEN_URI)
+            continue;
+        const ASN1_IA5STRING *uri = gn->d.uniformResourceIdentifier;
+        uint32_t id = node_of_uri(ASN1_STRING_get0_data(uri), ASN1_STRING_length(uri));
+        if (id) {
+            has_node_uri = true; /* names a node: the host no longer counts */
+            add_cert_id(pc, id);
+        }
+    }
+    GENERAL_NAMES_free(names);
+    if (has_node_uri)
+        return;
+    for (size_t i = 0; i < p->n_members; i++) {
+        const char *host = p->members[i].cfg.host;
+        if (X509_check_ip_asc(cert, host, 0) == 1 || X509_check_host(cert, host, 0, 0, NULL) == 1)
+            add_cert_id(pc, p->members[i].cfg.id);
+    }
+}
+
+bool peer_tls_certifies(const struct pconn *pc, uint32_t id)
+{
+    if (!pc->ssl)
+        return true;
+    for (size_t i = 0; i < pc->n_cert_ids; i++)
+        if (pc->cert_ids[i] == id)
+            return true;
+    return false;
+}
+
 /* The handshake is complete: what the peer must have agreed to before any
  * h2 byte flows. Logs and fails the connection when it has not. */
 static bool handshake_accepted(struct pconn *pc)
 {
+    X509 *cert = SSL_get0_peer_certificate(pc->ssl);
+    if (!cert) {
+        peer_conn_fail(pc, "no peer certificate", true);
+        return false;
+    }
+    certified_members(pc, cert);
+    if (pc->member ? !peer_tls_certifies(pc, pc->member->cfg.id) : pc->n_cert_ids == 0) {
+        char who[32] = "any member";
+        /* "does not name any member" / "does not name member <id>" */
+        if (pc->member)
+            snprintf(who, sizeof who, "member %u", pc->member->cfg.id);
+        log_warn("peer connection %s: the TLS certificate does not name %s (SAN " NODE_URI_PREFIX
+                 "<id>, or the member's host)",
+                 pc->desc, who);
+        peer_conn_fail(pc, "certificate names another member", true);
+        return false;
+    }
     const unsigned char *alpn = NULL;
     unsigned int alen = 0;
     SSL_get0_alpn_selected(pc->ssl, &alpn, &alen);

@@ -1,7 +1,8 @@
 /* Peer tokens on top of token/jws: the peer rules (audience "mom-peer", no
  * leeway on exp, 5 s on nbf) and the "node:<id>" subject. Stateless; the
- * key belongs to the caller. Further claim checks on peer tokens (such as
- * freshness of iat) belong in peer_token_verify.
+ * key belongs to the caller. A token must also be fresh: its iat within
+ * PEER_TOKEN_MAX_AGE_S, so a captured token is useless soon after, whatever
+ * exp it carries.
  * SPDX-License-Identifier: MIT */
 #include "replication/peer_token.h"
 
@@ -75,6 +76,18 @@ int peer_token_verify(const struct jws_key *key, const char *token, size_t len, 
     int rc = jws_verify(key, &rules, token, len, now_s, &c, why);
     if (rc != MOM_OK)
         return MOM_ERR_AUTH;
+    if (c.iat == 0) {
+        *why = "iat missing";
+        return MOM_ERR_AUTH;
+    }
+    if (c.iat > now_s + NBF_LEEWAY_S) {
+        *why = "iat in the future";
+        return MOM_ERR_AUTH;
+    }
+    if (now_s - (c.iat < now_s ? c.iat : now_s) > PEER_TOKEN_MAX_AGE_S) {
+        *why = "token too old (iat)";
+        return MOM_ERR_AUTH;
+    }
     uint32_t id = node_of_sub(c.sub);
     if (id == 0) {
         *why = "sub is not node:<id>";

@@ -12,6 +12,9 @@
 struct jws_key;
 
 #define PEER_TOKEN_TTL_S 60
+/* A token whose iat is older than this, or more than 5 s ahead, is refused
+ * whatever its exp says (tokens are re-minted every 30 s). */
+#define PEER_TOKEN_MAX_AGE_S 90
 #define PEER_TOKEN_MAX 1024 /* longest token sent or accepted, bytes */
 #define PEER_AUDIENCE "mom-peer"
 
@@ -19,7 +22,7 @@ struct jws_key;
 struct peer_token_claims {
     uint32_t node_id; /* from sub "node:<id>", 1..2^31-1 */
     uint64_t exp;     /* seconds since the epoch */
-    uint64_t iat;     /* 0 when absent */
+    uint64_t iat;     /* seconds since the epoch */
 };
 
 /* The cluster secret (NUL-terminated, non-empty) as a key for signing and
@@ -35,7 +38,8 @@ int peer_token_sign(const struct jws_key *key, uint32_t node_id, uint64_t now_s,
                     char *out, size_t outlen);
 
 /* Verifies token (len bytes) at now_s: HS256 with the cluster secret only,
- * exp required and in the future, nbf (if any) at most 5 s ahead, aud
+ * exp required and in the future, nbf (if any) at most 5 s ahead, iat
+ * required and within PEER_TOKEN_MAX_AGE_S back to 5 s ahead, aud
  * "mom-peer", sub "node:<id>". Returns MOM_OK with *out filled, or
  * MOM_ERR_AUTH with *why set to a static reason. Membership of the id is
  * the caller's check. */

@@ -1,9 +1,9 @@
 /* Unit tests for replication/peer_token on the shared verifier token/jws:
  * a signed token verifies to its node inside its lifetime, with iat and exp
  * reported; expired, wrong secret, wrong or missing audience, a subject that
- * is not "node:<id>", alg none, HS512 and a header with crit are refused
- * with a reason; nbf allows 5 s of skew; oversized input is refused unread.
- * SPDX-License-Identifier: MIT */
+ * is not "node:<id>", a missing, stale or future iat, alg none, HS512 and
+ * a header with crit are refused with a reason; nbf allows 5 s of skew; oversized input is refused
+ * unread. SPDX-License-Identifier: MIT */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -94,16 +94,27 @@ static void test_refusals(void **state)
         {JWT_ALG_HS256, SECRET, "{\"sub\":\"node:2\",\"aud\":\"other\",\"exp\":1800000000}",
          "wrong aud"},
         {JWT_ALG_HS256, SECRET, "{\"sub\":\"node:2\",\"exp\":1800000000}", "wrong aud"},
-        {JWT_ALG_HS256, SECRET, "{\"sub\":\"alice\",\"aud\":\"mom-peer\",\"exp\":1800000000}",
-         "sub is not node:<id>"},
-        {JWT_ALG_HS256, SECRET, "{\"sub\":\"node:0\",\"aud\":\"mom-peer\",\"exp\":1800000000}",
+        {JWT_ALG_HS256, SECRET,
+         "{\"iat\":1700000000,\"sub\":\"alice\",\"aud\":\"mom-peer\",\"exp\":1800000000}",
          "sub is not node:<id>"},
         {JWT_ALG_HS256, SECRET,
-         "{\"sub\":\"node:2147483648\",\"aud\":\"mom-peer\",\"exp\":1800000000}",
+         "{\"iat\":1700000000,\"sub\":\"node:0\",\"aud\":\"mom-peer\",\"exp\":1800000000}",
          "sub is not node:<id>"},
         {JWT_ALG_HS256, SECRET,
-         "{\"sub\":\"node:2\",\"aud\":\"mom-peer\",\"exp\":1800000000,\"nbf\":1700000006}",
+         "{\"iat\":1700000000,\"sub\":\"node:2147483648\",\"aud\":\"mom-peer\",\"exp\":1800000000}",
+         "sub is not node:<id>"},
+        {JWT_ALG_HS256, SECRET,
+         "{\"iat\":1700000000,\"sub\":\"node:2\",\"aud\":\"mom-peer\",\"exp\":1800000000,\"nbf\":"
+         "1700000006}",
          "not yet valid (nbf)"},
+        {JWT_ALG_HS256, SECRET, "{\"sub\":\"node:2\",\"aud\":\"mom-peer\",\"exp\":1800000000}",
+         "iat missing"},
+        {JWT_ALG_HS256, SECRET,
+         "{\"iat\":1699999000,\"sub\":\"node:2\",\"aud\":\"mom-peer\",\"exp\":1800000000}",
+         "token too old (iat)"},
+        {JWT_ALG_HS256, SECRET,
+         "{\"iat\":1700000010,\"sub\":\"node:2\",\"aud\":\"mom-peer\",\"exp\":1800000000}",
+         "iat in the future"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *tok = sign(cases[i].alg, cases[i].secret, cases[i].claims);
@@ -115,9 +126,10 @@ static void test_refusals(void **state)
         free(tok);
     }
     /* nbf within the 5 s of skew, and an aud list holding mom-peer, pass */
-    char *tok = sign(JWT_ALG_HS256, SECRET,
-                     "{\"sub\":\"node:3\",\"aud\":[\"x\",\"mom-peer\"],\"exp\":1800000000,"
-                     "\"nbf\":1700000005}");
+    char *tok = sign(
+        JWT_ALG_HS256, SECRET,
+        "{\"iat\":1700000000,\"sub\":\"node:3\",\"aud\":[\"x\",\"mom-peer\"],\"exp\":1800000000,"
+        "\"nbf\":1700000005}");
     struct peer_token_claims c;
     const char *why = NULL;
     assert_int_equal(verify(k, tok, NOW, &c, &why), MOM_OK);
