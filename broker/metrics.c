@@ -388,21 +388,79 @@ static void render_store(const struct store *st, struct jbuf *b)
     render_topics(st, b);
 }
 
+static void render_peers(const struct node_status *st, bool leader, struct jbuf *b)
+{
+    char peer[16], secs[32];
+    uint64_t durable = 0;
+    for (size_t i = 0; i < st->n_members; i++)
+        if (st->members[i].id == st->node_id)
+            durable = st->members[i].match_index;
+    family(b, "mom_raft_peer_match_index", "gauge",
+           "Leader only: the highest log index each peer acknowledged.");
+    for (size_t i = 0; leader && i < st->n_members; i++) {
+        const struct node_member_status *m = &st->members[i];
+        if (m->id == st->node_id)
+            continue;
+        snprintf(peer, sizeof peer, "%u", m->id);
+        sample(b, "mom_raft_peer_match_index", "peer", peer, NULL, NULL, m->match_index);
+    }
+    family(b, "mom_raft_peer_lag_entries", "gauge",
+           "Leader only: entries durable here that each peer has not acknowledged.");
+    for (size_t i = 0; leader && i < st->n_members; i++) {
+        const struct node_member_status *m = &st->members[i];
+        if (m->id == st->node_id)
+            continue;
+        snprintf(peer, sizeof peer, "%u", m->id);
+        sample(b, "mom_raft_peer_lag_entries", "peer", peer, NULL, NULL,
+               durable > m->match_index ? durable - m->match_index : 0);
+    }
+    family(b, "mom_raft_peer_last_contact_seconds", "gauge",
+           "Seconds since this node last heard from each peer (a Raft message or a Ping "
+           "answer; peers never heard from are left out).");
+    for (size_t i = 0; i < st->n_members; i++) {
+        const struct node_member_status *m = &st->members[i];
+        if (m->id == st->node_id || m->last_contact_ms == UINT64_MAX)
+            continue;
+        snprintf(peer, sizeof peer, "%u", m->id);
+        metrics_format_seconds(m->last_contact_ms * 1000, secs);
+        jbuf_lit(b, "mom_raft_peer_last_contact_seconds{peer=\"");
+        jbuf_lit(b, peer);
+        jbuf_lit(b, "\"} ");
+        jbuf_lit(b, secs);
+        jbuf_lit(b, "\n");
+    }
+    family(b, "mom_raft_peer_healthy", "gauge",
+           "1 when the peer answered recently (as GET /v1/cluster shows it).");
+    for (size_t i = 0; i < st->n_members; i++) {
+        const struct node_member_status *m = &st->members[i];
+        if (m->id == st->node_id)
+            continue;
+        snprintf(peer, sizeof peer, "%u", m->id);
+        sample(b, "mom_raft_peer_healthy", "peer", peer, NULL, NULL, m->healthy ? 1 : 0);
+    }
+}
+
 static void render_raft(const struct metrics_sources *src, struct jbuf *b)
 {
     const struct node *n = src->node;
-    uint64_t commit = node_commit_index(n), applied = node_applied_index(n);
+    struct node_status *st = malloc(sizeof *st); /* ~19 KB: not on the loop's stack */
+    if (!st) {
+        b->oom = true;
+        return;
+    }
+    node_status(n, st);
+    uint64_t commit = st->commit_index, applied = st->applied_index;
     bool leader = node_is_leader(n);
     char id[16];
     snprintf(id, sizeof id, "%u", src->node_id);
     family(b, "mom_node_info", "gauge", "This node's id (the X-Mom-Node header); always 1.");
     sample(b, "mom_node_info", "node", id, NULL, NULL, 1);
     family(b, "mom_raft_role", "gauge", "1 for this node's current Raft role.");
-    sample(b, "mom_raft_role", "role", node_role_name(n), NULL, NULL, 1);
-    gauge(b, "mom_raft_term", "Current Raft term as this node sees it.", node_term(n));
+    sample(b, "mom_raft_role", "role", st->role, NULL, NULL, 1);
+    gauge(b, "mom_raft_term", "Current Raft term as this node sees it.", st->term);
     gauge(b, "mom_raft_is_leader", "1 when this node leads.", leader ? 1 : 0);
-    gauge(b, "mom_raft_leader_id", "The leader this node knows (0 = none).", node_leader(n));
-    gauge(b, "mom_raft_members", "Members of the group.", node_members(n));
+    gauge(b, "mom_raft_leader_id", "The leader this node knows (0 = none).", st->leader);
+    gauge(b, "mom_raft_members", "Members of the group.", st->n_members);
     gauge(b, "mom_raft_commit_index", "Highest log index this node knows is committed.", commit);
     gauge(b, "mom_raft_applied_index", "Highest log index applied to this node's store.", applied);
     gauge(b, "mom_raft_apply_lag", "commit_index - applied_index on this node.",
@@ -413,44 +471,10 @@ static void render_raft(const struct metrics_sources *src, struct jbuf *b)
           node_ready(n) ? 1 : 0);
     gauge(b, "mom_raft_writable", "1 while the node's storage accepts writes.",
           node_writable(n) ? 1 : 0);
-
-    uint32_t members = node_members(n);
-    uint64_t durable = node_member_match(n, node_id(n));
-    char peer[16];
-    family(b, "mom_raft_peer_match_index", "gauge",
-           "Leader only: the highest log index each peer acknowledged.");
-    for (uint32_t p = 1; leader && members > 1 && p <= members; p++) {
-        if (p == node_id(n))
-            continue;
-        snprintf(peer, sizeof peer, "%u", p);
-        sample(b, "mom_raft_peer_match_index", "peer", peer, NULL, NULL, node_member_match(n, p));
-    }
-    family(b, "mom_raft_peer_lag_entries", "gauge",
-           "Leader only: entries durable here that each peer has not acknowledged.");
-    for (uint32_t p = 1; leader && members > 1 && p <= members; p++) {
-        if (p == node_id(n))
-            continue;
-        snprintf(peer, sizeof peer, "%u", p);
-        uint64_t match = node_member_match(n, p);
-        sample(b, "mom_raft_peer_lag_entries", "peer", peer, NULL, NULL,
-               durable > match ? durable - match : 0);
-    }
-    family(b, "mom_raft_peer_last_contact_seconds", "gauge",
-           "Seconds since this node last heard from each peer (peers never heard from are left "
-           "out).");
-    for (uint32_t p = 1; members > 1 && p <= members; p++) {
-        uint64_t age = node_member_contact_ms(n, p);
-        if (p == node_id(n) || age == UINT64_MAX)
-            continue;
-        char secs[32];
-        snprintf(peer, sizeof peer, "%u", p);
-        metrics_format_seconds(age * 1000, secs);
-        jbuf_lit(b, "mom_raft_peer_last_contact_seconds{peer=\"");
-        jbuf_lit(b, peer);
-        jbuf_lit(b, "\"} ");
-        jbuf_lit(b, secs);
-        jbuf_lit(b, "\n");
-    }
+    gauge(b, "mom_raft_abstaining", "1 while wiped storage catches up (no vote, no quorum count).",
+          st->abstaining ? 1 : 0);
+    render_peers(st, leader, b);
+    free(st);
 
     struct node_stats ns;
     node_get_stats(n, &ns);

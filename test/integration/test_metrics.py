@@ -261,6 +261,9 @@ def test_leader_and_follower_views(cluster):  # noqa: F811
         contacts = v.series("mom_raft_peer_last_contact_seconds")
         assert contacts, "node %d heard from no peer" % (i + 1)
         assert all(0 <= s < 30 for s in contacts.values())
+        healthy = v.series("mom_raft_peer_healthy")
+        assert len(healthy) == 2 and all(h == 1 for h in healthy.values()), healthy
+        assert v.value("mom_raft_abstaining") == 0
         if i == leader:
             continue
         assert v.value("mom_raft_is_leader") == 0
