@@ -73,10 +73,11 @@ int http_parse_uint(const char *text, uint64_t max, bool clamp, const char *what
     for (const char *p = text; *p; p++) {
         if (*p < '0' || *p > '9')
             return fail(err, API_ERR_BAD_REQUEST, "%s must be a non-negative integer", what);
-        if (v > (UINT64_MAX - 9) / 10)
+        uint64_t d = (uint64_t)(*p - '0');
+        if (overflow || v > (UINT64_MAX - d) / 10)
             overflow = true;
         else
-            v = v * 10 + (uint64_t)(*p - '0');
+            v = v * 10 + d;
     }
     if (overflow || v > max) {
         if (!clamp)

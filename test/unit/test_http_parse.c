@@ -41,6 +41,15 @@ static void test_uint(void **state)
     assert_int_equal(http_parse_uint("-1", 100, true, "max", &out, &e), -1);
     assert_int_equal(api_error_status(e.kind), 400);
     assert_int_equal(http_parse_uint("1.5", 100, true, "max", &out, &e), -1);
+    /* the largest 64-bit value is read exactly, one more overflows */
+    assert_int_equal(http_parse_uint("18446744073709551615", UINT64_MAX, false, "from", &out, &e),
+                     0);
+    assert_true(out == UINT64_MAX);
+    assert_int_equal(http_parse_uint("18446744073709551610", UINT64_MAX, false, "from", &out, &e),
+                     0);
+    assert_true(out == UINT64_MAX - 5);
+    assert_int_equal(http_parse_uint("18446744073709551616", UINT64_MAX, false, "from", &out, &e),
+                     -1);
     assert_int_equal(http_parse_uint("", 100, true, "max", &out, &e), -1);
 }
 
