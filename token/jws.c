@@ -123,14 +123,30 @@ static int load_public_key(const char *pem, size_t len, jwt_alg_t *alg, EVP_PKEY
 
 /* ---- verification ---- */
 
-/* Reads the "alg" of the JOSE header segment and picks the one key that may
- * verify it. Returns MOM_OK with alg, key and key_len set, else MOM_ERR_AUTH. */
-static int pick_key(const struct jws_key *k, const char *hdr, size_t hdr_len, jwt_alg_t *alg,
-                    const unsigned char **key, size_t *key_len)
+int jws_parse(const char *token, size_t len, struct jws_parts *out)
 {
+    memset(out, 0, sizeof *out);
+    out->alg = JWS_ALG_UNUSABLE;
+    if (!token || len == 0 || len > JWS_MAX_TOKEN || memchr(token, '\0', len))
+        return MOM_ERR_AUTH;
+    const char *dot1 = memchr(token, '.', len);
+    if (!dot1)
+        return MOM_ERR_AUTH;
+    const char *dot2 = memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token));
+    if (!dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)))
+        return MOM_ERR_AUTH;
+    out->header_len = (size_t)(dot1 - token);
+    out->payload = dot1 + 1;
+    out->payload_len = (size_t)(dot2 - out->payload);
+    out->signed_len = (size_t)(dot2 - token);
+    out->sig = dot2 + 1;
+    out->sig_len = len - (size_t)(out->sig - token);
+    if (out->header_len == 0 || out->payload_len == 0 || out->sig_len == 0)
+        return MOM_ERR_AUTH; /* also rules out alg none's empty signature */
+
     unsigned char json[JWS_MAX_HEADER + 1];
     size_t n = 0;
-    if (b64url_decode(hdr, hdr_len, json, JWS_MAX_HEADER, &n) != MOM_OK)
+    if (b64url_decode(token, out->header_len, json, JWS_MAX_HEADER, &n) != MOM_OK)
         return MOM_ERR_AUTH;
     cJSON *h = cJSON_ParseWithLength((const char *)json, n);
     if (!h)
@@ -139,22 +155,36 @@ static int pick_key(const struct jws_key *k, const char *hdr, size_t hdr_len, jw
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(h, "alg");
     /* RFC 7515 §4.1.11: extensions we do not understand must be rejected. */
     if (cJSON_IsObject(h) && cJSON_IsString(v) && !cJSON_GetObjectItemCaseSensitive(h, "crit")) {
-        const char *s = v->valuestring;
-        if (strcmp(s, "HS256") == 0 && k->secret) {
-            *alg = JWT_ALG_HS256;
-            *key = k->secret;
-            *key_len = k->secret_len;
-            rc = MOM_OK;
-        } else if (k->pem && ((strcmp(s, "RS256") == 0 && k->pk_alg == JWT_ALG_RS256) ||
-                              (strcmp(s, "ES256") == 0 && k->pk_alg == JWT_ALG_ES256))) {
-            *alg = k->pk_alg;
-            *key = (const unsigned char *)k->pem;
-            *key_len = k->pem_len;
-            rc = MOM_OK;
-        }
+        const char *a = v->valuestring;
+        out->alg = strcmp(a, "HS256") == 0   ? JWS_ALG_HS256
+                   : strcmp(a, "RS256") == 0 ? JWS_ALG_RS256
+                   : strcmp(a, "ES256") == 0 ? JWS_ALG_ES256
+                                             : JWS_ALG_UNUSABLE;
+        rc = out->alg == JWS_ALG_UNUSABLE ? MOM_ERR_AUTH : MOM_OK;
     }
     cJSON_Delete(h);
     return rc;
+}
+
+/* Picks the one key that may verify a token of algorithm alg. Returns
+ * MOM_OK with want, key and key_len set, else MOM_ERR_AUTH. */
+static int pick_key(const struct jws_key *k, enum jws_alg alg, jwt_alg_t *want,
+                    const unsigned char **key, size_t *key_len)
+{
+    if (alg == JWS_ALG_HS256 && k->secret) {
+        *want = JWT_ALG_HS256;
+        *key = k->secret;
+        *key_len = k->secret_len;
+        return MOM_OK;
+    }
+    if (k->pem && ((alg == JWS_ALG_RS256 && k->pk_alg == JWT_ALG_RS256) ||
+                   (alg == JWS_ALG_ES256 && k->pk_alg == JWT_ALG_ES256))) {
+        *want = k->pk_alg;
+        *key = (const unsigned char *)k->pem;
+        *key_len = k->pem_len;
+        return MOM_OK;
+    }
+    return MOM_ERR_AUTH;
 }
 
 /* libjwt 1.10 compares HMACs with strcmp; check HS256 in constant time first
@@ -218,9 +248,8 @@ static bool pk_signature_ok(const struct jws_key *k, const char *token, size_t s
     return ok;
 }
 
-/* Checks the claims of a token whose signature verified and fills out. */
-static int check_claims(const struct jws_rules *r, const char *payload, size_t len, uint64_t now_s,
-                        struct jws_claims *out, const char **why)
+int jws_check_claims(const struct jws_rules *r, const char *payload, size_t len, uint64_t now_s,
+                     struct jws_claims *out, const char **why)
 {
     unsigned char *json = malloc(len / 4 * 3 + 3);
     if (!json)
@@ -291,32 +320,24 @@ int jws_verify(const struct jws_key *k, const struct jws_rules *r, const char *t
                uint64_t now_s, struct jws_claims *out, const char **why)
 {
     *why = "malformed token";
-    if (!k || !r || !token || len == 0 || len > JWS_MAX_TOKEN || memchr(token, '\0', len))
+    struct jws_parts parts;
+    if (!k || !r)
         return MOM_ERR_AUTH;
-    const char *dot1 = memchr(token, '.', len);
-    if (!dot1)
+    if (jws_parse(token, len, &parts) != MOM_OK) {
+        if (parts.header_len && parts.payload_len && parts.sig_len)
+            *why = "header alg unusable with the configured keys";
         return MOM_ERR_AUTH;
-    const char *dot2 = memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token));
-    if (!dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)))
-        return MOM_ERR_AUTH;
-    size_t hdr_len = (size_t)(dot1 - token);
-    const char *payload = dot1 + 1;
-    size_t payload_len = (size_t)(dot2 - payload);
-    const char *sig = dot2 + 1;
-    size_t sig_len = len - (size_t)(sig - token);
-    if (hdr_len == 0 || payload_len == 0 || sig_len == 0)
-        return MOM_ERR_AUTH; /* also rules out alg none's empty signature */
-
+    }
     jwt_alg_t want;
     const unsigned char *key;
     size_t key_len;
-    if (pick_key(k, token, hdr_len, &want, &key, &key_len) != MOM_OK) {
+    if (pick_key(k, parts.alg, &want, &key, &key_len) != MOM_OK) {
         *why = "header alg unusable with the configured keys";
         return MOM_ERR_AUTH;
     }
-    size_t signed_len = (size_t)(dot2 - token);
-    if (want == JWT_ALG_HS256 ? !hs256_signature_ok(k, token, signed_len, sig, sig_len)
-                              : !pk_signature_ok(k, token, signed_len, sig, sig_len)) {
+    if (want == JWT_ALG_HS256
+            ? !hs256_signature_ok(k, token, parts.signed_len, parts.sig, parts.sig_len)
+            : !pk_signature_ok(k, token, parts.signed_len, parts.sig, parts.sig_len)) {
         *why = "bad signature";
         return MOM_ERR_AUTH;
     }
@@ -333,7 +354,7 @@ int jws_verify(const struct jws_key *k, const struct jws_rules *r, const char *t
         *why = "signature does not verify in libjwt";
         return MOM_ERR_AUTH;
     }
-    return check_claims(r, payload, payload_len, now_s, out, why);
+    return jws_check_claims(r, parts.payload, parts.payload_len, now_s, out, why);
 }
 
 /* ---- keys ---- */

@@ -59,6 +59,31 @@ struct jws_claims {
 int jws_verify(const struct jws_key *k, const struct jws_rules *r, const char *token, size_t len,
                uint64_t now_s, struct jws_claims *out, const char **why);
 
+/* The parts of a compact JWS and the algorithm its header names. */
+enum jws_alg { JWS_ALG_UNUSABLE = 0, JWS_ALG_HS256, JWS_ALG_RS256, JWS_ALG_ES256 };
+struct jws_parts {
+    enum jws_alg alg;
+    size_t header_len;   /* the header segment starts the token */
+    const char *payload; /* the claims segment (base64url), in the token */
+    size_t payload_len;
+    size_t signed_len; /* header '.' payload: the bytes the signature covers */
+    const char *sig;   /* the signature segment, in the token */
+    size_t sig_len;
+};
+
+/* What happens before any signature check, as a pure function over bytes:
+ * splits token (len bytes) into its three non-empty segments and reads the
+ * JOSE header: base64url JSON object with a string "alg" of HS256, RS256 or
+ * ES256 and no "crit". Returns MOM_OK, or MOM_ERR_AUTH (malformed, or an
+ * algorithm we never accept; out->alg is then JWS_ALG_UNUSABLE). */
+int jws_parse(const char *token, size_t len, struct jws_parts *out);
+
+/* The claims check jws_verify runs once the signature verified, as a pure
+ * function: payload is the base64url claims segment. Returns MOM_OK with out
+ * filled, MOM_ERR_AUTH with *why set, or MOM_ERR_NOMEM. */
+int jws_check_claims(const struct jws_rules *r, const char *payload, size_t len, uint64_t now_s,
+                     struct jws_claims *out, const char **why);
+
 struct jws_grants {
     const char *sub;
     uint64_t iat, exp;

@@ -1,11 +1,12 @@
-# libFuzzer harnesses of the peer channel's parsers and of the log's Command
-# codec (test/fuzz/fuzz_*.c), built with clang -fsanitize=fuzzer,address,
-# undefined from the sources they need (plus the nanopb code, generated into $(BUILD)/proto as the main
-# Makefile does). `fuzz-run` runs each for FUZZ_SECONDS on its seed corpus in
+# libFuzzer harnesses of every parser (test/fuzz/fuzz_*.c): the peer
+# channel's, the log's Command, Raft message, WAL and snapshot codecs, the
+# REST router, query-string and body parsers and the JWT parsing, built with
+# clang -fsanitize=fuzzer,address,undefined from the sources they need (plus
+# the nanopb code, generated into $(BUILD)/proto as the main Makefile does). `fuzz-run` runs each for FUZZ_SECONDS on its seed corpus in
 # test/fuzz/corpus/<harness>/ (read only; new inputs go to
 # $(BUILD)/corpus/<harness>/) and fails on the first crash, leak or timeout;
 # a crashing input is left as $(BUILD)/crash-<harness>-*.
-# Called by the top Makefile: make fuzz [FUZZ_SECONDS=60].
+# Called by the top Makefile: make fuzz [FUZZ_SECONDS=60] (CI: 30).
 # SPDX-License-Identifier: MIT
 
 BUILD        ?= build-fuzz
@@ -35,6 +36,12 @@ SRC_fuzz_snapshot := broker/store.c broker/store_queue.c broker/store_topic.c \
                      $(BUILD)/proto/mom.pb.c
 SRC_fuzz_node_wire := replication/node_wire.c common/err.c $(BUILD)/proto/mom.pb.c
 SRC_fuzz_base64  := common/base64.c common/err.c
+SRC_fuzz_router  := broker/router.c
+SRC_fuzz_query   := broker/http_parse.c broker/router.c broker/api_error.c common/number.c \
+                    common/base64.c common/err.c
+SRC_fuzz_http_body := broker/http_parse.c broker/router.c broker/api_error.c common/number.c \
+                      common/base64.c common/err.c
+SRC_fuzz_jws     := token/jws.c common/err.c common/log.c common/number.c common/base64.c
 LIB_fuzz_headers := -lnghttp2
 LIB_fuzz_h2conn  := -lnghttp2
 LIB_fuzz_grpcmsg := -l:libprotobuf-nanopb.a
@@ -43,6 +50,9 @@ LIB_fuzz_peer_token := -ljwt -lcjson -lcrypto
 LIB_fuzz_node_wire := -l:libprotobuf-nanopb.a
 LIB_fuzz_snapshot := -l:libprotobuf-nanopb.a -lcjson -lcrypto
 LIB_fuzz_base64  := -lcrypto
+LIB_fuzz_query := -lcjson -lcrypto
+LIB_fuzz_http_body := -lcjson -lcrypto
+LIB_fuzz_jws := -ljwt -lcjson -lcrypto
 
 .PHONY: fuzz-build fuzz-run
 fuzz-build: $(BINS)
