@@ -1,6 +1,7 @@
 # mom: one non-recursive Makefile for the broker, its tests and tools.
 # `make` builds build/momd; `make test` / `make asan` run every test;
-# `make deps` installs the Debian packages the build and tests need.
+# `make deps` installs the Debian packages of every purpose (deps-build,
+# deps-test, deps-fuzz, deps-bench: each target pulls only its own).
 # SPDX-License-Identifier: MIT
 
 BUILD     ?= build
@@ -27,14 +28,21 @@ LDLIBS := -levhtp -levent -levent_pthreads -ljwt -lcjson -lnghttp2 -lssl -lcrypt
 # their own allocator.
 MALLOC_LIB := $(if $(SANITIZER),,-ljemalloc)
 
-# Debian packages: build, unit tests, integration tests, benchmarks, fuzzing.
-DEB_PKGS := make gcc pkg-config libevent-dev libevhtp-dev libssl-dev libonig-dev \
-            nanopb libnanopb-dev protobuf-compiler libjwt-dev libcjson-dev \
-            libnghttp2-dev libcmocka-dev python3-pytest python3-requests \
-            python3-grpcio python3-jwt python3-protobuf python3-cryptography \
-            python3-prometheus-client python3-yaml python3-jsonschema \
-            libjemalloc-dev wrk clang libclang-rt-14-dev clang-format curl procps \
-            chromium chromium-driver python3-selenium
+# Debian packages, by purpose: `make run` installs only DEPS_BUILD (no
+# clang, no wrk); `make test` adds DEPS_TEST (cmocka, pytest and its
+# clients, clang-format for fmt-check, the browser tests' chromium, the
+# /metrics and OpenAPI checks' parsers), `make fuzz` DEPS_FUZZ (clang and
+# its libFuzzer runtime), `make bench` DEPS_BENCH; `make deps` installs
+# them all.
+DEPS_BUILD := make gcc libc6-dev pkg-config libevent-dev libevhtp-dev libssl-dev libonig-dev \
+              nanopb libnanopb-dev protobuf-compiler libjwt-dev libcjson-dev \
+              libnghttp2-dev libjemalloc-dev
+DEPS_TEST  := libcmocka-dev python3-pytest python3-requests python3-grpcio python3-jwt \
+              python3-protobuf python3-cryptography python3-prometheus-client python3-yaml \
+              python3-jsonschema clang-format curl procps chromium chromium-driver \
+              python3-selenium
+DEPS_FUZZ  := clang libclang-rt-14-dev
+DEPS_BENCH := wrk python3-requests python3-jwt procps
 
 PROTO_SRC := proto/mom.proto
 PROTO_C   := $(BUILD)/proto/mom.pb.c
@@ -60,8 +68,9 @@ BENCH_BIN  := $(BENCH_SRC:test/bench/%.c=$(BUILD)/bench/%)
 # keep objects of test binaries between runs
 .SECONDARY:
 
-.PHONY: all run test unit sim integration asan fuzz bench cluster deps deps-check fmt fmt-check clean \
-        demo demo-down demo-clean test-demo install
+.PHONY: all run test unit sim integration asan fuzz bench cluster deps deps-build deps-test \
+        deps-fuzz deps-bench deps-check fmt fmt-check clean demo demo-down demo-clean test-demo \
+        install
 all: $(BUILD)/momd
 
 $(PROTO_C) $(PROTO_H): $(PROTO_SRC) proto/mom.options
@@ -136,7 +145,7 @@ $(BUILD)/bench/momd_nometrics: $(BUILD)/broker/main.o $(BUILD)/bench/server_nome
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # ---- running ----
-run: deps $(BUILD)/momd
+run: deps-build $(BUILD)/momd
 	exec $(BUILD)/momd
 
 # ---- tests ----
@@ -149,7 +158,7 @@ sim: $(SIM_BIN)
 integration: $(BUILD)/momd
 	MOMD=$(abspath $(BUILD)/momd) $(PYTHON) -m pytest -q -p no:cacheprovider --basetemp=$(abspath $(BUILD))/pytest test/integration
 
-test: deps
+test: deps-test
 	@$(MAKE) --no-print-directory all unit sim integration
 
 asan:
@@ -157,14 +166,14 @@ asan:
 	  all unit sim integration SIM_SEEDS=$${SIM_SEEDS:-2000}
 
 FUZZ_SECONDS ?= 60
-fuzz: deps
+fuzz: deps-fuzz
 	@$(MAKE) --no-print-directory -f test/fuzz/fuzz.mk BUILD=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz-run
 
-bench: deps
+bench: deps-bench
 	@$(MAKE) --no-print-directory all $(BENCH_BIN) $(BUILD)/bench/momd_nometrics
 	$(PYTHON) test/bench/run_bench.py --momd $(abspath $(BUILD)/momd) --bench-dir $(abspath $(BUILD)/bench)
 
-cluster: deps $(BUILD)/momd
+cluster: deps-build $(BUILD)/momd
 	deploy/local-cluster.sh start $${CLUSTER_DIR:-$(abspath $(BUILD)/cluster)}
 
 # ---- containers (deploy/demo.sh says what each step does) ----
@@ -194,8 +203,10 @@ install: $(BUILD)/momd
 	@echo "  useradd --system --home-dir /var/lib/mom mom && systemctl enable --now mom"
 
 # ---- setup ----
-deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+# Installs the packages of $(1) that are missing (as root; else prints the
+# apt-get line and fails).
+define install_debs
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -206,6 +217,18 @@ deps:
 	    echo "missing packages; run: sudo apt-get update && sudo apt-get install -y$$missing"; exit 1; \
 	  fi; \
 	fi
+endef
+
+deps-build:
+	$(call install_debs,$(DEPS_BUILD))
+deps-test:
+	$(call install_debs,$(DEPS_BUILD) $(DEPS_TEST))
+deps-fuzz:
+	$(call install_debs,$(DEPS_BUILD) $(DEPS_FUZZ))
+deps-bench:
+	$(call install_debs,$(DEPS_BUILD) $(DEPS_BENCH))
+deps:
+	$(call install_debs,$(DEPS_BUILD) $(DEPS_TEST) $(DEPS_FUZZ) $(DEPS_BENCH))
 
 # The dependency arrows (docs/architecture.md): common -> libc and OpenSSL
 # only, token -> common, replication -> common + token + proto, broker ->
