@@ -692,6 +692,10 @@ def parse_args(argv):
                          "entries) or one message per request with wrk (count entries)")
     ap.add_argument("--skip-memory", action="store_true", help="skip memory/restart test")
     ap.add_argument("--skip-cluster", action="store_true", help="skip the three-node cluster")
+    ap.add_argument("--skip-serial", action="store_true",
+                    help="skip the one-client latency by answer size and serial batch publish")
+    ap.add_argument("--only-serial", action="store_true",
+                    help="run only the one-client cases (bench_serial.py)")
     ap.add_argument("--skip-metrics", action="store_true",
                     help="skip the metrics cost and scrape benchmarks (bench_metrics.py)")
     ap.add_argument("--metrics-rounds", type=int, default=3,
@@ -877,14 +881,20 @@ def main(argv):
     cluster_report = None
     page_report = None
     metrics_report = None
+    serial_report = None
     started = datetime.datetime.now(datetime.timezone.utc)
     machine_before = machine_line()
     load_before = os.getloadavg()[0]
     try:
+        # the helper modules import this module by name: one copy, so that
+        # their BenchError is the one caught here
+        sys.modules.setdefault("run_bench", sys.modules[__name__])
+        if not args.skip_serial:
+            import bench_serial
+            serial_report = bench_serial.run(args, procs, log_dir, tmp, secret, token)
+        if args.only_serial:
+            raise StopIteration
         if not args.skip_metrics:
-            # bench_metrics imports this module by name: one copy, so that
-            # its BenchError is the one caught here
-            sys.modules.setdefault("run_bench", sys.modules[__name__])
             import bench_metrics
             metrics_report, missed = bench_metrics.run(args, procs, log_dir, tmp, secret, token)
             results.missed += missed
@@ -922,7 +932,7 @@ def main(argv):
         if not args.skip_cluster:
             cluster_report = run_cluster_bench(args, results, procs, tmp, log_dir, secret, token)
     except StopIteration:
-        pass  # --only-metrics
+        pass  # --only-metrics, --only-serial
     except (BenchError, requests.RequestException) as e:
         failed = True
         results.problems.append(str(e))
@@ -948,11 +958,14 @@ def main(argv):
         report += [f"**Warning: the 1-minute load average was {load_before:.2f} when the run "
                    "started: other work competes for the cores and the ratios are not "
                    "trustworthy. Re-run on an idle machine.**", ""]
-    if not args.only_metrics:
+    if not (args.only_metrics or args.only_serial):
         report += ["## Throughput and latency", "", table(results), ""]
+    if serial_report:
+        report += ["## One serial client (latency by answer size, batch publish)", "",
+                   serial_report, ""]
     if metrics_report:
         report += ["## Metrics: cost of the updates, scrape time", "", metrics_report, ""]
-    if not args.skip_memory and not args.only_metrics:
+    if not args.skip_memory and not (args.only_metrics or args.only_serial):
         report += ["## Memory and restart", "", memory_table(results)]
     if cluster_report:
         report += ["", "## Three-node cluster (fsync=always, 64 connections)", "",
