@@ -139,7 +139,8 @@ up() {
     echo "curl -s -XPUT -H \"Authorization: Bearer \$TOKEN\" http://127.0.0.1:$1/v1/queues/demo"
     echo "curl -s -XPOST -H \"Authorization: Bearer \$TOKEN\" -H 'Content-Type: text/plain' http://127.0.0.1:$1/v1/queues/demo/messages -d 'hello from mom1'"
     echo "curl -s -XPOST -H \"Authorization: Bearer \$TOKEN\" 'http://127.0.0.1:$3/v1/queues/demo/receive?max=10&wait_ms=2000&ack=auto'"
-    echo "who leads: curl -s http://127.0.0.1:$1/v1/cluster; stop: make demo-down; remove all: make demo-clean"
+    echo "who leads: curl -s -H \"Authorization: Bearer \$TOKEN\" http://127.0.0.1:$1/v1/cluster"
+    echo "stop (keeps the data): make demo-down; remove everything: make demo-clean"
 }
 
 case "$cmd" in

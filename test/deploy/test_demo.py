@@ -311,6 +311,17 @@ def test_wiped_volume_rejoins_without_voting_until_caught_up(demo):
     demo.leader()
 
 
+def test_a_member_without_a_secret_stops_with_one_line(demo):
+    for missing in ("MOM_JWT_SECRET", "MOM_CLUSTER_SECRET"):
+        env = ["-e", "MOM_PEERS=1=mom1:9090,2=mom2:9090,3=mom3:9090", "-e", "MOM_NODE_ID=1"]
+        if missing != "MOM_JWT_SECRET":
+            env += ["-e", "MOM_JWT_SECRET=demo-test-secret"]
+        p = run(["docker", "run", "--rm"] + env + [demo.image], check=False, timeout=60)
+        assert p.returncode == 2, p.stdout
+        lines = p.stdout.strip().splitlines()
+        assert len(lines) == 1 and missing in lines[0], p.stdout
+
+
 def test_demo_clean_twice(demo):
     demo.make("demo-clean")
     demo.make("demo-clean")
