@@ -54,8 +54,12 @@ def browser():
         d.quit()
 
 
+# Read in one script: the page re-renders its lists, and an element found
+# in one WebDriver call can be replaced before the next one reads it.
 def text_of(d, element_id):
-    return d.find_element(By.ID, element_id).text
+    return d.execute_script(
+        "const e = document.getElementById(arguments[0]); return e ? e.innerText : null;",
+        element_id)
 
 
 def wait_text(d, element_id, want, timeout=10):
@@ -65,8 +69,9 @@ def wait_text(d, element_id, want, timeout=10):
 
 
 def list_texts(d, element_id):
-    return [li.find_element(By.TAG_NAME, "span").text
-            for li in d.find_elements(By.CSS_SELECTOR, "#%s > li" % element_id)]
+    return d.execute_script(
+        "return Array.from(document.querySelectorAll('#' + arguments[0] + ' > li'),"
+        " li => li.querySelector('span').innerText);", element_id)
 
 
 def demo_node(momd_factory, origins):
