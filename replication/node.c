@@ -26,6 +26,8 @@
  * needed) or it has caught up with an existing cluster; the bootstrap
  * option lets it vote at once. The hard state also keeps the cluster id; a
  * peer of another cluster is refused with one line naming both ids.
+ * Storage found damaged at start-up is moved aside and counts as lost in a
+ * cluster of three or more, and is refused below that (node_repair.c).
  *
  * Snapshots (node_snapshot.c): every snapshot_entries applied entries, or
  * once the entries held in memory reach snapshot_bytes, a forked child
@@ -750,6 +752,43 @@ static int setup_events(struct node *n)
     return rc;
 }
 
+/* The group's storage: the newest snapshot (into the application), the
+ * log and the hard state. MOM_ERR_CORRUPT means damaged storage (logged);
+ * the log is closed again on any failure. */
+static int open_storage(struct node *n, const struct node_config *cfg, struct wal_open_info *info,
+                        struct raft_hard_state *hs, bool *found)
+{
+    int rc = node_snapshot_load(n);
+    if (rc != MOM_OK)
+        return rc;
+    struct wal_options wopt = {.segment_bytes = cfg->segment_bytes};
+    rc = wal_open(n->log_dir, &wopt, &n->wal, info);
+    if (rc != MOM_OK) {
+        log_error("cannot open the log in %s: %s", n->log_dir, mom_strerror(rc));
+        return rc;
+    }
+    if (info->last_index && info->last_index < n->snapshot_index) {
+        log_warn("log ends at %" PRIu64 " before snapshot %" PRIu64 "; starting a new log",
+                 info->last_index, n->snapshot_index);
+        rc = wal_reset(n->wal);
+    } else if (info->first_index > n->snapshot_index + 1) {
+        log_error("log starts at %" PRIu64 " but the snapshot covers only up to %" PRIu64
+                  ": a hole",
+                  info->first_index, n->snapshot_index);
+        rc = MOM_ERR_CORRUPT;
+    }
+    if (rc == MOM_OK) {
+        rc = hard_state_read(n, hs, found);
+        if (rc != MOM_OK)
+            log_error("%s/raft-state is unreadable: %s", n->dir, mom_strerror(rc));
+    }
+    if (rc != MOM_OK) {
+        wal_close(n->wal);
+        n->wal = NULL;
+    }
+    return rc;
+}
+
 int node_open(struct event_base *base, const struct node_config *cfg,
               const struct node_callbacks *cb, void *arg, struct node **out)
 {
@@ -790,49 +829,45 @@ int node_open(struct event_base *base, const struct node_config *cfg,
         log_error("cannot create %s: %s", n->log_dir, strerror(errno));
         goto fail;
     }
-    rc = node_snapshot_load(n);
+    struct wal_open_info info;
+    struct raft_hard_state hs = {0};
+    bool found = false;
+    rc = open_storage(n, cfg, &info, &hs, &found);
+    bool repaired = false;
+    if (rc == MOM_ERR_CORRUPT) {
+        /* Repair instead of refusal (node_repair.c): a cluster of three or
+         * more starts this member again on empty storage. It keeps the
+         * cluster id if the old raft-state still tells it, so that the new
+         * storage is not fresh: it can rejoin that cluster, never form one. */
+        struct raft_hard_state old = {0};
+        bool had = false;
+        if (hard_state_read(n, &old, &had) != MOM_OK || !had)
+            old.cluster_id = 0;
+        rc = node_storage_set_aside(n);
+        if (rc == MOM_OK) {
+            repaired = true;
+            memset(&hs, 0, sizeof hs);
+            rc = open_storage(n, cfg, &info, &hs, &found);
+            if (rc == MOM_OK && !found)
+                hs.cluster_id = old.cluster_id;
+        }
+    }
     if (rc != MOM_OK)
         goto fail;
-    struct wal_options wopt = {.segment_bytes = cfg->segment_bytes};
-    struct wal_open_info info;
-    rc = wal_open(n->log_dir, &wopt, &n->wal, &info);
-    if (rc != MOM_OK) {
-        log_error("cannot open the log in %s: %s", n->log_dir, mom_strerror(rc));
-        goto fail;
-    }
-    if (info.last_index && info.last_index < n->snapshot_index) {
-        log_warn("log ends at %" PRIu64 " before snapshot %" PRIu64 "; starting a new log",
-                 info.last_index, n->snapshot_index);
-        rc = wal_reset(n->wal);
-        if (rc != MOM_OK)
-            goto fail;
-    } else if (info.first_index > n->snapshot_index + 1) {
-        log_error("log starts at %" PRIu64 " but the snapshot covers only up to %" PRIu64
-                  "; refusing to start with a hole",
-                  info.first_index, n->snapshot_index);
-        rc = MOM_ERR_CORRUPT;
-        goto fail;
-    }
 
     /* Hard state and incarnation. Storage without a raft-state file, log or
      * snapshot is fresh: it gets a new incarnation and abstains until the
      * core sees every member fresh (a new cluster) or it has caught up
-     * (unless the bootstrap override is set). A cut log tail counts as
-     * lost storage too. */
-    struct raft_hard_state hs = {0};
-    bool found = false;
-    rc = hard_state_read(n, &hs, &found);
-    if (rc != MOM_OK) {
-        log_error("%s/raft-state is unreadable: %s; refusing to start", n->dir, mom_strerror(rc));
-        goto fail;
-    }
+     * (unless the bootstrap override is set). A cut log tail, or storage
+     * moved aside as damaged, counts as lost storage: it abstains until
+     * caught up, whatever the override says. */
     bool fresh = !found && info.last_index == 0 && n->snapshot_index == 0;
     bool lost_tail = info.truncated_bytes > 0 && n->n_members > 1;
     if (!found || lost_tail) {
         n->incarnation = clock_wall_ms() * 1000u + 999u;
-        if (n->n_members > 1 && ((fresh && !cfg->bootstrap) || lost_tail)) {
+        if (n->n_members > 1 && ((fresh && (!cfg->bootstrap || repaired)) || lost_tail)) {
             hs.abstain = true;
-            if (fresh)
+            if (fresh && !repaired)
                 log_info("fresh storage: abstaining from votes until every member reports fresh "
                          "storage too (a new cluster) or this one has caught up with the cluster");
             else

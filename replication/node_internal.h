@@ -6,9 +6,10 @@
  *   node_snapshot.c taking (forked child, paced writer, reaper), loading and
  *                   installing snapshots, and the chunk stream both ways;
  *   node_read.c     read barriers (ReadIndex, local and forwarded);
- *   node_forward.c  both sides of the Forward RPC for proposals.
+ *   node_forward.c  both sides of the Forward RPC for proposals;
  *   node_cluster.c  MOM_PEERS parsed once, the peer channel's set-up, Ping
- *                   health and node_status (node_open_cluster).
+ *                   health and node_status (node_open_cluster);
+ *   node_repair.c   damaged storage at start-up: moved aside or refused.
  * Nothing outside replication/node*.c includes this header. Everything runs
  * on the loop thread except the snapshot child (a forked process that only
  * writes files) and the syncer's fdatasync.
@@ -188,6 +189,13 @@ void node_fail_pending_from(struct node *n, uint64_t from, int err);
  * call fwd. Returns MOM_OK, MOM_ERR_NOMEM or MOM_ERR_UNAVAILABLE. */
 int node_propose_local(struct node *n, const uint8_t *data, size_t len, void *ctx,
                        struct peer_request *fwd);
+
+/* ---- node_repair.c ---- */
+/* node_open found the storage damaged: in a cluster of three or more, moves
+ * dir aside (dir.damaged-<ms>), recreates it empty and empties the
+ * application (cb.reset); MOM_OK means start as lost storage. Otherwise
+ * logs the refusal with the repair step and returns MOM_ERR_CORRUPT. */
+int node_storage_set_aside(struct node *n);
 
 /* ---- node_snapshot.c ---- */
 /* Whether applied entries (or the bytes the core holds) call for a snapshot. */

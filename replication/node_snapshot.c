@@ -325,7 +325,7 @@ int node_snapshot_load(struct node *n)
     int rc = n->cb.snapshot_read(n->arg, f);
     fclose(f);
     if (rc != MOM_OK) {
-        log_error("snapshot %s is unreadable (%s); refusing to start", path, mom_strerror(rc));
+        log_error("snapshot %s is unreadable (%s)", path, mom_strerror(rc));
         return rc;
     }
     n->snapshot_index = n->applied_index = idx;

@@ -53,8 +53,9 @@
  * deleted. The same damage in any EARLIER segment, a bad header, a header
  * whose index differs from the file name, or a gap between segments means
  * acknowledged data is lost: wal_open fails with MOM_ERR_CORRUPT and the
- * node must not start. wal_replay trusts what wal_open verified and does not
- * recheck CRCs; wal_read rechecks the one record it reads. The per-segment
+ * node either refuses to start or, in a cluster of three or more, moves its
+ * storage aside and catches up from the others (node_repair.c). wal_replay trusts what wal_open
+ * verified and does not recheck CRCs; wal_read rechecks the one record it reads. The per-segment
  * walk is wal_scan_segment, a pure function over the segment's bytes (unit
  * tested and fuzzed); recover() only maps files and acts on its verdicts.
  *
@@ -617,11 +618,11 @@ static int recover(struct wal *w, struct wal_open_info *info)
             if (res.status != WAL_SCAN_CLEAN || gap) {
                 if (gap)
                     log_error("wal: %s/%s does not continue the previous segment, which ends"
-                              " at %" PRIu64 "; refusing to start",
+                              " at %" PRIu64,
                               w->dir, name, prev->first + prev->count - 1);
                 else
                     log_error("wal: %s/%s: damaged at offset %" PRIu64
-                              " (%s) and it is not the last segment; refusing to start",
+                              " (%s) and it is not the last segment",
                               w->dir, name, res.good, res.why);
                 seg_free(&seg);
                 rc = MOM_ERR_CORRUPT;
@@ -630,7 +631,7 @@ static int recover(struct wal *w, struct wal_open_info *info)
             seg_shrink(&seg);
         } else {
             if (res.status == WAL_SCAN_WRONG_FIRST) {
-                log_error("wal: %s/%s: %s; refusing to start", w->dir, name, res.why);
+                log_error("wal: %s/%s: %s", w->dir, name, res.why);
                 seg_free(&seg);
                 rc = MOM_ERR_CORRUPT;
                 break;
@@ -660,7 +661,7 @@ static int recover(struct wal *w, struct wal_open_info *info)
             }
             if (gap) {
                 log_error("wal: %s/%s does not continue the previous segment, which ends"
-                          " at %" PRIu64 "; refusing to start",
+                          " at %" PRIu64,
                           w->dir, name, prev->first + prev->count - 1);
                 seg_free(&seg);
                 rc = MOM_ERR_CORRUPT;

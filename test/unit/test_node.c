@@ -2,7 +2,8 @@
  * through the Raft core after a durable append and are applied in order
  * with their proposer's ctx; a reopened node replays its log before serving;
  * hard state and incarnation persist in raft-state; snapshots are taken,
- * the log is compacted and recovery loads the snapshot and replays the rest.
+ * the log is compacted and recovery loads the snapshot and replays the rest;
+ * damaged storage is moved aside in a cluster of three and refused below.
  * SPDX-License-Identifier: MIT */
 #include <dirent.h>
 #include <setjmp.h>
@@ -14,12 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "common/err.h"
 #include "replication/node.h"
+#include "replication/peer.h"
 
 #define MAX_APPLIED 256
 
@@ -30,6 +33,7 @@ struct app {
     int ctx_hits;
     int fails;
     uint64_t snapshot_base; /* entries covered by a loaded snapshot */
+    int resets;
 };
 
 static void app_apply(void *arg, uint64_t index, const uint8_t *data, size_t len, void *ctx,
@@ -90,12 +94,22 @@ static int app_snapshot_read(void *arg, FILE *f)
     return MOM_OK;
 }
 
+static int app_reset(void *arg)
+{
+    struct app *a = arg;
+    a->n = 0;
+    a->snapshot_base = 0;
+    a->resets++;
+    return MOM_OK;
+}
+
 static const struct node_callbacks callbacks = {
     .apply = app_apply,
     .fail = app_fail,
     .forwarded = app_forwarded,
     .snapshot_write = app_snapshot_write,
     .snapshot_read = app_snapshot_read,
+    .reset = app_reset,
 };
 
 static void make_dir(char *dir, size_t n)
@@ -305,6 +319,137 @@ static void test_bad_membership_refused(void **state)
     remove_dir(dir);
 }
 
+/* ---- damaged storage: moved aside in a cluster of three, else refused ---- */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Storage whose raft-state file is unreadable. */
+static void damage_storage(const char *dir)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/group-0", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof path, "%s/group-0/raft-state", dir);
+    write_file(path, "garbage\n");
+}
+
+/* The names in dir starting with "group-0.damaged-" (count; the last into name). */
+static int damaged_dirs(const char *dir, char *name, size_t size)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int count = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strncmp(e->d_name, "group-0.damaged-", 16)) {
+            snprintf(name, size, "%.100s", e->d_name);
+            count++;
+        }
+    }
+    closedir(d);
+    return count;
+}
+
+static struct peer *make_peer(struct event_base *base, uint32_t members, struct peer_member *m)
+{
+    for (uint32_t i = 0; i < members; i++) {
+        m[i] = (struct peer_member){.id = i + 1, .port = 9};
+        snprintf(m[i].host, sizeof m[i].host, "127.0.0.1");
+        snprintf(m[i].addr, sizeof m[i].addr, "127.0.0.1:9");
+    }
+    struct peer_config pc = {.node_id = 1,
+                             .listen_addr = "127.0.0.1:0",
+                             .members = m,
+                             .n_members = members,
+                             .cluster_secret = "unit-test-secret-0123456789abcdef"};
+    struct peer *p = NULL;
+    assert_int_equal(peer_new(base, &pc, &p), MOM_OK);
+    return p;
+}
+
+static void test_damaged_storage_moved_aside_in_a_cluster_of_three(void **state)
+{
+    (void)state;
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    damage_storage(dir);
+    struct event_base *base = event_base_new();
+    assert_non_null(base);
+    event_base_priority_init(base, 3);
+    struct peer_member m[3];
+    struct peer *p = make_peer(base, 3, m);
+    struct node_config cfg = {.data_dir = dir,
+                              .node_id = 1,
+                              .n_members = 3,
+                              .peer = p,
+                              .sync = NODE_SYNC_ALWAYS,
+                              .bootstrap = true}; /* abstains even so */
+    struct app a = {0};
+    struct node *n = NULL;
+    assert_int_equal(node_open(base, &cfg, &callbacks, &a, &n), MOM_OK);
+    assert_true(node_abstaining(n));
+    assert_int_equal(a.resets, 1);
+    char name[128], path[512];
+    assert_int_equal(damaged_dirs(dir, name, sizeof name), 1);
+    snprintf(path, sizeof path, "%s/%s/raft-state", dir, name);
+    assert_int_equal(access(path, R_OK), 0); /* kept for inspection */
+    node_close(n);
+    peer_free(p); /* a peer takes each handler once */
+
+    /* The new storage is sound: a restart does not repair again and still
+     * abstains (it has not caught up). */
+    p = make_peer(base, 3, m);
+    cfg.peer = p;
+    struct app b = {0};
+    assert_int_equal(node_open(base, &cfg, &callbacks, &b, &n), MOM_OK);
+    assert_true(node_abstaining(n));
+    assert_int_equal(b.resets, 0);
+    assert_int_equal(damaged_dirs(dir, name, sizeof name), 1);
+    node_close(n);
+    peer_free(p);
+    event_base_free(base);
+    remove_dir(dir);
+}
+
+static void test_damaged_storage_refused_below_three(void **state)
+{
+    (void)state;
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    damage_storage(dir);
+    struct event_base *base = event_base_new();
+    assert_non_null(base);
+    event_base_priority_init(base, 3);
+    struct node_config cfg = {.data_dir = dir, .sync = NODE_SYNC_ALWAYS};
+    struct app a = {0};
+    struct node *n = NULL;
+    assert_int_equal(node_open(base, &cfg, &callbacks, &a, &n), MOM_ERR_CORRUPT);
+    struct peer_member m[2];
+    struct peer *p = make_peer(base, 2, m);
+    cfg.node_id = 1;
+    cfg.n_members = 2;
+    cfg.peer = p;
+    assert_int_equal(node_open(base, &cfg, &callbacks, &a, &n), MOM_ERR_CORRUPT);
+    char name[128], path[512];
+    assert_int_equal(damaged_dirs(dir, name, sizeof name), 0);
+    snprintf(path, sizeof path, "%s/group-0/raft-state", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char text[32] = "";
+    assert_non_null(fgets(text, sizeof text, f));
+    fclose(f);
+    assert_string_equal(text, "garbage\n"); /* untouched */
+    peer_free(p);
+    event_base_free(base);
+    remove_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -312,6 +457,8 @@ int main(void)
         cmocka_unit_test(test_snapshot_compacts_and_recovers),
         cmocka_unit_test(test_snapshot_by_bytes),
         cmocka_unit_test(test_bad_membership_refused),
+        cmocka_unit_test(test_damaged_storage_moved_aside_in_a_cluster_of_three),
+        cmocka_unit_test(test_damaged_storage_refused_below_three),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
