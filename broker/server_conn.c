@@ -18,6 +18,7 @@
  * it through the connection's hook argument, which on_connection_fini
  * clears because evhtp runs on_request_fini after it.
  * SPDX-License-Identifier: MIT */
+#include "broker/metrics.h"
 #include "broker/server_internal.h"
 
 #include "common/clock.h"
@@ -81,6 +82,8 @@ static void refuse(struct client_conn *cc, enum api_error e, const char *reason,
                         status == 503 ? "Retry-After: 1\r\n" : "");
     evbuffer_add(bufferevent_get_output(bev), r.body, r.body_len);
     reply_cleanup(&r);
+    /* no request was parsed: counted as an unmatched route, method OTHER */
+    metrics_count_request(cc->srv->metrics, ROUTE_NONE, HTTP_OTHER, status, 0);
     bufferevent_enable(bev, EV_WRITE);
     arm(cc, CLOSING_POLL_MS);
 }

@@ -7,6 +7,7 @@
 # SPDX-License-Identifier: MIT
 
 import math
+import socket
 
 import pytest
 import requests
@@ -159,6 +160,16 @@ def test_counters_move_by_exactly_what_was_done(momd, alice):
     # (answered before routing) are counted too
     assert requests.get(momd.url("/v1/queues"), timeout=10).status_code == 401
     assert requests.get(momd.url("/no/such/path"), timeout=10).status_code == 404
+    # a header too large is refused before any request is parsed
+    with socket.create_connection(momd.host_port(), timeout=10) as raw:
+        raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n")
+        got = b""
+        while True:
+            chunk = raw.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        assert got.startswith(b"HTTP/1.1 431"), got[:100]
     page = requests.get(momd.url("/"), timeout=10)
     assert page.status_code == 200
     again = requests.get(momd.url("/"), headers={"If-None-Match": page.headers["ETag"]},
@@ -168,6 +179,8 @@ def test_counters_move_by_exactly_what_was_done(momd, alice):
     ui = "/{dashboard file}"
     assert sc2.value("mom_http_requests_total", route=ui, method="GET", status="200") == 1
     assert sc2.value("mom_http_requests_total", route=ui, method="GET", status="304") == 1
+    assert sc2.value("mom_http_requests_total", route="unmatched", method="OTHER",
+                     status="431") == 1
     assert sc2.value("mom_http_requests_total", route="/v1/queues", method="GET",
                      status="401") == 1
     assert sc2.value("mom_http_requests_total", route="unmatched", method="GET",
