@@ -1,6 +1,7 @@
 /* Client authentication: JWT verification (HS256 secret, RS256/ES256 public
- * key) with the checks libjwt 1.10 does not do (PITFALLS §5: algorithm pinned
- * per key, exp required, exp/nbf with 30 s leeway, iss/aud when configured),
+ * key) with the checks libjwt 1.10 does not do (docs/architecture.md, "JWTs":
+ * algorithm pinned per key, exp required, exp/nbf with 30 s leeway, iss/aud
+ * when configured),
  * a cache of verified tokens keyed by SHA-256 of the token, token issuing for
  * POST /v1/auth/token, and salted slow password hashes (PBKDF2-HMAC-SHA256).
  * A jwt_t never leaves auth.c.

@@ -1,4 +1,5 @@
-/* Commands: every state change of mom as a mom.v1.Command (DESIGN §2).
+/* Commands: every state change of mom as a mom.v1.Command (docs/architecture.md,
+ * "Every state change is a Command").
  * The HTTP layer fills a struct command and encodes it; the log stores the
  * bytes; apply decodes them back. Publish item bodies are nanopb callbacks
  * (bodies can exceed nanopb's 64 KiB static limit).

@@ -1,4 +1,4 @@
-/* Route table of API.md. Paths are split on '/', each segment is
+/* Route table of docs/api.md. Paths are split on '/', each segment is
  * percent-decoded, and matched against patterns where "{}" is a parameter.
  * SPDX-License-Identifier: MIT */
 #include "broker/router.h"

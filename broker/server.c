@@ -656,7 +656,7 @@ static evhtp_res on_read_discard(evhtp_request_t *req, struct evbuffer *buf, voi
     return EVHTP_RES_OK;
 }
 
-/* Content-Length above max_body: 413 (API.md: decided before the body). */
+/* Content-Length above max_body: 413, decided before the body (docs/api.md). */
 static bool body_too_large(const struct server *s, evhtp_headers_t *hdrs, uint64_t *length)
 {
     const char *cl = evhtp_header_find(hdrs, "Content-Length");
@@ -692,7 +692,8 @@ static void send_too_large(struct server *s, evhtp_request_t *req, enum api_erro
     reply_cleanup(&r);
 }
 
-/* 413 is decided from Content-Length before the body is read (PITFALLS §3).
+/* 413 is decided from Content-Length before the body is read
+ * (docs/architecture.md, "413 before the body").
  * A client that waits for "100 Continue" (or a body beyond DRAIN_LIMIT) is
  * answered at once and the connection closed; a body already in flight is
  * drained and answered 413 when it has arrived (see on_request). */

@@ -1,6 +1,7 @@
-/* Shared between the server core (server.c) and the route handlers
- * (handlers_*.c): the server object, the per-request context and the few
- * calls a handler makes (reply, propose, wait). Not for other modules.
+/* Shared between the server core (server.c, server_conn.c) and what runs
+ * requests on it (handlers.c, handlers_ui.c, compat.c, demo.c): the server
+ * object, the per-request context and the few calls a handler makes (reply,
+ * propose, wait). Not for other modules.
  * SPDX-License-Identifier: MIT */
 #ifndef MOM_BROKER_SERVER_INTERNAL_H
 #define MOM_BROKER_SERVER_INTERNAL_H

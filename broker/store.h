@@ -41,7 +41,7 @@ void store_set_observer(struct store *s, store_observer_fn fn, void *arg);
 
 /* Applies the committed command at log index `index` (indexes strictly
  * increase). When out is non-NULL, fills the HTTP answer for the client
- * that proposed it (status and JSON body exactly as API.md shows). A command
+ * that proposed it (status and JSON body as docs/api.md shows). A command
  * that fails its checks (unknown queue, forbidden, receipt expired...) changes
  * nothing and answers with the error. Returns MOM_OK, or MOM_ERR_NOMEM. */
 int store_apply(struct store *s, uint64_t index, const struct command *cmd, struct reply *out);
@@ -128,7 +128,7 @@ bool store_topic_metrics_at(const struct store *s, size_t i, struct store_topic_
 bool store_subscription_metrics_next(const struct store *s, size_t topic_i, size_t *iter,
                                      struct store_subscription_metrics *out);
 
-/* ---- snapshots (DESIGN §4) ----
+/* ---- snapshots (docs/architecture.md, "Storage") ----
  * Writes the whole state (applied index, last time, everything above) to f
  * in the format documented in store_snapshot.c, ending with a CRC32C.
  * Returns MOM_OK, MOM_ERR_IO or MOM_ERR_NOSPACE. */

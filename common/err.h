@@ -1,6 +1,9 @@
 /* One error vocabulary for every layer of mom: negative codes, 0 is success.
- * Lower layers return these; exactly one place per wire maps them onto HTTP
- * statuses (broker/http_error.c), gRPC statuses and HTTP/2 error codes.
+ * Lower layers return these; one place per wire turns them into that wire's
+ * errors: grpcmsg_status_from_err (replication/grpcmsg.c) into gRPC
+ * statuses, and the server's send_storage_error (broker/server.c) into the
+ * REST API's error kinds (broker/api_error.h). HTTP/2 connection errors are
+ * h2frame's own codes (enum h2frame_error), not these.
  * SPDX-License-Identifier: MIT */
 #ifndef MOM_COMMON_ERR_H
 #define MOM_COMMON_ERR_H

@@ -1,10 +1,11 @@
-/* The pure Raft core (DESIGN §3), in the style of etcd's raft: a state
- * machine that takes ticks, peer messages and proposals and hands back a
- * "Ready" batch (state to persist, messages to send, entries to apply). It
- * does no I/O, reads no clock and draws its election jitter from a PRNG seeded
- * by the caller, so the same inputs always give the same outputs. It owns a
- * copy of every log entry since the last snapshot; snapshot contents are the
- * application's, the core only knows (index, term) of the latest one.
+/* The pure Raft core (docs/architecture.md, "Raft, and one node is a cluster
+ * of one"), in the style of etcd's raft: a state machine that takes ticks,
+ * peer messages and proposals and hands back a "Ready" batch (state to
+ * persist, messages to send, entries to apply). It does no I/O, reads no
+ * clock and draws its election jitter from a PRNG seeded by the caller, so
+ * the same inputs always give the same outputs. It owns a copy of every log
+ * entry since the last snapshot; snapshot contents are the application's,
+ * the core only knows (index, term) of the latest one.
  * SPDX-License-Identifier: MIT
  *
  * ---- Driving it (what replication/node.c does) ----------------------------
@@ -65,28 +66,31 @@
  * ---- Messages and the wire (proto/mom.proto, Peer service) -----------------
  *
  * Every message carries group_id, from, to, term and the sender's storage
- * incarnation. Requests map onto RPCs, responses onto their gRPC responses:
- *   RAFT_MSG_APPEND        -> AppendEntriesRequest (+ seq, incarnation)
- *   RAFT_MSG_APPEND_RESP   -> AppendEntriesResponse (+ seq, incarnation, abstaining);
- *                             on reject, match_index = the rejected
- *                             prev_log_index
- *   RAFT_MSG_VOTE          -> RequestVoteRequest (incarnation as 8 bytes BE)
- *   RAFT_MSG_VOTE_RESP     -> RequestVoteResponse (+ incarnation)
- *   RAFT_MSG_SNAPSHOT      -> InstallSnapshotRequest stream: the leader's
- *                             glue streams the bytes of its latest snapshot
- *                             (which is at snapshot_index) in chunks; the
- *                             receiving glue buffers them and steps ONE
- *                             RAFT_MSG_SNAPSHOT when the chunk with done=true
- *                             arrives. If a stream to that peer is already
- *                             running, a repeated SNAPSHOT can be ignored.
- *   RAFT_MSG_SNAPSHOT_RESP -> InstallSnapshotResponse of the last chunk
- *                             (+ success, match_index, incarnation, abstaining); if the
- *                             stream fails, call raft_report_snapshot(false).
- *   RAFT_MSG_TIMEOUT_NOW   -> TimeoutNowRequest; the core sends no response,
- *                             the glue answers the RPC itself.
- *   RAFT_MSG_HELLO / _RESP -> sent only by an abstaining node (below); e.g.
- *                             PingRequest/PingResponse plus incarnation,
- *                             commit and echo_incarnation fields.
+ * incarnation. They all travel on ONE RPC, /mom.v1.Peer/Raft, as a
+ * RaftMessage holding every field of struct raft_msg (replication/node_wire.c
+ * encodes it): a request is the call, and the core's response to it is the
+ * call's reply (type 0 when the core answers nothing). Per type:
+ *   RAFT_MSG_APPEND / _RESP  entries as records (node_wire.h), seq; on
+ *                            reject, the response's match_index = the
+ *                            rejected prev_log_index
+ *   RAFT_MSG_VOTE / _RESP    pre_vote, leadership_transfer, last log
+ *   RAFT_MSG_SNAPSHOT        the leader's glue streams the bytes of its
+ *                            latest snapshot (which is at snapshot_index) in
+ *                            chunks, one Raft call each (snap_offset,
+ *                            snap_data, snap_done); the receiving glue answers
+ *                            type 0 to every chunk but the last, buffers them
+ *                            and steps ONE RAFT_MSG_SNAPSHOT when the chunk
+ *                            with snap_done arrives. If a stream to that peer
+ *                            is already running, a repeated SNAPSHOT can be
+ *                            ignored.
+ *   RAFT_MSG_SNAPSHOT_RESP   the reply to the last chunk (success,
+ *                            match_index, abstaining); if the stream fails,
+ *                            call raft_report_snapshot(false).
+ *   RAFT_MSG_TIMEOUT_NOW     the core sends no response: the reply is type 0.
+ *   RAFT_MSG_HELLO / _RESP   sent only by an abstaining node (below), with
+ *                            its commit and echo_incarnation.
+ * The only other peer RPCs are Forward (a follower's client command or read
+ * barrier, node_forward.c) and Ping (the broker's health checks).
  * Pairing: the glue may set `cookie` on a request it steps (requests the
  * core emits have cookie 0). When raft_step returns MOM_OK for APPEND, VOTE,
  * SNAPSHOT or HELLO, exactly one response carrying the same cookie is in the

@@ -1,10 +1,10 @@
-/* The I/O helper thread (DESIGN §1): runs fdatasync off the loop. The loop
- * owns `busy` and is the only caller of submit/collect/busy; the job slot
- * (has_job, done, fd, cookie, result, micros, stop) is shared with the
- * thread under `mu`, and the thread sleeps on `cv` while the slot is empty.
- * Completion is signalled by writing 1 to a nonblocking eventfd that the
- * loop watches. One job is in flight at a time; the thread shares nothing
- * else with the broker.
+/* The I/O helper thread (docs/architecture.md, "One thread owns the state"):
+ * runs fdatasync off the loop. The loop owns `busy` and is the only caller
+ * of submit/collect/busy; the job slot (has_job, done, fd, cookie, result,
+ * micros, stop) is shared with the thread under `mu`, and the thread sleeps
+ * on `cv` while the slot is empty. Completion is signalled by writing 1 to a
+ * nonblocking eventfd that the loop watches. One job is in flight at a time;
+ * the thread shares nothing else with the broker.
  * SPDX-License-Identifier: MIT */
 #include "replication/syncer.h"
 

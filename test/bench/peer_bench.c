@@ -2,21 +2,25 @@
  *   peer_bench [bench] [--seconds S] [--inflight N] [--ae-inflight N]
  *                      [--batch N] [--entry-size B]
  *       forks a peer server, then over one connection on loopback measures
- *       Ping RPC/s with N calls in flight and AppendEntries throughput
- *       (batches of entries) in entries/s and MB/s, each beside a plain TCP
- *       echo of the same bytes with the same number in flight.
+ *       Ping RPC/s with N calls in flight and append throughput (Raft calls
+ *       carrying a RaftMessage of type APPEND with a batch of entries,
+ *       encoded and decoded by replication/node_wire as the nodes do) in
+ *       entries/s and MB/s, each beside a plain TCP echo of the same bytes
+ *       with the same number in flight.
  *   peer_bench call --target HOST:PORT --secret S [--node-id 1] [--target-id 2]
  *                   [--path P] [--deadline-ms N] [--body-hex HEX | --ping]
  *       one unary call; prints "status=N reply_len=N message=..." and exits 0.
  *   peer_bench serve --listen HOST:PORT --secret S [--node-id 2] [--peers LIST]
- *       a peer answering Ping and AppendEntries, and TimeoutNow after `term`
- *       ms from a timer (a deferred answer); prints "PEER READY port=N".
+ *       a peer answering Ping and appends on Raft, and /mom.v1.Peer/Slow (a
+ *       PingRequest) after `time_ms` ms from a timer (a deferred answer);
+ *       prints "PEER READY port=N".
  * SPDX-License-Identifier: MIT */
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "proto/mom.pb.h"
 #include "replication/grpcmsg.h"
+#include "replication/node_wire.h"
 #include "replication/peer.h"
 
 #include <event2/buffer.h>
@@ -36,7 +40,7 @@
 #include <unistd.h>
 
 #define SECRET_DEFAULT "bench-secret"
-#define AE_PATH "/mom.v1.Peer/AppendEntries"
+#define AE_PATH "/mom.v1.Peer/Raft"
 #define PING_PATH "/mom.v1.Peer/Ping"
 
 struct opts {
@@ -50,54 +54,36 @@ struct opts {
 
 /* ---------------- server side ---------------- */
 
-struct ae_count {
-    uint64_t entries, bytes, last_index;
-};
-
-static bool count_bytes(pb_istream_t *s, const pb_field_t *f, void **arg)
-{
-    (void)f;
-    struct ae_count *c = *arg;
-    c->bytes += s->bytes_left;
-    return pb_read(s, NULL, s->bytes_left);
-}
-
-static bool decode_entry(pb_istream_t *s, const pb_field_t *f, void **arg)
-{
-    (void)f;
-    struct ae_count *c = *arg;
-    mom_v1_Entry e = mom_v1_Entry_init_zero;
-    e.data.funcs.decode = count_bytes;
-    e.data.arg = c;
-    if (!pb_decode(s, mom_v1_Entry_fields, &e))
-        return false;
-    c->entries++;
-    c->last_index = e.index;
-    return true;
-}
-
+/* An append on the Raft RPC: decoded as a node decodes it and answered
+ * with a successful APPEND_RESP up to its last entry. */
 static void on_ae(struct peer_request *req, const uint8_t *body, size_t len, void *arg)
 {
     uint32_t *self = arg;
-    struct ae_count c = {0};
-    mom_v1_AppendEntriesRequest in = mom_v1_AppendEntriesRequest_init_zero;
-    in.entries.funcs.decode = decode_entry;
-    in.entries.arg = &c;
-    pb_istream_t is = pb_istream_from_buffer(body, len);
-    if (!pb_decode(&is, mom_v1_AppendEntriesRequest_fields, &in)) {
-        peer_respond(req, GRPC_INVALID_ARGUMENT, PB_GET_ERROR(&is), NULL, 0);
+    struct node_wire_msg in;
+    if (node_wire_decode_msg(body, len, &in) != MOM_OK || in.m.type != RAFT_MSG_APPEND) {
+        node_wire_msg_cleanup(&in);
+        peer_respond(req, GRPC_INVALID_ARGUMENT, "not an append", NULL, 0);
         return;
     }
-    mom_v1_AppendEntriesResponse out = {.group_id = in.group_id,
-                                        .from = *self,
-                                        .term = in.term,
-                                        .success = true,
-                                        .match_index = c.last_index,
-                                        .last_log_index = c.last_index};
-    uint8_t buf[mom_v1_AppendEntriesResponse_size];
-    pb_ostream_t os = pb_ostream_from_buffer(buf, sizeof buf);
-    pb_encode(&os, mom_v1_AppendEntriesResponse_fields, &out);
-    peer_respond(req, GRPC_OK, NULL, buf, os.bytes_written);
+    uint64_t last = in.m.n_entries ? in.m.entries[in.m.n_entries - 1].index : in.m.prev_log_index;
+    struct raft_msg out = {.type = RAFT_MSG_APPEND_RESP,
+                           .group_id = in.m.group_id,
+                           .from = *self,
+                           .to = in.m.from,
+                           .term = in.m.term,
+                           .seq = in.m.seq,
+                           .success = true,
+                           .match_index = last,
+                           .last_log_index = last};
+    node_wire_msg_cleanup(&in);
+    uint8_t *buf;
+    size_t n;
+    if (node_wire_encode_msg(&out, NULL, &buf, &n) != MOM_OK) {
+        peer_respond(req, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+        return;
+    }
+    peer_respond(req, GRPC_OK, NULL, buf, n);
+    free(buf);
 }
 
 static void on_ping(struct peer_request *req, const uint8_t *body, size_t len, void *arg)
@@ -116,8 +102,9 @@ static void on_ping(struct peer_request *req, const uint8_t *body, size_t len, v
     peer_respond(req, GRPC_OK, NULL, buf, os.bytes_written);
 }
 
-/* Test hook: TimeoutNow answers after `term` ms from a timer, so a
- * handler that keeps its request (and the server deadline) is exercised. */
+/* Test hook: /mom.v1.Peer/Slow answers a PingRequest after `time_ms` ms from
+ * a timer, so a handler that keeps its request (and the server deadline)
+ * is exercised. */
 struct slow {
     struct peer_request *req;
     struct event *ev;
@@ -129,10 +116,10 @@ static void slow_fire(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct slow *s = arg;
-    mom_v1_TimeoutNowResponse out = {.from = s->self};
-    uint8_t buf[mom_v1_TimeoutNowResponse_size];
+    mom_v1_PingResponse out = {.from = s->self, .leader = s->self};
+    uint8_t buf[mom_v1_PingResponse_size];
     pb_ostream_t os = pb_ostream_from_buffer(buf, sizeof buf);
-    pb_encode(&os, mom_v1_TimeoutNowResponse_fields, &out);
+    pb_encode(&os, mom_v1_PingResponse_fields, &out);
     peer_respond(s->req, GRPC_OK, NULL, buf, os.bytes_written);
     event_free(s->ev);
     free(s);
@@ -140,9 +127,9 @@ static void slow_fire(evutil_socket_t fd, short what, void *arg)
 
 static void on_slow(struct peer_request *req, const uint8_t *body, size_t len, void *arg)
 {
-    mom_v1_TimeoutNowRequest in = mom_v1_TimeoutNowRequest_init_zero;
+    mom_v1_PingRequest in = mom_v1_PingRequest_init_zero;
     pb_istream_t is = pb_istream_from_buffer(body, len);
-    if (!pb_decode(&is, mom_v1_TimeoutNowRequest_fields, &in)) {
+    if (!pb_decode(&is, mom_v1_PingRequest_fields, &in)) {
         peer_respond(req, GRPC_INVALID_ARGUMENT, PB_GET_ERROR(&is), NULL, 0);
         return;
     }
@@ -151,7 +138,7 @@ static void on_slow(struct peer_request *req, const uint8_t *body, size_t len, v
     s->req = req;
     s->self = *(uint32_t *)((void **)arg)[1];
     s->ev = evtimer_new(base, slow_fire, s);
-    struct timeval tv = {(time_t)(in.term / 1000), (suseconds_t)(in.term % 1000) * 1000};
+    struct timeval tv = {(time_t)(in.time_ms / 1000), (suseconds_t)(in.time_ms % 1000) * 1000};
     evtimer_add(s->ev, &tv);
 }
 
@@ -227,7 +214,7 @@ static int run_server(const struct opts *o, int ready_fd)
     peer_register(p, PING_PATH, on_ping, &self);
     peer_register(p, AE_PATH, on_ae, &self);
     void *slow_arg[2] = {base, &self};
-    peer_register(p, "/mom.v1.Peer/TimeoutNow", on_slow, slow_arg);
+    peer_register(p, "/mom.v1.Peer/Slow", on_slow, slow_arg);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct evconnlistener *echo =
         evconnlistener_new_bind(base, echo_accept, base, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
@@ -507,47 +494,29 @@ static double bench_echo(struct event_base *base, uint16_t port, size_t size, in
     return (double)e.done / ((double)(e.t1_us - e.t0_us) / 1e6);
 }
 
-struct ae_src {
-    int n;
-    int size;
-    const uint8_t *payload;
-};
-
-static bool encode_data(pb_ostream_t *s, const pb_field_t *f, void *const *arg)
-{
-    const struct ae_src *src = *arg;
-    return pb_encode_tag_for_field(s, f) && pb_encode_string(s, src->payload, (size_t)src->size);
-}
-
-static bool encode_entries(pb_ostream_t *s, const pb_field_t *f, void *const *arg)
-{
-    const struct ae_src *src = *arg;
-    for (int i = 0; i < src->n; i++) {
-        mom_v1_Entry e = {.term = 1, .index = (uint64_t)i + 1};
-        e.data.funcs.encode = encode_data;
-        e.data.arg = (void *)(uintptr_t)src;
-        if (!pb_encode_tag_for_field(s, f) || !pb_encode_submessage(s, mom_v1_Entry_fields, &e))
-            return false;
-    }
-    return true;
-}
-
+/* A RaftMessage of type APPEND with `batch` entries of entry_size bytes. */
 static uint8_t *build_ae(int batch, int entry_size, size_t *len)
 {
     uint8_t *payload = malloc((size_t)entry_size);
     for (int i = 0; i < entry_size; i++)
         payload[i] = (uint8_t)('a' + i % 26);
-    struct ae_src src = {batch, entry_size, payload};
-    mom_v1_AppendEntriesRequest req = {.group_id = 0, .from = 1, .term = 1, .leader_commit = 1};
-    req.entries.funcs.encode = encode_entries;
-    req.entries.arg = &src;
-    size_t size = 0;
-    pb_get_encoded_size(&size, mom_v1_AppendEntriesRequest_fields, &req);
-    uint8_t *buf = malloc(size);
-    pb_ostream_t os = pb_ostream_from_buffer(buf, size);
-    pb_encode(&os, mom_v1_AppendEntriesRequest_fields, &req);
+    struct raft_entry *ents = calloc((size_t)batch, sizeof *ents);
+    for (int i = 0; i < batch; i++)
+        ents[i] = (struct raft_entry){
+            .term = 1, .index = (uint64_t)i + 1, .data = payload, .len = (size_t)entry_size};
+    struct raft_msg m = {.type = RAFT_MSG_APPEND,
+                         .from = 1,
+                         .to = 2,
+                         .term = 1,
+                         .leader_commit = 1,
+                         .entries = ents,
+                         .n_entries = (size_t)batch};
+    uint8_t *buf = NULL;
+    *len = 0;
+    if (node_wire_encode_msg(&m, NULL, &buf, len) != MOM_OK)
+        abort();
+    free(ents);
     free(payload);
-    *len = os.bytes_written;
     return buf;
 }
 
@@ -611,13 +580,12 @@ static int run_bench(const struct opts *o)
     printf("%-34s %14.0f %14.0f %6.2f\n", "Ping RPC/s (inflight)", ping_rps, ping_echo,
            ping_echo > 0 ? ping_rps / ping_echo : 0);
     char label[64];
-    snprintf(label, sizeof label, "AppendEntries entries/s (%dx%dB)", o->batch, o->entry_size);
+    snprintf(label, sizeof label, "Raft append entries/s (%dx%dB)", o->batch, o->entry_size);
     printf("%-34s %14.0f %14.0f %6.2f\n", label, ent, ent_echo, ent_echo > 0 ? ent / ent_echo : 0);
-    printf("%-34s %14.1f %14.1f %6.2f\n", "AppendEntries payload MB/s", mb, mb_echo,
+    printf("%-34s %14.1f %14.1f %6.2f\n", "Raft append payload MB/s", mb, mb_echo,
            mb_echo > 0 ? mb / mb_echo : 0);
-    printf(
-        "(Ping: %d in flight, %zu-byte request; AppendEntries: %d in flight, %zu-byte request)\n",
-        o->inflight, ping_len, o->ae_inflight, ae_len);
+    printf("(Ping: %d in flight, %zu-byte request; append: %d in flight, %zu-byte request)\n",
+           o->inflight, ping_len, o->ae_inflight, ae_len);
     printf("targets: >= 50000 RPC/s %s, >= 500000 entries/s %s\n",
            ping_rps >= 50000 ? "met" : "NOT met", ent >= 500000 ? "met" : "NOT met");
     free(ae);

@@ -853,7 +853,7 @@ def run_cluster_bench(args, results, procs, tmp, log_dir, secret, token):
 
 def run_peer_bench(args):
     """The peer channel's own load client (test/bench/peer_bench.c): Ping
-    RPC/s and AppendEntries-sized transfers beside a same-run TCP echo."""
+    RPC/s and Raft appends (batches of entries) beside a same-run TCP echo."""
     exe = os.path.join(args.bench_dir, "peer_bench")
     if not os.path.exists(exe):
         return None

@@ -33,27 +33,20 @@ static bool skip_cb(pb_istream_t *s, const pb_field_t *f, void **arg)
     return pb_read(s, NULL, s->bytes_left);
 }
 
-static bool entry_cb(pb_istream_t *s, const pb_field_t *f, void **arg)
-{
-    (void)f;
-    (void)arg;
-    mom_v1_Entry e = mom_v1_Entry_init_zero;
-    e.data.funcs.decode = skip_cb;
-    return pb_decode(s, mom_v1_Entry_fields, &e);
-}
-
 static void decode_as_peer_messages(const uint8_t *p, size_t n)
 {
     pb_istream_t is = pb_istream_from_buffer(p, n);
     mom_v1_PingRequest ping = mom_v1_PingRequest_init_zero;
     (void)pb_decode(&is, mom_v1_PingRequest_fields, &ping);
     is = pb_istream_from_buffer(p, n);
-    mom_v1_AppendEntriesRequest ae = mom_v1_AppendEntriesRequest_init_zero;
-    ae.entries.funcs.decode = entry_cb;
-    (void)pb_decode(&is, mom_v1_AppendEntriesRequest_fields, &ae);
+    mom_v1_RaftMessage rm = mom_v1_RaftMessage_init_zero;
+    rm.entries.funcs.decode = skip_cb;
+    rm.snap_data.funcs.decode = skip_cb;
+    (void)pb_decode(&is, mom_v1_RaftMessage_fields, &rm);
     is = pb_istream_from_buffer(p, n);
-    mom_v1_RequestVoteRequest rv = mom_v1_RequestVoteRequest_init_zero;
-    (void)pb_decode(&is, mom_v1_RequestVoteRequest_fields, &rv);
+    mom_v1_ForwardRequest fr = mom_v1_ForwardRequest_init_zero;
+    fr.command.funcs.decode = skip_cb;
+    (void)pb_decode(&is, mom_v1_ForwardRequest_fields, &fr);
 }
 
 /* Feeds the stream in chunks; sizes cycle through `sizes` (0 = whole). */

@@ -230,7 +230,7 @@ def test_default_max_body_allows_1_mib(momd):
 
 @pytest.mark.xfail(strict=False, reason=(
     "known gap (docs/api.md): evhtp closes the connection right after the early 413, "
-    "so a body still in flight can turn it into a reset (PITFALLS §3); rare on loopback"))
+    "so a body still in flight can turn it into a reset (docs/architecture.md, '413 before the body'); rare on loopback"))
 def test_over_default_max_body_413_while_body_in_flight(momd):
     """A plain client (no Expect: 100-continue) that sends a body just over the
     default limit must read a 413, not a connection reset."""

@@ -407,7 +407,7 @@ static void test_hs_rs_confusion(void **state)
     claims(c, sizeof c, "mallory", NOW + 600, ",\"roles\":[\"admin\"]");
     /* HS256 token whose HMAC secret is the exact public PEM bytes. */
     char *tok = sign(JWT_ALG_HS256, k->rsa_pub, strlen(k->rsa_pub), c);
-    /* Premise (PITFALLS §5): libjwt alone accepts it. */
+    /* Premise (docs/architecture.md, "JWTs"): libjwt alone accepts it. */
     jwt_t *j = NULL;
     assert_int_equal(
         jwt_decode(&j, tok, (const unsigned char *)k->rsa_pub, (int)strlen(k->rsa_pub)), 0);
