@@ -1,19 +1,18 @@
-/* The replication node: the Raft glue on the loop (docs/architecture.md).
- * It drives the
- * pure core (raft.h) with ticks, peer messages over the peer channel and
- * proposed Commands, makes log entries durable in the write-ahead log with
- * group commit (one write and one fdatasync per batch, the sync on the I/O
- * helper thread), persists the hard state and storage incarnation, and hands
- * committed entries, in index order, to the application's apply callback.
- * Followers forward proposals to the leader (Forward RPC) and get back the
- * leader's answer. It also owns snapshot files (write temp, fsync, rename,
- * fsync dir) and log compaction. A single node is a cluster of one: it
- * commits after its own durable append. Opened with node_open_cluster it
- * also owns the cluster view: the membership parsed from MOM_PEERS, the
- * peer channel, Ping health and node_status, the one struct GET
- * /v1/cluster renders; the broker needs nothing else from replication/.
- * Runs on the loop thread; reports back through struct node_callbacks.
- * Its parts share replication/node_internal.h.
+/* The replication node: the Raft glue on the loop (docs/architecture.md). It
+ * drives the pure core (raft.h) with ticks, peer messages over the peer
+ * channel and proposed Commands, makes log entries durable in the
+ * write-ahead log with group commit (one write and one fdatasync per batch, the
+ * sync on the I/O helper thread), persists the hard state and storage
+ * incarnation, and hands committed entries, in index order, to the
+ * application's apply callback. Followers forward proposals to the leader
+ * (Forward RPC) and get back the leader's answer. It also owns snapshot
+ * files (write temp, fsync, rename, fsync dir) and log compaction. A single
+ * node is a cluster of one: it commits after its own durable append. Opened
+ * with node_open_cluster it also owns the cluster view: the membership
+ * parsed from MOM_PEERS, the peer channel, Ping health and node_status, the
+ * one struct GET /v1/cluster renders; the broker needs nothing else from
+ * replication/. Runs on the loop thread; reports back through struct
+ * node_callbacks. Its parts share replication/node_internal.h.
  *
  * Event-base priority: the node's pump (the Ready handler that writes one
  * batch and starts one fdatasync per loop turn) and its memory release run
