@@ -705,6 +705,10 @@ def parse_args(argv):
                          "independent of the machine's load)")
     ap.add_argument("--only-metrics", action="store_true",
                     help="run only the metrics benchmarks")
+    ap.add_argument("--skip-hostile", action="store_true",
+                    help="skip the hostile-client cases (bench_hostile.py)")
+    ap.add_argument("--only-hostile", action="store_true",
+                    help="run only the hostile-client cases")
     ap.add_argument("--rx-prefill", type=int, default=0,
                     help="messages queued before each receive+ack run "
                          "(default: half the baseline rate x duration)")
@@ -882,6 +886,7 @@ def main(argv):
     page_report = None
     metrics_report = None
     serial_report = None
+    hostile_report = None
     started = datetime.datetime.now(datetime.timezone.utc)
     machine_before = machine_line()
     load_before = os.getloadavg()[0]
@@ -889,6 +894,13 @@ def main(argv):
         # the helper modules import this module by name: one copy, so that
         # their BenchError is the one caught here
         sys.modules.setdefault("run_bench", sys.modules[__name__])
+        if not args.skip_hostile:
+            import bench_hostile
+            hostile_report, missed = bench_hostile.run(args, procs, log_dir, tmp, secret,
+                                                       token)
+            results.missed += missed
+        if args.only_hostile:
+            raise StopIteration
         if not args.skip_serial:
             import bench_serial
             serial_report = bench_serial.run(args, procs, log_dir, tmp, secret, token)
@@ -932,7 +944,7 @@ def main(argv):
         if not args.skip_cluster:
             cluster_report = run_cluster_bench(args, results, procs, tmp, log_dir, secret, token)
     except StopIteration:
-        pass  # --only-metrics, --only-serial
+        pass  # --only-metrics, --only-serial, --only-hostile
     except (BenchError, requests.RequestException) as e:
         failed = True
         results.problems.append(str(e))
@@ -958,14 +970,16 @@ def main(argv):
         report += [f"**Warning: the 1-minute load average was {load_before:.2f} when the run "
                    "started: other work competes for the cores and the ratios are not "
                    "trustworthy. Re-run on an idle machine.**", ""]
-    if not (args.only_metrics or args.only_serial):
+    if not (args.only_metrics or args.only_serial or args.only_hostile):
         report += ["## Throughput and latency", "", table(results), ""]
+    if hostile_report:
+        report += ["## Hostile clients (fsync=always)", "", hostile_report, ""]
     if serial_report:
         report += ["## One serial client (latency by answer size, batch publish)", "",
                    serial_report, ""]
     if metrics_report:
         report += ["## Metrics: cost of the updates, scrape time", "", metrics_report, ""]
-    if not args.skip_memory and not (args.only_metrics or args.only_serial):
+    if not args.skip_memory and not (args.only_metrics or args.only_serial or args.only_hostile):
         report += ["## Memory and restart", "", memory_table(results)]
     if cluster_report:
         report += ["", "## Three-node cluster (fsync=always, 64 connections)", "",
