@@ -78,7 +78,7 @@ def test_login_flood_does_not_stall_publishes(momd, alice):
     lock = threading.Lock()
 
     def flooder():
-        fc = Client(momd)
+        fc = Client(momd, timeout=30)  # generous: ASan builds on a busy machine
         mine = []
         while not stop.is_set():
             r = fc.post("/v1/auth/token", json={"username": "victim", "password": "wrong-pass"},
