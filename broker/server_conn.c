@@ -46,8 +46,28 @@ static struct client_conn *conn_of(evhtp_connection_t *conn)
     return conn && conn->hooks ? conn->hooks->on_connection_fini_arg : NULL;
 }
 
+/* Header and idle deadlines all have the same length, so they go into
+ * libevent's common-timeout queues (O(1) to add and delete, instead of the
+ * timer heap): thousands of idle connections cost nothing per request. */
+static const struct timeval *common_timeout(struct server *s, uint64_t ms)
+{
+    const struct timeval **slot = ms == s->cfg->header_timeout_ms ? &s->header_tv
+                                  : ms == s->cfg->idle_timeout_ms ? &s->idle_tv
+                                                                  : NULL;
+    if (slot && !*slot) {
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+        *slot = event_base_init_common_timeout(s->base, &tv);
+    }
+    return slot ? *slot : NULL;
+}
+
 static void arm(struct client_conn *cc, uint64_t ms)
 {
+    const struct timeval *common = common_timeout(cc->srv, ms);
+    if (common) {
+        evtimer_add(cc->timer, common);
+        return;
+    }
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     evtimer_add(cc->timer, &tv);
 }

@@ -56,9 +56,10 @@ struct server {
     struct ratelimit *login_by_user, *login_by_addr; /* failed-login budgets */
     struct client_conn *conns; /* open client connections, freed at shutdown */
     struct demo_state demo;
-    size_t nconns;           /* how many (refused ones until they close included) */
-    bool refusing;           /* over MOM_MAX_CONNECTIONS (logged once) */
-    struct metrics *metrics; /* request counters and latencies (loop thread) */
+    size_t nconns; /* how many (refused ones until they close included) */
+    bool refusing; /* over MOM_MAX_CONNECTIONS (logged once) */
+    const struct timeval *header_tv, *idle_tv; /* libevent common timeouts */
+    struct metrics *metrics;                   /* request counters and latencies (loop thread) */
 };
 
 /* Where a client connection is (server_conn.c): receiving a request head,
