@@ -68,7 +68,7 @@ BENCH_BIN  := $(BENCH_SRC:test/bench/%.c=$(BUILD)/bench/%)
 # keep objects of test binaries between runs
 .SECONDARY:
 
-.PHONY: all run test unit sim integration asan fuzz bench cluster deps deps-build deps-test \
+.PHONY: all run test unit sim integration asan fuzz bench chaos cluster deps deps-build deps-test \
         deps-fuzz deps-bench deps-check fmt fmt-check clean demo demo-down demo-clean test-demo \
         install
 all: $(BUILD)/momd
@@ -172,6 +172,13 @@ fuzz: deps-fuzz
 bench: deps-bench
 	@$(MAKE) --no-print-directory all $(BENCH_BIN) $(BUILD)/bench/momd_nometrics
 	$(PYTHON) test/bench/run_bench.py --momd $(abspath $(BUILD)/momd) --bench-dir $(abspath $(BUILD)/bench)
+
+# Fault runs on a real 3-node cluster (test/chaos/run.py says what is checked):
+# CHAOS_SECONDS of faults per scenario, CHAOS_SEED (default: the time, printed).
+chaos: deps-test $(BUILD)/momd
+	$(PYTHON) -m pytest -q -p no:cacheprovider test/chaos/test_check.py
+	MOMD=$(abspath $(BUILD)/momd) $(PYTHON) test/chaos/run.py --seconds $${CHAOS_SECONDS:-60} \
+	    $${CHAOS_SEED:+--seed $$CHAOS_SEED} --workdir $(abspath $(BUILD))/chaos
 
 cluster: deps-build $(BUILD)/momd
 	deploy/local-cluster.sh start $${CLUSTER_DIR:-$(abspath $(BUILD)/cluster)}
