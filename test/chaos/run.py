@@ -13,6 +13,8 @@
 #   stale 4xx   any 4xx for the queue, which exists all along, or for a
 #               publish (must be 0; 410 for an ack whose lease expired
 #               during a fault is legitimate)
+#   errors      other unexpected answers (500...) and sanitizer reports on
+#               any node's stderr (must be 0)
 # and prints attempted/acknowledged/lost/duplicated/unexpected, the
 # availability (share of 100 ms slots of the fault phase in which some
 # publish was acknowledged) and the longest outage (longest gap between
@@ -244,13 +246,17 @@ def run_scenario(scenario, seconds, seed, workdir):
             }
         result.update({k: len(v) for k, v in found.items()})
         details = {k: v[:10] for k, v in found.items()}
-        ok = drained and not any(found.values())
-        return ok, result, details, fault_log, tmp
     finally:
         if w is not None:
             w.stop_publishing.set()
             w.stop_consuming.set()
         cluster.stop_all()
+    # a sanitizer build's reports (the whole stderr of every start)
+    found["sanitizer"] = [r for r in (m.sanitizer_report() for m in cluster.nodes) if r]
+    result["sanitizer"] = len(found["sanitizer"])
+    details["sanitizer"] = [r[:300] for r in found["sanitizer"][:3]]
+    ok = drained and not any(found.values())
+    return ok, result, details, fault_log, tmp
 
 
 def main():
