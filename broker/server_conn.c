@@ -136,6 +136,89 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     evhtp_connection_free(cc->conn); /* on_connection_fini frees cc */
 }
 
+enum head_scan { HEAD_MORE, HEAD_DONE, HEAD_URL_TOO_LONG, HEAD_TOO_LARGE };
+
+/* Advances the head state of cc over n bytes. The state is worked on in
+ * locals: through cc every byte would reload it (p may alias it), which made
+ * this scan 12% of a publish's instructions. Header lines are skipped to
+ * their newline with memchr: of them only the length of the head and
+ * whether a line held more than CR matter; the request line is read byte by
+ * byte for its spaces and its length. */
+static enum head_scan scan_bytes(struct client_conn *cc, const unsigned char *p, size_t n)
+{
+    const struct config *cfg = cc->srv->cfg;
+    const uint64_t max_url = cfg->max_url_bytes, max_head = cfg->max_header_bytes;
+    uint64_t head = cc->head_bytes, line = cc->line_bytes;
+    uint64_t first_sp = cc->first_sp, last_sp = cc->last_sp;
+    bool in_request_line = cc->in_request_line;
+    enum head_scan res = HEAD_MORE;
+    size_t i = 0;
+    while (i < n) {
+        if (!in_request_line) {
+            const unsigned char *nl = memchr(p + i, '\n', n - i);
+            size_t end = nl ? (size_t)(nl - p) : n;
+            for (size_t k = i; k < end && line == 0; k++)
+                if (p[k] != '\r')
+                    line = 1;
+            head += end - i;
+            if (head > max_head) {
+                res = HEAD_TOO_LARGE;
+                break;
+            }
+            if (!nl) {
+                i = n;
+                break;
+            }
+            head++; /* the newline */
+            if (line == 0) {
+                res = HEAD_DONE; /* the empty line ends the head */
+                break;
+            }
+            if (head > max_head) {
+                res = HEAD_TOO_LARGE;
+                break;
+            }
+            line = 0;
+            i = end + 1;
+            continue;
+        }
+        unsigned char c = p[i++];
+        head++;
+        if (c == '\n') {
+            if (line > 0) {
+                in_request_line = false;
+                uint64_t target = last_sp > first_sp + 1 ? last_sp - first_sp - 1 : line;
+                if (target > max_url) {
+                    res = HEAD_URL_TOO_LONG;
+                    break;
+                }
+            }
+            line = 0;
+        } else if (c != '\r') {
+            line++;
+            if (c == ' ') {
+                if (!first_sp)
+                    first_sp = line;
+                last_sp = line;
+            }
+        }
+        if (in_request_line && line > max_url + REQUEST_LINE_EXTRA) {
+            res = HEAD_URL_TOO_LONG;
+            break;
+        }
+        if (head > max_head) {
+            res = HEAD_TOO_LARGE;
+            break;
+        }
+    }
+    cc->head_bytes = head;
+    cc->line_bytes = line;
+    cc->first_sp = first_sp;
+    cc->last_sp = last_sp;
+    cc->in_request_line = in_request_line;
+    return res;
+}
+
 /* Scans newly arrived bytes of a request head; refuses the connection when
  * the head or its target is too long. */
 static void scan_head(struct client_conn *cc, struct evbuffer *buf, size_t from)
@@ -148,51 +231,24 @@ static void scan_head(struct client_conn *cc, struct evbuffer *buf, size_t from)
     int n = evbuffer_peek(buf, -1, &pos, vec, 8);
     if (n > 8)
         n = 8; /* the rest is scanned when more arrives or times out */
+    char message[128];
     for (int v = 0; v < n; v++) {
-        const unsigned char *p = vec[v].iov_base;
-        for (size_t i = 0; i < vec[v].iov_len; i++) {
-            unsigned char c = p[i];
-            cc->head_bytes++;
-            if (c == '\n') {
-                if (cc->in_request_line && cc->line_bytes > 0) {
-                    cc->in_request_line = false;
-                    uint64_t target = cc->last_sp > cc->first_sp + 1
-                                          ? cc->last_sp - cc->first_sp - 1
-                                          : cc->line_bytes;
-                    if (target > cfg->max_url_bytes)
-                        goto too_long_url;
-                } else if (!cc->in_request_line && cc->line_bytes == 0) {
-                    cc->phase = CONN_BODY; /* head complete */
-                    return;
-                }
-                cc->line_bytes = 0;
-            } else if (c != '\r') {
-                cc->line_bytes++;
-                if (cc->in_request_line && c == ' ') {
-                    if (!cc->first_sp)
-                        cc->first_sp = cc->line_bytes;
-                    cc->last_sp = cc->line_bytes;
-                }
-            }
-            if (cc->in_request_line && cc->line_bytes > cfg->max_url_bytes + REQUEST_LINE_EXTRA)
-                goto too_long_url;
-            if (cc->head_bytes > cfg->max_header_bytes) {
-                char message[128];
-                snprintf(message, sizeof message,
-                         "the request line and headers are larger than %llu bytes",
-                         (unsigned long long)cfg->max_header_bytes);
-                refuse(cc, API_ERR_HEADER_TOO_LARGE, "Request Header Fields Too Large", message);
-                return;
-            }
+        switch (scan_bytes(cc, vec[v].iov_base, vec[v].iov_len)) {
+        case HEAD_MORE: continue;
+        case HEAD_DONE: cc->phase = CONN_BODY; return;
+        case HEAD_URL_TOO_LONG:
+            snprintf(message, sizeof message, "the request target is longer than %llu bytes",
+                     (unsigned long long)cfg->max_url_bytes);
+            refuse(cc, API_ERR_URI_TOO_LONG, "URI Too Long", message);
+            return;
+        case HEAD_TOO_LARGE:
+            snprintf(message, sizeof message,
+                     "the request line and headers are larger than %llu bytes",
+                     (unsigned long long)cfg->max_header_bytes);
+            refuse(cc, API_ERR_HEADER_TOO_LARGE, "Request Header Fields Too Large", message);
+            return;
         }
     }
-    return;
-too_long_url : {
-    char message[128];
-    snprintf(message, sizeof message, "the request target is longer than %llu bytes",
-             (unsigned long long)cfg->max_url_bytes);
-    refuse(cc, API_ERR_URI_TOO_LONG, "URI Too Long", message);
-}
 }
 
 static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)

@@ -75,7 +75,8 @@ struct client_conn {
     struct evbuffer_cb_entry *input_cb;
     enum conn_phase phase;
     uint64_t head_bytes;        /* of the request head so far */
-    uint64_t line_bytes;        /* of the current head line, CR not counted */
+    uint64_t line_bytes;        /* request line: its bytes, CR not counted; header
+                                 * line: nonzero once it holds more than CR */
     uint64_t first_sp, last_sp; /* request line: where its spaces are */
     bool in_request_line;
     bool shut_down;         /* closing: write side shut after the flush */
