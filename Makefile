@@ -49,11 +49,9 @@ PROTO_C   := $(BUILD)/proto/mom.pb.c
 PROTO_H   := $(BUILD)/proto/mom.pb.h
 
 COMMON_SRC := $(wildcard common/*.c)
-TOKEN_SRC  := $(wildcard token/*.c)
 REPL_SRC   := $(wildcard replication/*.c)
 BROKER_SRC := $(filter-out broker/main.c,$(wildcard broker/*.c))
-LIB_OBJ    := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(TOKEN_SRC:%.c=$(BUILD)/%.o) \
-              $(REPL_SRC:%.c=$(BUILD)/%.o) \
+LIB_OBJ    := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(REPL_SRC:%.c=$(BUILD)/%.o) \
               $(BROKER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/proto/mom.pb.o \
               $(BUILD)/broker/ui_assets.o
 LIBMOM     := $(BUILD)/libmom.a
@@ -82,9 +80,6 @@ $(BUILD)/proto/mom.pb.o: $(PROTO_C)
 	$(CC) $(CFLAGS_ALL) $(STRICT) -c $< -o $@
 
 $(BUILD)/common/%.o: common/%.c | $(PROTO_H)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) $(STRICT) -MMD -MP -c $< -o $@
-$(BUILD)/token/%.o: token/%.c | $(PROTO_H)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) $(STRICT) -MMD -MP -c $< -o $@
 $(BUILD)/replication/%.o: replication/%.c | $(PROTO_H)
@@ -238,13 +233,12 @@ deps:
 	$(call install_debs,$(DEPS_BUILD) $(DEPS_TEST) $(DEPS_FUZZ) $(DEPS_BENCH))
 
 # The dependency arrows (docs/architecture.md): common -> libc and OpenSSL
-# only, token -> common, replication -> common + token + proto, broker ->
-# replication through node.h only (main.c included), only broker/ may
-# include broker/.
+# only, replication -> common + proto (the JWT verifier comes in as
+# node_token_ops callbacks), broker -> replication through node.h only
+# (main.c included), only broker/ may include broker/.
 deps-check:
 	@! grep -n '#include "\(replication\|broker\)/' common/*.[ch] || { echo "common/ must not include replication/ or broker/"; exit 1; }
 	@! grep -n '#include [<"]\(event2/\|evhtp\|jwt\.h\|cjson/\|pb\.h\|pb_\|nanopb\|nghttp2\|proto/\)' common/*.[ch] || { echo "common/ uses libc and OpenSSL only"; exit 1; }
-	@! grep -n '#include "\(replication\|broker\)/' token/*.[ch] || { echo "token/ must not include replication/ or broker/"; exit 1; }
 	@! grep -n '#include "broker/' replication/*.[ch] || { echo "replication/ must not include broker/"; exit 1; }
 	@! grep -n '#include "replication/' broker/*.[ch] | grep -v '#include "replication/node\.h"' || { echo "broker/ reaches replication/ only through replication/node.h"; exit 1; }
 	@! grep -rn '#include "test/\|#include ".*main.c"' common replication broker || { echo "nothing includes test/ or main.c"; exit 1; }

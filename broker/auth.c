@@ -1,4 +1,4 @@
-/* Client authentication on top of the shared verifier token/jws.c (which
+/* Client authentication on top of the shared verifier broker/jws.c (which
  * pins the algorithm to the key, checks signatures in constant time before
  * libjwt sees them, requires exp and checks exp/nbf with a leeway and iss/aud
  * when configured): here the client rules (30 s leeway, sub a valid name,
@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/jws.h"
 #include "common/base64.h"
 #include "common/err.h"
 #include "common/log.h"
-#include "token/jws.h"
 
 #define AUTH_LEEWAY_S 30u
 #define AUTH_NAME_MAX 128u

@@ -1048,10 +1048,15 @@ int server_new(struct event_base *base, const struct config *cfg, struct server 
         .read_ready = on_read_ready,
         .restamp = on_restamp,
     };
+    if (cfg->cluster_secret[0]) {
+        rc = cluster_token_init(cfg->cluster_secret, &s->peer_tokens);
+        if (rc != MOM_OK)
+            goto fail;
+    }
     struct node_peer_config pc = {
         .peers = cfg->peers,
         .listen_addr = cfg->peer_addr,
-        .cluster_secret = cfg->cluster_secret,
+        .tokens = s->peer_tokens.verify ? &s->peer_tokens : NULL,
         .tls_cert = cfg->peer_tls_cert,
         .tls_key = cfg->peer_tls_key,
         .tls_ca = cfg->peer_tls_ca,
@@ -1087,6 +1092,7 @@ void server_free(struct server *s)
     /* Pending writes fail (their clients get 503), then every open client
      * connection is freed with its requests (on_request_fini runs). */
     node_close(s->node);
+    cluster_token_free(&s->peer_tokens); /* after the node: its peer channel signs with it */
     while (s->conns)
         evhtp_connection_free(s->conns->conn); /* unlinks itself in on_connection_fini */
     if (s->htp)

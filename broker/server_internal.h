@@ -7,6 +7,7 @@
 #define MOM_BROKER_SERVER_INTERNAL_H
 
 #include "broker/auth.h"
+#include "broker/cluster_token.h"
 #include "broker/command.h"
 #include "broker/compat.h"
 #include "broker/config.h"
@@ -38,6 +39,7 @@ struct server {
     struct store *store;
     struct auth *auth;
     struct node *node;
+    struct node_token_ops peer_tokens; /* the cluster secret's; zeroed = none */
     struct event *cron_ev;
     uint16_t http_port;
     char node_id_text[16];

@@ -107,11 +107,46 @@ int node_open(struct event_base *base, const struct node_config *cfg,
  * node_open_cluster started (GOAWAY to every peer). Accepts NULL. */
 void node_close(struct node *n);
 
+/* The JWT primitives the peer channel's tokens need, supplied by the
+ * application (momd: broker/cluster_token.c, HS256 with the cluster secret
+ * on the same hardened verifier that checks client tokens), so that
+ * replication/ has no verifier of its own and never includes broker/. The
+ * peer rules (audience, leeways, "node:<id>" subject, iat freshness) stay in
+ * replication/peer_token.c. Both functions may be called from the loop. */
+#define NODE_TOKEN_SUB_MAX 128u
+
+struct node_token_rules {
+    const char *audience;  /* required aud (the string, or a list holding it) */
+    uint32_t exp_leeway_s; /* accepted until exp + leeway */
+    uint32_t nbf_leeway_s; /* accepted from nbf - leeway */
+};
+
+struct node_token_claims {
+    char sub[NODE_TOKEN_SUB_MAX + 1]; /* "" unless a string of 1..NODE_TOKEN_SUB_MAX bytes */
+    uint64_t exp;
+    uint64_t iat; /* 0 when absent or not a NumericDate */
+};
+
+struct node_token_ops {
+    /* Signs {sub, iat, exp, aud}; *out is a malloc'd NUL-terminated token
+     * (caller frees). Returns MOM_OK, MOM_ERR_INVALID or MOM_ERR_NOMEM. */
+    int (*sign)(void *arg, const char *sub, const char *audience, uint64_t iat, uint64_t exp,
+                char **out);
+    /* Verifies token (len bytes, not NUL-terminated) at now_s against r:
+     * signature, exp required, nbf, aud. Returns MOM_OK with *out filled,
+     * MOM_ERR_AUTH with *why set to a static reason, or MOM_ERR_NOMEM. */
+    int (*verify)(void *arg, const struct node_token_rules *r, const char *token, size_t len,
+                  uint64_t now_s, struct node_token_claims *out, const char **why);
+    void *arg; /* the implementation's; must outlive the node */
+};
+
 /* The peer side of a node in a cluster, as configured. */
 struct node_peer_config {
     const char *peers;       /* MOM_PEERS "1=host:9090,2=host:9090"; NULL/"" = a cluster of one */
     const char *listen_addr; /* "host:port" of the peer channel, port 0 = any */
-    const char *cluster_secret; /* NULL/"" = every peer call refused (UNAUTHENTICATED) */
+    /* Peer token signing and verifying; NULL = every peer call refused
+     * (UNAUTHENTICATED). Copied. */
+    const struct node_token_ops *tokens;
     const char *tls_cert, *tls_key, *tls_ca; /* all NULL/"" = cleartext; all set = mutual TLS */
 };
 

@@ -192,7 +192,7 @@ static int cluster_new(struct event_base *base, uint32_t node_id, const struct n
         .listen_addr = pc->listen_addr,
         .members = members,
         .n_members = n,
-        .cluster_secret = pc->cluster_secret,
+        .tokens = pc->tokens,
         .tls_cert = pc->tls_cert,
         .tls_key = pc->tls_key,
         .tls_ca = pc->tls_ca,

@@ -618,7 +618,7 @@ static void srv_dispatch(struct peer_request *r)
 static const char *srv_auth(struct pconn *pc, const struct h2conn_header *h, uint32_t *from)
 {
     struct peer *p = pc->peer;
-    if (!p->key) {
+    if (!p->tokens.verify) {
         if (!p->secret_warned) {
             p->secret_warned = true;
             log_warn("peer call from %s refused: no cluster secret configured (MOM_CLUSTER_SECRET)",
@@ -639,7 +639,7 @@ static const char *srv_auth(struct pconn *pc, const struct h2conn_header *h, uin
     }
     struct peer_token_claims c;
     const char *why = NULL;
-    if (peer_token_verify(p->key, tok, len, now_s, &c, &why) != MOM_OK)
+    if (peer_token_verify(&p->tokens, tok, len, now_s, &c, &why) != MOM_OK)
         return why;
     if (!is_member(p, c.node_id))
         return "token subject is not a cluster member";
@@ -859,7 +859,8 @@ static void refresh_token(struct peer *p)
     uint64_t now_s = clock_wall_ms() / 1000;
     if (p->token_exp > now_s + PEER_TOKEN_TTL_S / 2)
         return;
-    int n = peer_token_sign(p->key, p->node_id, now_s, PEER_TOKEN_TTL_S, p->token, sizeof p->token);
+    int n =
+        peer_token_sign(&p->tokens, p->node_id, now_s, PEER_TOKEN_TTL_S, p->token, sizeof p->token);
     if (n > 0)
         p->token_exp = now_s + PEER_TOKEN_TTL_S;
     else
@@ -1032,7 +1033,7 @@ int peer_call(struct peer *p, uint32_t member_id, const char *path, const uint8_
                              (suseconds_t)(deadline_ms % 1000) * 1000};
         evtimer_add(c->timer, &tv);
     }
-    if (!p->key) {
+    if (!p->tokens.verify) {
         call_fail_later(c, GRPC_UNAUTHENTICATED, "cluster secret not configured");
         return MOM_OK;
     }
@@ -1402,11 +1403,8 @@ int peer_new(struct event_base *base, const struct peer_config *cfg, struct peer
         p->backoff_max_ms = p->backoff_base_ms;
     p->rng = (clock_mono_us() ^ ((uint64_t)cfg->node_id << 32)) | 1;
     int rc = MOM_ERR_NOMEM;
-    if (cfg->cluster_secret && *cfg->cluster_secret) {
-        rc = peer_token_key_new(cfg->cluster_secret, &p->key);
-        if (rc != MOM_OK)
-            goto fail;
-        rc = MOM_ERR_NOMEM;
+    if (cfg->tokens && cfg->tokens->sign && cfg->tokens->verify) {
+        p->tokens = *cfg->tokens;
     } else {
         log_warn("no cluster secret (MOM_CLUSTER_SECRET): peers cannot authenticate, every peer "
                  "call is refused with UNAUTHENTICATED");
@@ -1501,6 +1499,5 @@ void peer_free(struct peer *p)
     peer_tls_cleanup(p);
     free(p->members);
     free(p->member_ids);
-    peer_token_key_free(p->key);
     free(p);
 }

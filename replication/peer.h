@@ -23,6 +23,7 @@
 struct event_base;
 struct peer;
 struct peer_request;
+struct node_token_ops; /* replication/node.h */
 
 #define PEER_DEFAULT_MAX_MESSAGE (8u << 20) /* largest request or reply, bytes */
 
@@ -31,7 +32,7 @@ struct peer_config {
     const char *listen_addr;           /* "host:port"; port 0 = any free port */
     const struct peer_member *members; /* every member, self included */
     size_t n_members;
-    const char *cluster_secret;              /* NULL or "" = refuse every call */
+    const struct node_token_ops *tokens;     /* NULL = refuse every call; copied */
     const char *tls_cert, *tls_key, *tls_ca; /* all NULL/"" = cleartext h2c; all set = mTLS */
     size_t max_message;                      /* 0 = PEER_DEFAULT_MAX_MESSAGE */
     uint32_t connect_timeout_ms;             /* 0 = 2000 */

@@ -7,6 +7,7 @@
 #ifndef MOM_REPLICATION_PEER_INTERNAL_H
 #define MOM_REPLICATION_PEER_INTERNAL_H
 
+#include "replication/node.h"
 #include "replication/peer.h"
 #include "replication/peer_token.h"
 
@@ -20,7 +21,6 @@ struct event;
 struct evconnlistener;
 struct evdns_base;
 struct h2conn;
-struct jws_key;
 struct pcall;
 struct ssl_st;     /* OpenSSL's SSL */
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
@@ -86,7 +86,7 @@ struct pconn {
 struct peer {
     struct event_base *base;
     uint32_t node_id;
-    struct jws_key *key; /* the cluster secret; NULL = refuse all */
+    struct node_token_ops tokens; /* the peer tokens' JWT primitives; verify NULL = refuse all */
     size_t max_message;
     uint32_t connect_timeout_ms, backoff_base_ms, backoff_max_ms;
     struct evconnlistener *listener;

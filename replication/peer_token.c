@@ -1,13 +1,15 @@
-/* Peer tokens on top of token/jws: the peer rules (audience "mom-peer", no
- * leeway on exp, 5 s on nbf) and the "node:<id>" subject. Stateless; the
- * key belongs to the caller. A token must also be fresh: its iat within
+/* Peer tokens on top of the injected struct node_token_ops (node.h; in momd
+ * the shared hardened verifier, through broker/cluster_token.c): the peer
+ * rules (audience "mom-peer", no leeway on exp, 5 s on nbf) and the
+ * "node:<id>" subject. Stateless; the ops and their key belong to the
+ * caller. A token must also be fresh: its iat within
  * PEER_TOKEN_MAX_AGE_S, so a captured token is useless soon after, whatever
  * exp it carries.
  * SPDX-License-Identifier: MIT */
 #include "replication/peer_token.h"
 
 #include "common/err.h"
-#include "token/jws.h"
+#include "replication/node.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,28 +17,15 @@
 
 #define NBF_LEEWAY_S 5
 
-int peer_token_key_new(const char *secret, struct jws_key **out)
+int peer_token_sign(const struct node_token_ops *ops, uint32_t node_id, uint64_t now_s,
+                    uint32_t ttl_s, char *out, size_t outlen)
 {
-    *out = NULL;
-    if (!secret || !*secret)
+    if (!ops || !ops->sign)
         return MOM_ERR_INVALID;
-    return jws_key_new(secret, strlen(secret), NULL, 0, out);
-}
-
-void peer_token_key_free(struct jws_key *key)
-{
-    jws_key_free(key);
-}
-
-int peer_token_sign(const struct jws_key *key, uint32_t node_id, uint64_t now_s, uint32_t ttl_s,
-                    char *out, size_t outlen)
-{
     char sub[32];
     snprintf(sub, sizeof sub, "node:%u", node_id);
-    struct jws_grants g = {
-        .sub = sub, .iat = now_s, .exp = now_s + ttl_s, .audience = PEER_AUDIENCE};
     char *tok = NULL;
-    int rc = jws_sign_hs256(key, &g, &tok);
+    int rc = ops->sign(ops->arg, sub, PEER_AUDIENCE, now_s, now_s + ttl_s, &tok);
     if (rc != MOM_OK)
         return rc;
     size_t len = strlen(tok);
@@ -64,18 +53,21 @@ static uint32_t node_of_sub(const char *sub)
     return id > 0x7fffffffu ? 0 : (uint32_t)id;
 }
 
-int peer_token_verify(const struct jws_key *key, const char *token, size_t len, uint64_t now_s,
-                      struct peer_token_claims *out, const char **why)
+int peer_token_verify(const struct node_token_ops *ops, const char *token, size_t len,
+                      uint64_t now_s, struct peer_token_claims *out, const char **why)
 {
-    static const struct jws_rules rules = {
+    static const struct node_token_rules rules = {
         .audience = PEER_AUDIENCE, .exp_leeway_s = 0, .nbf_leeway_s = NBF_LEEWAY_S};
-    struct jws_claims c;
+    struct node_token_claims c;
     *why = "malformed token";
-    if (!key || len >= PEER_TOKEN_MAX)
+    if (!ops || !ops->verify || len >= PEER_TOKEN_MAX)
         return MOM_ERR_AUTH;
-    int rc = jws_verify(key, &rules, token, len, now_s, &c, why);
-    if (rc != MOM_OK)
+    int rc = ops->verify(ops->arg, &rules, token, len, now_s, &c, why);
+    if (rc != MOM_OK) {
+        if (!*why)
+            *why = "malformed token";
         return MOM_ERR_AUTH;
+    }
     if (c.iat == 0) {
         *why = "iat missing";
         return MOM_ERR_AUTH;

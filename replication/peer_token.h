@@ -1,7 +1,9 @@
 /* Peer tokens: the HS256 JWTs one node shows another in `authorization:
  * Bearer` (sub "node:<id>", aud "mom-peer", iat, exp; signed with the
- * cluster secret). Issued and verified through the shared hardened verifier
- * of token/jws.h, the same code that checks client tokens.
+ * cluster secret). Issued and verified through the struct node_token_ops
+ * the application hands node_open_cluster (node.h): in momd the shared
+ * hardened verifier that also checks client tokens. The peer rules are
+ * here.
  * SPDX-License-Identifier: MIT */
 #ifndef MOM_REPLICATION_PEER_TOKEN_H
 #define MOM_REPLICATION_PEER_TOKEN_H
@@ -9,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct jws_key;
+struct node_token_ops; /* replication/node.h */
 
 #define PEER_TOKEN_TTL_S 60
 /* A token whose iat is older than this, or more than 5 s ahead, is refused
@@ -25,25 +27,20 @@ struct peer_token_claims {
     uint64_t iat;     /* seconds since the epoch */
 };
 
-/* The cluster secret (NUL-terminated, non-empty) as a key for signing and
- * verifying. Returns MOM_OK, MOM_ERR_INVALID (empty) or MOM_ERR_NOMEM.
- * Free with peer_token_key_free (accepts NULL). */
-int peer_token_key_new(const char *secret, struct jws_key **out);
-void peer_token_key_free(struct jws_key *key);
-
 /* Writes a NUL-terminated token for node_id, valid from now_s for ttl_s
- * seconds, into out. Returns its length, MOM_ERR_TOO_LARGE (outlen too
- * small), MOM_ERR_INVALID or MOM_ERR_NOMEM. */
-int peer_token_sign(const struct jws_key *key, uint32_t node_id, uint64_t now_s, uint32_t ttl_s,
-                    char *out, size_t outlen);
+ * seconds, into out, with ops->sign. Returns its length, MOM_ERR_TOO_LARGE
+ * (outlen too small), MOM_ERR_INVALID (no ops) or MOM_ERR_NOMEM. */
+int peer_token_sign(const struct node_token_ops *ops, uint32_t node_id, uint64_t now_s,
+                    uint32_t ttl_s, char *out, size_t outlen);
 
-/* Verifies token (len bytes) at now_s: HS256 with the cluster secret only,
+/* Verifies token (len bytes) at now_s with ops->verify (NULL ops: refused):
+ * HS256 with the cluster secret only,
  * exp required and in the future, nbf (if any) at most 5 s ahead, iat
  * required and within PEER_TOKEN_MAX_AGE_S back to 5 s ahead, aud
  * "mom-peer", sub "node:<id>". Returns MOM_OK with *out filled, or
  * MOM_ERR_AUTH with *why set to a static reason. Membership of the id is
  * the caller's check. */
-int peer_token_verify(const struct jws_key *key, const char *token, size_t len, uint64_t now_s,
-                      struct peer_token_claims *out, const char **why);
+int peer_token_verify(const struct node_token_ops *ops, const char *token, size_t len,
+                      uint64_t now_s, struct peer_token_claims *out, const char **why);
 
 #endif

@@ -15,6 +15,7 @@
  *       PingRequest) after `time_ms` ms from a timer (a deferred answer);
  *       prints "PEER READY port=N".
  * SPDX-License-Identifier: MIT */
+#include "broker/cluster_token.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -50,6 +51,7 @@ struct opts {
     const char *target, *listen, *secret, *peers, *path, *body_hex;
     uint32_t node_id, target_id, deadline_ms;
     bool ping;
+    struct node_token_ops tokens; /* on --secret, as momd wires them */
 };
 
 /* ---------------- server side ---------------- */
@@ -205,7 +207,7 @@ static int run_server(const struct opts *o, int ready_fd)
                              .listen_addr = o->listen,
                              .members = members,
                              .n_members = n,
-                             .cluster_secret = o->secret,
+                             .tokens = &o->tokens,
                              .max_message = 64u << 20};
     struct peer *p;
     if (peer_new(base, &pc, &p) != MOM_OK)
@@ -291,7 +293,7 @@ static int run_call(const struct opts *o)
                              .listen_addr = "127.0.0.1:0",
                              .members = members,
                              .n_members = 2,
-                             .cluster_secret = o->secret,
+                             .tokens = &o->tokens,
                              .max_message = 64u << 20,
                              .backoff_base_ms = 50};
     struct peer *p;
@@ -553,7 +555,7 @@ static int run_bench(const struct opts *o)
                              .listen_addr = "127.0.0.1:0",
                              .members = members,
                              .n_members = 2,
-                             .cluster_secret = o->secret,
+                             .tokens = &o->tokens,
                              .max_message = 64u << 20};
     struct peer *p;
     if (peer_new(base, &pc, &p) != MOM_OK)
@@ -666,22 +668,27 @@ int main(int argc, char **argv)
     else
         log_set_level(MOM_LOG_WARN);
     signal(SIGPIPE, SIG_IGN);
+    if (cluster_token_init(o.secret, &o.tokens) != MOM_OK) {
+        fprintf(stderr, "bad --secret\n");
+        return 2;
+    }
+    int rc = 2;
     if (!strcmp(o.mode, "call")) {
-        if (!o.target) {
-            fprintf(stderr, "call needs --target\n");
-            return 2;
-        }
         if (!o.node_id)
             o.node_id = 1;
-        return run_call(&o);
-    }
-    if (!strcmp(o.mode, "serve")) {
+        if (o.target)
+            rc = run_call(&o);
+        else
+            fprintf(stderr, "call needs --target\n");
+    } else if (!strcmp(o.mode, "serve")) {
         if (!o.node_id)
             o.node_id = 2;
-        return run_server(&o, -1);
+        rc = run_server(&o, -1);
+    } else if (!strcmp(o.mode, "bench")) {
+        rc = run_bench(&o);
+    } else {
+        fprintf(stderr, "usage: peer_bench [bench|call|serve] [options]\n");
     }
-    if (!strcmp(o.mode, "bench"))
-        return run_bench(&o);
-    fprintf(stderr, "usage: peer_bench [bench|call|serve] [options]\n");
-    return 2;
+    cluster_token_free(&o.tokens);
+    return rc;
 }

@@ -25,8 +25,8 @@ SRC_fuzz_h2conn  := replication/h2conn.c replication/h2frame.c common/err.c
 SRC_fuzz_grpcmsg := replication/grpcmsg.c common/err.c $(BUILD)/proto/mom.pb.c
 SRC_fuzz_command := broker/command.c common/err.c $(BUILD)/proto/mom.pb.c
 SRC_fuzz_members := replication/peer_members.c common/err.c
-SRC_fuzz_peer_token := replication/peer_token.c token/jws.c common/err.c common/log.c \
-                       common/number.c common/base64.c
+SRC_fuzz_peer_token := replication/peer_token.c broker/cluster_token.c broker/jws.c common/err.c \
+                       common/log.c common/number.c common/base64.c
 SRC_fuzz_wal     := replication/wal.c common/crc32c.c common/err.c common/log.c
 SRC_fuzz_snapshot := broker/store.c broker/store_queue.c broker/store_topic.c \
                      broker/store_snapshot.c broker/render.c broker/reply.c broker/command.c \

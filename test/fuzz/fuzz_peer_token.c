@@ -1,11 +1,13 @@
 /* libFuzzer harness for the peer tokens (replication/peer_token) and the
- * shared JWT verifier under them (token/jws): arbitrary bytes never verify;
+ * shared JWT verifier under them (broker/jws, wired in as node_token_ops by
+ * broker/cluster_token as in momd): arbitrary bytes never verify;
  * a header and claims taken from the input and correctly HMAC-signed with
  * the cluster secret reach the header and claims parsers, and verify only
  * when they say HS256, aud "mom-peer", an exp ahead and sub "node:<id>"; a
  * token signed with the input as secret verifies to its node inside its
  * lifetime only.
  * SPDX-License-Identifier: MIT */
+#include "broker/cluster_token.h"
 #include "common/err.h"
 #include "replication/peer_token.h"
 
@@ -41,7 +43,7 @@ static size_t b64url(const uint8_t *in, size_t len, char *out)
 }
 
 /* header '\n' claims, both from the input, signed with SECRET. */
-static void signed_from_input(const struct jws_key *key, const uint8_t *data, size_t size)
+static void signed_from_input(const struct node_token_ops *key, const uint8_t *data, size_t size)
 {
     const uint8_t *nl = memchr(data, '\n', size);
     if (!nl || size > 600)
@@ -69,8 +71,9 @@ static void signed_from_input(const struct jws_key *key, const uint8_t *data, si
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static struct jws_key *key;
-    if (!key && peer_token_key_new(SECRET, &key) != MOM_OK)
+    static struct node_token_ops ops;
+    const struct node_token_ops *key = &ops;
+    if (!ops.verify && cluster_token_init(SECRET, &ops) != MOM_OK)
         abort();
     if (size > 4096)
         return 0;
@@ -84,15 +87,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *text = malloc(size + 1);
         memcpy(text, data, size);
         text[size] = '\0';
-        struct jws_key *k2 = NULL;
+        struct node_token_ops k2;
         char tok[PEER_TOKEN_MAX];
         uint32_t id = (uint32_t)data[0] + 1;
-        if (peer_token_key_new(text, &k2) == MOM_OK &&
-            peer_token_sign(k2, id, 1000, 60, tok, sizeof tok) > 0 &&
-            (peer_token_verify(k2, tok, strlen(tok), 1010, &c, &why) != MOM_OK || c.node_id != id ||
-             peer_token_verify(k2, tok, strlen(tok), 1061, &c, &why) == MOM_OK))
+        if (cluster_token_init(text, &k2) == MOM_OK &&
+            peer_token_sign(&k2, id, 1000, 60, tok, sizeof tok) > 0 &&
+            (peer_token_verify(&k2, tok, strlen(tok), 1010, &c, &why) != MOM_OK ||
+             c.node_id != id || peer_token_verify(&k2, tok, strlen(tok), 1061, &c, &why) == MOM_OK))
             abort(); /* valid inside its lifetime only */
-        peer_token_key_free(k2);
+        cluster_token_free(&k2);
         free(text);
     }
     return 0;

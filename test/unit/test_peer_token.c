@@ -1,4 +1,5 @@
-/* Unit tests for replication/peer_token on the shared verifier token/jws:
+/* Unit tests for replication/peer_token on the shared verifier broker/jws,
+ * wired in as node_token_ops by broker/cluster_token exactly as momd does:
  * a signed token verifies to its node inside its lifetime, with iat and exp
  * reported; expired, wrong secret, wrong or missing audience, a subject that
  * is not "node:<id>", a missing, stale or future iat, alg none, HS512 and
@@ -17,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "broker/cluster_token.h"
 #include "common/err.h"
 #include "replication/peer_token.h"
 
@@ -38,7 +40,7 @@ static char *sign(jwt_alg_t alg, const char *secret, const char *claims_json)
     return tok;
 }
 
-static int verify(const struct jws_key *k, const char *tok, uint64_t now,
+static int verify(const struct node_token_ops *k, const char *tok, uint64_t now,
                   struct peer_token_claims *c, const char **why)
 {
     return peer_token_verify(k, tok, strlen(tok), now, c, why);
@@ -47,8 +49,9 @@ static int verify(const struct jws_key *k, const char *tok, uint64_t now,
 static void test_round_trip(void **state)
 {
     (void)state;
-    struct jws_key *k = NULL;
-    assert_int_equal(peer_token_key_new(SECRET, &k), MOM_OK);
+    struct node_token_ops ops;
+    const struct node_token_ops *k = &ops;
+    assert_int_equal(cluster_token_init(SECRET, &ops), MOM_OK);
     char tok[PEER_TOKEN_MAX];
     int n = peer_token_sign(k, 7, NOW, PEER_TOKEN_TTL_S, tok, sizeof tok);
     assert_true(n > 0);
@@ -67,16 +70,22 @@ static void test_round_trip(void **state)
     /* too small a buffer */
     char small[16];
     assert_int_equal(peer_token_sign(k, 7, NOW, 60, small, sizeof small), MOM_ERR_TOO_LARGE);
-    peer_token_key_free(k);
-    assert_int_equal(peer_token_key_new("", &k), MOM_ERR_INVALID);
-    assert_null(k);
+    cluster_token_free(&ops);
+    assert_null(ops.arg);
+    assert_int_equal(cluster_token_init("", &ops), MOM_ERR_INVALID);
+    assert_null(ops.verify);
+    /* no ops: nothing is signed, everything is refused */
+    assert_int_equal(peer_token_sign(NULL, 7, NOW, 60, tok, sizeof tok), MOM_ERR_INVALID);
+    assert_int_equal(peer_token_sign(&ops, 7, NOW, 60, tok, sizeof tok), MOM_ERR_INVALID);
+    assert_int_equal(verify(&ops, "x.y.z", NOW, &c, &why), MOM_ERR_AUTH);
 }
 
 static void test_refusals(void **state)
 {
     (void)state;
-    struct jws_key *k = NULL;
-    assert_int_equal(peer_token_key_new(SECRET, &k), MOM_OK);
+    struct node_token_ops ops;
+    const struct node_token_ops *k = &ops;
+    assert_int_equal(cluster_token_init(SECRET, &ops), MOM_OK);
     char claims[256];
     snprintf(claims, sizeof claims, "{\"sub\":\"node:2\",\"aud\":\"mom-peer\",\"exp\":%llu}",
              (unsigned long long)(NOW + 60));
@@ -151,7 +160,7 @@ static void test_refusals(void **state)
     assert_int_equal(verify(k, big, NOW, &c, &why), MOM_ERR_AUTH);
     assert_int_equal(verify(k, "x.y.z", NOW, &c, &why), MOM_ERR_AUTH);
     assert_int_equal(verify(NULL, "x.y.z", NOW, &c, &why), MOM_ERR_AUTH);
-    peer_token_key_free(k);
+    cluster_token_free(&ops);
 }
 
 int main(void)

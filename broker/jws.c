@@ -5,7 +5,7 @@
  * forged token nor a stream of them reaches it. Owns: the key copies (the
  * secret is wiped on free) and the public key parsed once.
  * SPDX-License-Identifier: MIT */
-#include "token/jws.h"
+#include "broker/jws.h"
 
 #include "common/base64.h"
 #include "common/err.h"
