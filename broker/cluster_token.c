@@ -20,9 +20,8 @@ static int cluster_verify(void *arg, const struct node_token_rules *r, const cha
                           size_t len, uint64_t now_s, struct node_token_claims *out,
                           const char **why)
 {
-    struct jws_rules rules = {.audience = r->audience,
-                              .exp_leeway_s = r->exp_leeway_s,
-                              .nbf_leeway_s = r->nbf_leeway_s};
+    struct jws_rules rules = {
+        .audience = r->audience, .exp_leeway_s = r->exp_leeway_s, .nbf_leeway_s = r->nbf_leeway_s};
     struct jws_claims c;
     int rc = jws_verify(arg, &rules, token, len, now_s, &c, why);
     if (rc != MOM_OK)

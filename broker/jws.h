@@ -2,14 +2,17 @@
  * client authentication (broker/auth.c) and the peer tokens: replication/
  * reaches it only through the struct node_token_ops that
  * broker/cluster_token.c builds on it and server.c hands to
- * node_open_cluster, so replication/ never includes broker/. libjwt 1.10 lacks checks that matter,
- * so they are made here: the key is chosen by the algorithm the header names and that algorithm is
- * pinned to the key (HS256 for a secret; RS256 or ES256 by the public key's type), so `alg: none`
- * and HS/RS confusion fail; a header with `crit` fails; the signature is checked with OpenSSL first
- * (HMAC compared in constant time, RS/ES with the key parsed once) and only genuine tokens reach
- * jwt_decode; claims: exp required, exp/nbf with a leeway, iss and aud when the rules name them. A
- * jwt_t and a cJSON never leave jws.c. A key is read-only after jws_key_new, so any thread may
- * verify with it. SPDX-License-Identifier: MIT */
+ * node_open_cluster, so replication/ never includes broker/. libjwt 1.10
+ * lacks checks that matter, so they are made here: the key is chosen by the
+ * algorithm the header names and that algorithm is pinned to the key (HS256
+ * for a secret; RS256 or ES256 by the public key's type), so `alg: none` and
+ * HS/RS confusion fail; a header with `crit` fails; the signature is checked
+ * with OpenSSL first (HMAC compared in constant time, RS/ES with the key
+ * parsed once) and only genuine tokens reach jwt_decode; claims: exp
+ * required, exp/nbf with a leeway, iss and aud when the rules name them. A
+ * jwt_t and a cJSON never leave jws.c. A key is read-only after jws_key_new,
+ * so any thread may verify with it.
+ * SPDX-License-Identifier: MIT */
 #ifndef MOM_BROKER_JWS_H
 #define MOM_BROKER_JWS_H
 

@@ -41,7 +41,7 @@ SRC_fuzz_query   := broker/http_parse.c broker/router.c broker/api_error.c commo
                     common/base64.c common/err.c
 SRC_fuzz_http_body := broker/http_parse.c broker/router.c broker/api_error.c common/number.c \
                       common/base64.c common/err.c
-SRC_fuzz_jws     := token/jws.c common/err.c common/log.c common/number.c common/base64.c
+SRC_fuzz_jws     := broker/jws.c common/err.c common/log.c common/number.c common/base64.c
 LIB_fuzz_headers := -lnghttp2
 LIB_fuzz_h2conn  := -lnghttp2
 LIB_fuzz_grpcmsg := -l:libprotobuf-nanopb.a

@@ -1,4 +1,4 @@
-/* libFuzzer harness for the JWT parsing that needs no key (token/jws): the
+/* libFuzzer harness for the JWT parsing that needs no key (broker/jws): the
  * segment split and JOSE header read that run before any signature check
  * (jws_parse), and the claims check (jws_check_claims) fed the input both
  * as a raw claims segment and base64url-encoded, so the JSON parser behind
@@ -7,8 +7,8 @@
  * the future, iss and aud as required, sub bounded), and that the whole
  * verifier never crashes on the same bytes.
  * SPDX-License-Identifier: MIT */
+#include "broker/jws.h"
 #include "common/err.h"
-#include "token/jws.h"
 
 #include <stdint.h>
 #include <stdlib.h>
