@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "broker/cluster_token.h"
 #include "common/err.h"
 #include "replication/node.h"
 #include "replication/peer.h"
@@ -356,7 +357,9 @@ static int damaged_dirs(const char *dir, char *name, size_t size)
     return count;
 }
 
-static struct peer *make_peer(struct event_base *base, uint32_t members, struct peer_member *m)
+/* tokens: the cluster secret's, as momd wires them (they outlive the peer). */
+static struct peer *make_peer(struct event_base *base, uint32_t members, struct peer_member *m,
+                              const struct node_token_ops *tokens)
 {
     for (uint32_t i = 0; i < members; i++) {
         m[i] = (struct peer_member){.id = i + 1, .port = 9};
@@ -367,7 +370,7 @@ static struct peer *make_peer(struct event_base *base, uint32_t members, struct 
                              .listen_addr = "127.0.0.1:0",
                              .members = m,
                              .n_members = members,
-                             .cluster_secret = "unit-test-secret-0123456789abcdef"};
+                             .tokens = tokens};
     struct peer *p = NULL;
     assert_int_equal(peer_new(base, &pc, &p), MOM_OK);
     return p;
@@ -382,8 +385,10 @@ static void test_damaged_storage_moved_aside_in_a_cluster_of_three(void **state)
     struct event_base *base = event_base_new();
     assert_non_null(base);
     event_base_priority_init(base, 3);
+    struct node_token_ops tokens;
+    assert_int_equal(cluster_token_init("unit-test-secret-0123456789abcdef", &tokens), MOM_OK);
     struct peer_member m[3];
-    struct peer *p = make_peer(base, 3, m);
+    struct peer *p = make_peer(base, 3, m, &tokens);
     struct node_config cfg = {.data_dir = dir,
                               .node_id = 1,
                               .n_members = 3,
@@ -404,7 +409,7 @@ static void test_damaged_storage_moved_aside_in_a_cluster_of_three(void **state)
 
     /* The new storage is sound: a restart does not repair again and still
      * abstains (it has not caught up). */
-    p = make_peer(base, 3, m);
+    p = make_peer(base, 3, m, &tokens);
     cfg.peer = p;
     struct app b = {0};
     assert_int_equal(node_open(base, &cfg, &callbacks, &b, &n), MOM_OK);
@@ -413,6 +418,7 @@ static void test_damaged_storage_moved_aside_in_a_cluster_of_three(void **state)
     assert_int_equal(damaged_dirs(dir, name, sizeof name), 1);
     node_close(n);
     peer_free(p);
+    cluster_token_free(&tokens);
     event_base_free(base);
     remove_dir(dir);
 }
@@ -430,8 +436,10 @@ static void test_damaged_storage_refused_below_three(void **state)
     struct app a = {0};
     struct node *n = NULL;
     assert_int_equal(node_open(base, &cfg, &callbacks, &a, &n), MOM_ERR_CORRUPT);
+    struct node_token_ops tokens;
+    assert_int_equal(cluster_token_init("unit-test-secret-0123456789abcdef", &tokens), MOM_OK);
     struct peer_member m[2];
-    struct peer *p = make_peer(base, 2, m);
+    struct peer *p = make_peer(base, 2, m, &tokens);
     cfg.node_id = 1;
     cfg.n_members = 2;
     cfg.peer = p;
@@ -446,6 +454,7 @@ static void test_damaged_storage_refused_below_three(void **state)
     fclose(f);
     assert_string_equal(text, "garbage\n"); /* untouched */
     peer_free(p);
+    cluster_token_free(&tokens);
     event_base_free(base);
     remove_dir(dir);
 }
