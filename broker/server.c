@@ -868,16 +868,11 @@ static int load_or_create_secret(const char *data_dir, char *out, size_t outlen,
         return MOM_ERR_IO;
     for (size_t i = 0; i < sizeof raw; i++)
         snprintf(out + 2 * i, 3, "%02x", raw[i]);
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0)
-        return MOM_ERR_IO;
-    size_t len = strlen(out);
-    bool ok = write(fd, out, len) == (ssize_t)len && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
-    close(fd);
-    if (!ok || rename(tmp, path) != 0)
-        return MOM_ERR_IO;
+    char line[80];
+    int n = snprintf(line, sizeof line, "%s\n", out);
+    int rc = fs_write_private(path, line, (size_t)n);
+    if (rc != MOM_OK)
+        return rc;
     *created = true;
     return MOM_OK;
 }
@@ -899,8 +894,6 @@ static char *read_file(const char *path, size_t *len)
 
 static int setup_auth(struct server *s, const struct config *cfg)
 {
-    static char generated[128];
-    (void)generated;
     char secret[1024];
     bool created = false, from_file = false;
     if (cfg->jwt_secret[0]) {
@@ -945,13 +938,22 @@ static int setup_auth(struct server *s, const struct config *cfg)
         return rc;
     }
     if (from_file) {
+        /* A ready-made admin token for a node whose secret it generated
+         * (make run), written to a private file: tokens never go to a log. */
         char *token;
         uint64_t expires;
         if (auth_issue(s->auth, "admin", true, clock_wall_ms() / 1000, &token, &expires) ==
             MOM_OK) {
-            log_info("%s JWT secret in %s/jwt-secret; admin token: %s",
-                     created ? "generated a" : "using the", cfg->data_dir, token);
+            char path[1100];
+            snprintf(path, sizeof path, "%s/admin-token", cfg->data_dir);
+            int wrc = fs_write_private(path, token, strlen(token));
             free(token);
+            if (wrc == MOM_OK)
+                log_info("%s JWT secret in %s/jwt-secret; an admin token (valid %llu s) is in %s",
+                         created ? "generated a" : "using the", cfg->data_dir,
+                         (unsigned long long)cfg->token_ttl_s, path);
+            else
+                log_warn("cannot write %s: %s", path, mom_strerror(wrc));
         }
     }
     return auth_password_hash("dummy-password", 14, s->dummy_hash, sizeof s->dummy_hash);

@@ -1,4 +1,4 @@
-/* mkdir -p and directory fsync (see fsutil.h).
+/* mkdir -p, directory fsync and private-file replacement (see fsutil.h).
  * SPDX-License-Identifier: MIT */
 #include "common/fsutil.h"
 
@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -35,5 +36,37 @@ int fs_fsync_dir(const char *dir)
         return MOM_ERR_IO;
     int rc = fsync(fd) == 0 ? MOM_OK : mom_err_from_errno(errno);
     close(fd);
+    return rc;
+}
+
+int fs_write_private(const char *path, const void *data, size_t len)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+        return MOM_ERR_TOO_LARGE;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return MOM_ERR_IO;
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int rc = n < 0 ? mom_err_from_errno(errno) : MOM_ERR_IO;
+            close(fd);
+            unlink(tmp);
+            return rc;
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    int rc = fsync(fd) == 0 ? MOM_OK : mom_err_from_errno(errno);
+    close(fd);
+    if (rc == MOM_OK && rename(tmp, path) != 0)
+        rc = mom_err_from_errno(errno);
+    if (rc != MOM_OK)
+        unlink(tmp);
     return rc;
 }

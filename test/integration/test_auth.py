@@ -378,9 +378,13 @@ def test_generated_secret_and_admin_token(momd_factory):
     with open(path, "rb") as f:
         secret_bytes = f.read()
     assert len(secret_bytes.strip()) >= 16
-    found = re.search(r"admin token: (\S+)", m.stderr_text())
-    assert found, m.stderr_tail()
-    tok = found.group(1)
+    # the ready-made admin token is in a private file, never in the log
+    token_path = os.path.join(m.data_dir, "admin-token")
+    assert stat.S_IMODE(os.stat(token_path).st_mode) == 0o600
+    with open(token_path) as f:
+        tok = f.read().strip()
+    assert tok and tok not in m.stderr_text(), m.stderr_tail()
+    assert "admin token (valid" in m.stderr_text(), m.stderr_tail()
     r = get_queues(m, tok)
     assert r.status_code == 200, r.text
     # registered users work on such a node too
