@@ -211,6 +211,11 @@ static void on_snapshot_child(evutil_socket_t fd, short what, void *arg)
                  mom_strerror(rc));
     log_info("snapshot written at index %" PRIu64 "; log now %" PRIu64 " bytes", n->snapshot_index,
              wal_disk_bytes(n->wal));
+    /* Entries applied while this child ran may call for the next snapshot
+     * already; the pump checks only after a Ready, and an idle node has
+     * none, so check here too. */
+    if (!n->startup && node_snapshot_due(n))
+        node_snapshot_take(n);
 }
 
 /* Snapshots are written by a forked child from its copy-on-write image of
