@@ -527,6 +527,7 @@ static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
     server_conn_request_done(rc);
     wait_unlink(rc);
     hasher_cancel(rc->hash_job);
+    rc->hash_job = NULL; /* a cancelled job is freed by the hasher */
     if (rc->proposal)
         return; /* its answer arrives on apply and is sent as it is */
     handlers_retry_wait(rc, true);
@@ -635,6 +636,7 @@ static evhtp_res on_request_fini(evhtp_request_t *req, void *arg)
     server_conn_request_done(rc);
     wait_unlink(rc);
     hasher_cancel(rc->hash_job);
+    rc->hash_job = NULL; /* a cancelled job is freed by the hasher */
     if (rc->proposal)
         rc->proposal->rc = NULL;
     if (rc->timer)

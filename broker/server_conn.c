@@ -227,27 +227,31 @@ static void scan_head(struct client_conn *cc, struct evbuffer *buf, size_t from)
     struct evbuffer_ptr pos;
     if (evbuffer_ptr_set(buf, &pos, from, EVBUFFER_PTR_SET) != 0)
         return;
-    struct evbuffer_iovec vec[8];
-    int n = evbuffer_peek(buf, -1, &pos, vec, 8);
-    if (n > 8)
-        n = 8; /* the rest is scanned when more arrives or times out */
     char message[128];
-    for (int v = 0; v < n; v++) {
-        switch (scan_bytes(cc, vec[v].iov_base, vec[v].iov_len)) {
-        case HEAD_MORE: continue;
-        case HEAD_DONE: cc->phase = CONN_BODY; return;
-        case HEAD_URL_TOO_LONG:
-            snprintf(message, sizeof message, "the request target is longer than %llu bytes",
-                     (unsigned long long)cfg->max_url_bytes);
-            refuse(cc, API_ERR_URI_TOO_LONG, "URI Too Long", message);
-            return;
-        case HEAD_TOO_LARGE:
-            snprintf(message, sizeof message,
-                     "the request line and headers are larger than %llu bytes",
-                     (unsigned long long)cfg->max_header_bytes);
-            refuse(cc, API_ERR_HEADER_TOO_LARGE, "Request Header Fields Too Large", message);
-            return;
+    for (;;) { /* eight chains at a time, to the end of what has arrived */
+        struct evbuffer_iovec vec[8];
+        int n = evbuffer_peek(buf, -1, &pos, vec, 8);
+        int use = n > 8 ? 8 : n;
+        size_t scanned = 0;
+        for (int v = 0; v < use; v++) {
+            switch (scan_bytes(cc, vec[v].iov_base, vec[v].iov_len)) {
+            case HEAD_MORE: scanned += vec[v].iov_len; continue;
+            case HEAD_DONE: cc->phase = CONN_BODY; return;
+            case HEAD_URL_TOO_LONG:
+                snprintf(message, sizeof message, "the request target is longer than %llu bytes",
+                         (unsigned long long)cfg->max_url_bytes);
+                refuse(cc, API_ERR_URI_TOO_LONG, "URI Too Long", message);
+                return;
+            case HEAD_TOO_LARGE:
+                snprintf(message, sizeof message,
+                         "the request line and headers are larger than %llu bytes",
+                         (unsigned long long)cfg->max_header_bytes);
+                refuse(cc, API_ERR_HEADER_TOO_LARGE, "Request Header Fields Too Large", message);
+                return;
+            }
         }
+        if (n <= 8 || evbuffer_ptr_set(buf, &pos, scanned, EVBUFFER_PTR_ADD) != 0)
+            return;
     }
 }
 

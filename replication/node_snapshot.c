@@ -220,6 +220,8 @@ static void on_snapshot_child(evutil_socket_t fd, short what, void *arg)
 
 /* Snapshots are written by a forked child from its copy-on-write image of
  * the state (as redis BGSAVE does), so the loop never stalls on them. */
+static void abandon_child(struct node *n);
+
 void node_snapshot_take(struct node *n)
 {
     if (n->snap_pid)
@@ -263,8 +265,10 @@ void node_snapshot_take(struct node *n)
     n->snap_pipe = fds[0];
     n->snap_ev = event_new(n->base, fds[0], EV_READ | EV_PERSIST, on_snapshot_child, n);
     if (!n->snap_ev || event_add(n->snap_ev, NULL) != 0) {
+        /* unwatched, it would never be reaped and no later snapshot would
+         * start: kill, reap and forget it now */
         log_error("snapshot: cannot watch the child");
-        kill(pid, SIGKILL);
+        abandon_child(n);
     }
 }
 
