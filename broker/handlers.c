@@ -184,6 +184,19 @@ static void handle_register(struct request_ctx *rc)
     server_pause(rc);
 }
 
+/* The key of a username's failure budget: the name and the client address
+ * together, so that someone else's failures for a name never refuse its
+ * owner at another address (the address budget bounds one source's tries
+ * over all names). */
+#define LOGIN_KEY_MAX (sizeof((struct request_ctx *)0)->login_user + SERVER_ADDR_KEY_MAX)
+static size_t login_key(const char *user, size_t ulen, const uint8_t *addr, size_t addr_len,
+                        uint8_t out[LOGIN_KEY_MAX])
+{
+    memcpy(out, user, ulen + 1); /* with its NUL: names cannot run into the address */
+    memcpy(out + ulen + 1, addr, addr_len);
+    return ulen + 1 + addr_len;
+}
+
 static void send_login_limited(struct request_ctx *rc, uint64_t wait_ms)
 {
     char secs[24];
@@ -198,19 +211,19 @@ static void on_login_checked(void *arg, int result, const char *hash)
     struct request_ctx *rc = arg;
     struct server *s = rc->srv;
     rc->hash_job = NULL;
-    uint8_t addr[SERVER_ADDR_KEY_MAX];
+    uint8_t addr[SERVER_ADDR_KEY_MAX], ukey[LOGIN_KEY_MAX];
     size_t addr_len = server_client_addr(rc, addr);
-    size_t ulen = strlen(rc->login_user);
+    size_t ukey_len = login_key(rc->login_user, strlen(rc->login_user), addr, addr_len, ukey);
     uint64_t now = clock_mono_ms();
     /* The user may have gone while the hash ran. */
     bool ok = result == MOM_OK && store_user_password_hash(s->store, rc->login_user);
     if (!ok) {
-        ratelimit_fail(s->login_by_user, rc->login_user, ulen, now);
+        ratelimit_fail(s->login_by_user, ukey, ukey_len, now);
         ratelimit_fail(s->login_by_addr, addr, addr_len, now);
         server_fail(rc, API_ERR_INVALID_CREDENTIALS, "unknown user or wrong password");
         return;
     }
-    ratelimit_clear(s->login_by_user, rc->login_user, ulen);
+    ratelimit_clear(s->login_by_user, ukey, ukey_len);
     char *token;
     uint64_t expires_in;
     if (auth_issue(s->auth, rc->login_user, auth_is_admin_user(s->auth, rc->login_user),
@@ -224,9 +237,10 @@ static void on_login_checked(void *arg, int result, const char *hash)
     send_reply_and_free(rc, &r);
 }
 
-/* Failed logins are limited per username and per client address (429 with
- * Retry-After, decided before any hashing). Names and addresses without
- * recent failures go to the hasher's urgent lane, ahead of a flood. */
+/* Failed logins are limited per username at an address and per client
+ * address (429 with Retry-After, decided before any hashing). Names and
+ * addresses without recent failures go to the hasher's urgent lane, ahead
+ * of a flood. */
 static void handle_token(struct request_ctx *rc)
 {
     struct server *s = rc->srv;
@@ -237,18 +251,18 @@ static void handle_token(struct request_ctx *rc)
         server_send_parse_error(rc, &err);
         return;
     }
-    uint8_t addr[SERVER_ADDR_KEY_MAX];
+    uint8_t addr[SERVER_ADDR_KEY_MAX], ukey[LOGIN_KEY_MAX];
     size_t addr_len = server_client_addr(rc, addr);
-    size_t ulen = strlen(rc->login_user);
+    size_t ukey_len = login_key(rc->login_user, strlen(rc->login_user), addr, addr_len, ukey);
     uint64_t now = clock_mono_ms();
-    uint64_t wait_user = ratelimit_wait_ms(s->login_by_user, rc->login_user, ulen, now);
+    uint64_t wait_user = ratelimit_wait_ms(s->login_by_user, ukey, ukey_len, now);
     uint64_t wait_addr = ratelimit_wait_ms(s->login_by_addr, addr, addr_len, now);
     if (wait_user || wait_addr) {
         free(password);
         send_login_limited(rc, wait_user > wait_addr ? wait_user : wait_addr);
         return;
     }
-    bool urgent = !ratelimit_suspect(s->login_by_user, rc->login_user, ulen, now) &&
+    bool urgent = !ratelimit_suspect(s->login_by_user, ukey, ukey_len, now) &&
                   !ratelimit_suspect(s->login_by_addr, addr, addr_len, now);
     const char *stored = store_user_password_hash(s->store, rc->login_user);
     /* Hash even for unknown users so that timing does not tell them apart. */

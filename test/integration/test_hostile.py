@@ -117,6 +117,20 @@ def test_login_flood_does_not_stall_publishes(momd, alice):
     assert sorted(drain(alice, "flood", 300)) == sorted(ids)
 
 
+def login_from(source_ip, momd, username, password):
+    """POST /v1/auth/token from another loopback source address."""
+    host, port = momd.host_port()
+    conn = http.client.HTTPConnection(host, port, timeout=10, source_address=(source_ip, 0))
+    try:
+        conn.request("POST", "/v1/auth/token",
+                     body=json.dumps({"username": username, "password": password}),
+                     headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        conn.close()
+
+
 def test_login_limit_is_per_username_and_lifts(momd):
     c = Client(momd)
     r = c.post("/v1/auth/users", json={"username": "carol", "password": "right-password"},
@@ -134,6 +148,10 @@ def test_login_limit_is_per_username_and_lifts(momd):
     r = c.post("/v1/auth/token", json={"username": "dave", "password": "wrong-pass"},
                auth=False)
     assert_error(r, 401, "invalid_credentials")
+    # Nor is carol herself at another address: someone else's failures for
+    # her name do not lock her out (the budget is per name and address).
+    status, body = login_from("127.0.0.2", momd, "carol", "right-password")
+    assert status == 200 and "access_token" in body, (status, body)
     # One more try per 2 s once the burst is spent.
     time.sleep(2.1)
     r = c.post("/v1/auth/token", json={"username": "carol", "password": "right-password"},
