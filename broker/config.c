@@ -94,7 +94,7 @@ static const struct option_def options[] = {
     NUM(OPT_U64, hash_threads, "--hash-threads", "MOM_HASH_THREADS",
         "password hashing helper threads (1; 1..4)"),
     NUM(OPT_U64, login_failures, "--login-failures", "MOM_LOGIN_FAILURES",
-        "failed logins of one username before 429; then one try every 2 s (5)"),
+        "failed logins of one username from one address before 429; then one try every 2 s (5)"),
     NUM(OPT_U64, login_addr_failures, "--login-addr-failures", "MOM_LOGIN_ADDR_FAILURES",
         "failed logins from one client address before 429; then one try every 200 ms (50)"),
     STR(config_file, "--config", "MOM_CONFIG", "config file of KEY=VALUE lines (env names)"),

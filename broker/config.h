@@ -51,7 +51,7 @@ struct config {
     uint64_t max_header_bytes;    /* request line + headers (431 above) */
     uint64_t max_url_bytes;       /* request target (414 above) */
     uint64_t hash_threads;        /* password hashing helper threads */
-    uint64_t login_failures;      /* failed logins per username before 429 */
+    uint64_t login_failures;      /* failed logins per username and address before 429 */
     uint64_t login_addr_failures; /* failed logins per client address before 429 */
     char config_file[1024];
     bool help;

@@ -39,7 +39,7 @@
 
 /* Password checks waiting for the hasher beyond this are answered 503. */
 #define HASHER_MAX_PENDING 256u
-/* Failed-login budgets: after MOM_LOGIN_FAILURES (per username) or
+/* Failed-login budgets: after MOM_LOGIN_FAILURES (per username at an address) or
  * MOM_LOGIN_ADDR_FAILURES (per address) failures in a row, one more try
  * per period. Each table keeps at most this many keys. */
 #define LOGIN_USER_PERIOD_MS 2000u
