@@ -504,12 +504,21 @@ static void pump(struct node *n)
     }
 }
 
+/* The pump runs at the lowest priority so that one Ready carries a whole
+ * loop turn; but while client sockets always have input (a flood), the
+ * lowest priority never gets the loop. A kick therefore also arms a
+ * deadline at the highest priority that runs the pump after
+ * NODE_KICK_DEADLINE_US if the kick has not run by then. */
+#define NODE_KICK_DEADLINE_US 1000
+
 static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct node *n = arg;
     n->kicked = false;
+    event_del(n->kick_ev); /* whichever of the two ran, the other is moot */
+    event_del(n->kick_deadline_ev);
     pump(n);
 }
 
@@ -518,6 +527,8 @@ void node_kick(struct node *n)
     if (!n->kicked && n->kick_ev) {
         n->kicked = true;
         event_active(n->kick_ev, EV_WRITE, 0);
+        struct timeval tv = {0, NODE_KICK_DEADLINE_US};
+        event_add(n->kick_deadline_ev, &tv);
     }
 }
 
@@ -721,11 +732,12 @@ static int setup_events(struct node *n)
     if (rc != MOM_OK)
         return rc;
     n->kick_ev = event_new(n->base, -1, 0, on_kick, n);
+    n->kick_deadline_ev = evtimer_new(n->base, on_kick, n);
     n->release_ev = event_new(n->base, -1, 0, on_release, n);
     n->sync_done_ev =
         event_new(n->base, syncer_event_fd(n->syncer), EV_READ | EV_PERSIST, on_sync_done, n);
     n->tick_ev = event_new(n->base, -1, EV_PERSIST, on_tick, n);
-    if (!n->kick_ev || !n->release_ev || !n->sync_done_ev || !n->tick_ev)
+    if (!n->kick_ev || !n->kick_deadline_ev || !n->release_ev || !n->sync_done_ev || !n->tick_ev)
         return MOM_ERR_NOMEM;
     /* Lowest priority: the pump runs after the turn's client callbacks, so
      * one Ready (one write, one sync) carries the whole turn. */
@@ -733,6 +745,7 @@ static int setup_events(struct node *n)
     if (nprio > 1) {
         event_priority_set(n->kick_ev, nprio - 1);
         event_priority_set(n->release_ev, nprio - 1);
+        event_priority_set(n->kick_deadline_ev, 0);
     }
     event_add(n->sync_done_ev, NULL);
     struct timeval tv = {(time_t)(n->tick_ms / 1000), (suseconds_t)(n->tick_ms % 1000) * 1000};
@@ -960,6 +973,8 @@ void node_close(struct node *n)
     node_read_close(n);
     if (n->kick_ev)
         event_free(n->kick_ev);
+    if (n->kick_deadline_ev)
+        event_free(n->kick_deadline_ev);
     if (n->release_ev)
         event_free(n->release_ev);
     if (n->sync_done_ev)

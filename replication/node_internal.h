@@ -134,7 +134,8 @@ struct node {
     struct wal *wal;
     struct syncer *syncer;
     struct event *kick_ev;
-    struct event *release_ev; /* frees compacted entries a slice per turn */
+    struct event *kick_deadline_ev; /* runs the pump if kick_ev was passed over */
+    struct event *release_ev;       /* frees compacted entries a slice per turn */
     struct event *sync_done_ev;
     struct event *everysec_ev;
     struct event *tick_ev;
