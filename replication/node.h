@@ -21,7 +21,10 @@
  * least 2 priorities (event_base_priority_init before node_open; momd uses
  * 3) and register client events at a higher one (a lower number, e.g. the
  * default npriorities / 2). With a single priority it still works, but a
- * batch may close before the turn's clients have proposed.
+ * batch may close before the turn's clients have proposed. Because a lower
+ * priority runs only when no higher one is active, a kick also arms a 1 ms
+ * timer at priority 0 that runs the pump if client input kept it waiting
+ * (a flood of always-ready sockets would otherwise starve every commit).
  * SPDX-License-Identifier: MIT */
 #ifndef MOM_REPLICATION_NODE_H
 #define MOM_REPLICATION_NODE_H
