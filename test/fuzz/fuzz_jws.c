@@ -9,6 +9,7 @@
  * SPDX-License-Identifier: MIT */
 #include "broker/jws.h"
 #include "common/err.h"
+#include "test/fuzz/b64url.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,26 +19,6 @@
 #define LEEWAY 30u
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static size_t b64url(const uint8_t *in, size_t len, char *out)
-{
-    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < len)
-            v |= in[i + 2];
-        out[o++] = al[(v >> 18) & 63];
-        out[o++] = al[(v >> 12) & 63];
-        if (i + 1 < len)
-            out[o++] = al[(v >> 6) & 63];
-        if (i + 2 < len)
-            out[o++] = al[v & 63];
-    }
-    return o;
-}
 
 static void check_parts(const char *tok, size_t len)
 {
