@@ -1,6 +1,7 @@
 # libFuzzer harnesses of every parser (test/fuzz/fuzz_*.c): the peer
 # channel's, the log's Command, Raft message, WAL and snapshot codecs, the
-# REST router, query-string and body parsers and the JWT parsing, built with
+# REST router, query-string and body parsers, the stream position parsers
+# (from, RFC 3339 times, Last-Event-ID) and the JWT parsing, built with
 # clang -fsanitize=fuzzer,address,undefined from the sources they need (plus
 # the nanopb code, generated into $(BUILD)/proto as the main Makefile does). `fuzz-run` runs each for FUZZ_SECONDS on its seed corpus in
 # test/fuzz/corpus/<harness>/ (read only; new inputs go to
@@ -42,6 +43,7 @@ SRC_fuzz_query   := broker/http_parse.c broker/router.c broker/api_error.c commo
 SRC_fuzz_http_body := broker/http_parse.c broker/router.c broker/api_error.c common/number.c \
                       common/base64.c common/err.c
 SRC_fuzz_jws     := broker/jws.c common/err.c common/log.c common/number.c common/base64.c
+SRC_fuzz_stream_params := broker/stream_params.c common/clock.c
 LIB_fuzz_headers := -lnghttp2
 LIB_fuzz_h2conn  := -lnghttp2
 LIB_fuzz_grpcmsg := -l:libprotobuf-nanopb.a
