@@ -168,12 +168,13 @@ bench: deps-bench
 	@$(MAKE) --no-print-directory all $(BENCH_BIN) $(BUILD)/bench/momd_nometrics
 	$(PYTHON) test/bench/run_bench.py --momd $(abspath $(BUILD)/momd) --bench-dir $(abspath $(BUILD)/bench)
 
-# Fault runs on a real 3-node cluster (test/chaos/run.py says what is checked):
-# CHAOS_SECONDS of faults per scenario, CHAOS_SEED (default: the time, printed).
+# Fault runs on real clusters (test/chaos/run.py says what is checked):
+# CHAOS_SECONDS of faults per scenario, CHAOS_SEED (default: the time,
+# printed), CHAOS_ARGS (e.g. --ci for the short run's scenarios, --scenario X).
 chaos: deps-test $(BUILD)/momd
-	$(PYTHON) -m pytest -q -p no:cacheprovider test/chaos/test_check.py
+	$(PYTHON) -m pytest -q -p no:cacheprovider test/chaos/
 	MOMD=$(abspath $(BUILD)/momd) $(PYTHON) test/chaos/run.py --seconds $${CHAOS_SECONDS:-60} \
-	    $${CHAOS_SEED:+--seed $$CHAOS_SEED} --workdir $(abspath $(BUILD))/chaos
+	    $${CHAOS_SEED:+--seed $$CHAOS_SEED} --workdir $(abspath $(BUILD))/chaos $${CHAOS_ARGS:-}
 
 cluster: deps-build $(BUILD)/momd
 	deploy/local-cluster.sh start $${CLUSTER_DIR:-$(abspath $(BUILD)/cluster)}
