@@ -31,6 +31,7 @@ static const struct {
     [API_ERR_UNAVAILABLE] = {503, "unavailable"},
     [API_ERR_STORAGE_UNAVAILABLE] = {503, "storage_unavailable"},
     [API_ERR_STORAGE_FULL] = {507, "storage_unavailable"},
+    [API_ERR_HTTP_VERSION] = {505, "http_version_not_supported"},
 };
 
 int api_error_status(enum api_error e)

@@ -33,6 +33,7 @@ enum api_error {
     API_ERR_UNAVAILABLE,            /* 503 unavailable: no leader, no quorum, no memory */
     API_ERR_STORAGE_UNAVAILABLE,    /* 503 storage_unavailable: the log cannot be made durable */
     API_ERR_STORAGE_FULL,           /* 507 storage_unavailable: the disk is full */
+    API_ERR_HTTP_VERSION,           /* 505 http_version_not_supported: a stream over HTTP/1.0 */
     API_ERR_COUNT
 };
 

@@ -404,6 +404,7 @@ static int error_text(const struct request_ctx *rc, int status, const char *code
         snprintf(text, len, "Cabeceras demasiado grandes");
         return status;
     case API_ERR_NOT_APPLIED: snprintf(text, len, "La operación no se pudo aplicar"); return status;
+    case API_ERR_HTTP_VERSION: snprintf(text, len, "Se requiere HTTP/1.1"); return status;
     case API_ERR_UNAVAILABLE:
     case API_ERR_STORAGE_UNAVAILABLE:
     case API_ERR_STORAGE_FULL:

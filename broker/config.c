@@ -97,6 +97,12 @@ static const struct option_def options[] = {
         "failed logins of one username from one address before 429; then one try every 2 s (5)"),
     NUM(OPT_U64, login_addr_failures, "--login-addr-failures", "MOM_LOGIN_ADDR_FAILURES",
         "failed logins from one client address before 429; then one try every 200 ms (50)"),
+    NUM(OPT_U64, max_streams, "--max-streams", "MOM_MAX_STREAMS",
+        "open event streams of this node; more are answered 503 (10000)"),
+    NUM(OPT_U64, sse_heartbeat_ms, "--sse-heartbeat-ms", "MOM_SSE_HEARTBEAT_MS",
+        "a keep-alive comment on an idle event stream this often (15000; 10..3600000)"),
+    NUM(OPT_U64, sse_max_buffer, "--sse-max-buffer", "MOM_SSE_MAX_BUFFER",
+        "bytes queued to one event stream before it is paused (1048576; 4096..1073741824)"),
     STR(config_file, "--config", "MOM_CONFIG", "config file of KEY=VALUE lines (env names)"),
 };
 
@@ -128,6 +134,9 @@ void config_defaults(struct config *cfg)
     cfg->hash_threads = 1;
     cfg->login_failures = 5;
     cfg->login_addr_failures = 50;
+    cfg->max_streams = 10000;
+    cfg->sse_heartbeat_ms = 15000;
+    cfg->sse_max_buffer = 1u << 20;
 }
 
 const char *config_fsync_name(enum fsync_policy p)
@@ -377,6 +386,9 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
         {"MOM_HASH_THREADS", offsetof(struct config, hash_threads), 1, 4},
         {"MOM_LOGIN_FAILURES", offsetof(struct config, login_failures), 1, 1000000},
         {"MOM_LOGIN_ADDR_FAILURES", offsetof(struct config, login_addr_failures), 1, 1000000},
+        {"MOM_MAX_STREAMS", offsetof(struct config, max_streams), 1, 1000000},
+        {"MOM_SSE_HEARTBEAT_MS", offsetof(struct config, sse_heartbeat_ms), 10, 3600000},
+        {"MOM_SSE_MAX_BUFFER", offsetof(struct config, sse_max_buffer), 4096, 1u << 30},
     };
     for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
         uint64_t v = *(const uint64_t *)(const void *)((const char *)cfg + ranges[i].offset);

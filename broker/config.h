@@ -53,6 +53,10 @@ struct config {
     uint64_t hash_threads;        /* password hashing helper threads */
     uint64_t login_failures;      /* failed logins per username and address before 429 */
     uint64_t login_addr_failures; /* failed logins per client address before 429 */
+    /* streams (Server-Sent Events) */
+    uint64_t max_streams;      /* open streams of this node; 503 above */
+    uint64_t sse_heartbeat_ms; /* ": keep-alive" while a stream is idle */
+    uint64_t sse_max_buffer;   /* bytes queued to one stream before it is paused */
     char config_file[1024];
     bool help;
 };

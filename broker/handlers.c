@@ -8,6 +8,8 @@
 #include "broker/metrics.h"
 #include "broker/render.h"
 #include "broker/server_internal.h"
+#include "broker/stream.h"
+#include "broker/stream_topic.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/ratelimit.h"
@@ -112,7 +114,8 @@ static void handle_metrics(struct request_ctx *rc)
         .node = s->node,
         .node_id = s->cfg->node_id,
         .connections = s->nconns, /* what MOM_MAX_CONNECTIONS counts */
-        .streams = 0,             /* no streaming route is served yet */
+        .streams = stream_hub_count(s->streams),
+        .stream_queued_bytes = stream_hub_queued_bytes(s->streams),
     };
     for (const struct request_ctx *w = s->waiters; w; w = w->wnext)
         src.long_polls++;
@@ -696,6 +699,8 @@ static bool uses_local_state(const struct request_ctx *rc)
     case ROUTE_SUBSCRIPTION_GET:
     case ROUTE_SUBSCRIPTION_READ:
     case ROUTE_USER_SUBSCRIPTIONS:
+    case ROUTE_TOPIC_STREAM: /* served from this node's applied state */
+    case ROUTE_SUBSCRIPTION_STREAM:
     case ROUTE_QUEUE_RECEIVE: /* an empty or unknown queue is answered locally */
     case ROUTE_AUTH_TOKEN: /* the stored password hash */ return true;
     case ROUTE_QUEUE_ACK:
@@ -759,6 +764,8 @@ void handlers_dispatch(struct request_ctx *rc)
     case ROUTE_SUBSCRIPTION_READ: handle_topic_read(rc, true); return;
     case ROUTE_SUBSCRIPTION_ACK: handle_subscription_ack(rc); return;
     case ROUTE_USER_SUBSCRIPTIONS: store_list_user_subscriptions(s->store, &who, &r); break;
+    case ROUTE_TOPIC_STREAM: stream_topic_handle(rc, false); return;
+    case ROUTE_SUBSCRIPTION_STREAM: stream_topic_handle(rc, true); return;
     case ROUTE_NONE:
     default: /* the prototype's routes arrive rewritten (compat.c) */
         server_fail(rc, API_ERR_NOT_FOUND, "no such route");

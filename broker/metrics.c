@@ -548,6 +548,10 @@ int metrics_render(const struct metrics *m, const struct metrics_sources *src, s
           src->connections);
     gauge(out, "mom_long_polls", "Requests waiting in a long poll.", src->long_polls);
     gauge(out, "mom_streams", "Open server-sent event streams.", src->streams);
+    gauge(out, "mom_stream_queued_bytes",
+          "Bytes written to event streams that wait for their sockets (each stream holds at "
+          "most MOM_SSE_MAX_BUFFER plus one event).",
+          src->stream_queued_bytes);
     if (src->store)
         render_store(src->store, out);
     if (src->node)

@@ -26,9 +26,10 @@ struct metrics_sources {
     const struct store *store;
     const struct node *node;
     uint32_t node_id;
-    uint64_t connections; /* open client connections */
-    uint64_t long_polls;  /* requests parked in a long poll */
-    uint64_t streams;     /* open SSE streams */
+    uint64_t connections;         /* open client connections */
+    uint64_t long_polls;          /* requests parked in a long poll */
+    uint64_t streams;             /* open SSE streams */
+    uint64_t stream_queued_bytes; /* bytes waiting in their output buffers */
 };
 
 /* Returns NULL when out of memory. */

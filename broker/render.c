@@ -477,6 +477,25 @@ static void render_interned(struct jbuf *b, const struct store *s, uint32_t id)
     jbuf_str(b, str, len);
 }
 
+void render_topic_message(struct jbuf *b, const struct store *s, const struct topic *t,
+                          uint64_t offset)
+{
+    const struct tmsg *m = topic_at(t, offset);
+    jbuf_lit(b, "{\"offset\":");
+    jbuf_u64(b, offset);
+    jbuf_lit(b, ",\"id\":");
+    render_id(b, m->id);
+    jbuf_lit(b, ",");
+    jbuf_body(b, m->body, m->body_len);
+    jbuf_lit(b, ",\"content_type\":");
+    render_interned(b, s, m->content_type);
+    jbuf_lit(b, ",\"published_at\":");
+    jbuf_time(b, m->published_at);
+    jbuf_lit(b, ",\"publisher\":");
+    render_interned(b, s, m->publisher);
+    jbuf_lit(b, "}");
+}
+
 int render_topic_messages(struct reply *r, const struct store *s, const struct topic *t,
                           uint64_t start, uint64_t end)
 {
@@ -486,22 +505,9 @@ int render_topic_messages(struct reply *r, const struct store *s, const struct t
     jbuf_init(&b);
     jbuf_lit(&b, "{\"messages\":[");
     for (uint64_t off = start; off < end; off++) {
-        const struct tmsg *m = topic_at(t, off);
         if (off != start)
             jbuf_lit(&b, ",");
-        jbuf_lit(&b, "{\"offset\":");
-        jbuf_u64(&b, off);
-        jbuf_lit(&b, ",\"id\":");
-        render_id(&b, m->id);
-        jbuf_lit(&b, ",");
-        jbuf_body(&b, m->body, m->body_len);
-        jbuf_lit(&b, ",\"content_type\":");
-        render_interned(&b, s, m->content_type);
-        jbuf_lit(&b, ",\"published_at\":");
-        jbuf_time(&b, m->published_at);
-        jbuf_lit(&b, ",\"publisher\":");
-        render_interned(&b, s, m->publisher);
-        jbuf_lit(&b, "}");
+        render_topic_message(&b, s, t, off);
     }
     jbuf_lit(&b, "],\"next_offset\":");
     jbuf_u64(&b, end);

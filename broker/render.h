@@ -87,6 +87,10 @@ int render_user_created(struct reply *r, const struct user *u);
 /* {"messages":[...],"next_offset":end} of a topic's offsets start..end-1; 200. */
 int render_topic_messages(struct reply *r, const struct store *s, const struct topic *t,
                           uint64_t start, uint64_t end);
+/* One message of a topic list, {"offset","id","body","encoding",
+ * "content_type","published_at","publisher"}: also a stream event's data. */
+void render_topic_message(struct jbuf *b, const struct store *s, const struct topic *t,
+                          uint64_t offset);
 /* 200 {"access_token","token_type":"Bearer","expires_in"}. */
 int render_token(struct reply *r, const char *token, uint64_t expires_in);
 /* {"status":text}: 200 when ok, else 503 (health and readiness). */

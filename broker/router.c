@@ -47,6 +47,8 @@ static const struct route_def routes[] = {
     {"v1/topics/{}/subscriptions/{}/messages", HTTP_GET, ROUTE_SUBSCRIPTION_READ},
     {"v1/topics/{}/subscriptions/{}/ack", HTTP_POST, ROUTE_SUBSCRIPTION_ACK},
     {"v1/subscriptions", HTTP_GET, ROUTE_USER_SUBSCRIPTIONS},
+    {"v1/topics/{}/stream", HTTP_GET, ROUTE_TOPIC_STREAM},
+    {"v1/topics/{}/subscriptions/{}/stream", HTTP_GET, ROUTE_SUBSCRIPTION_STREAM},
     {"api/auth/register", HTTP_POST, ROUTE_API_REGISTER},
     {"api/auth/login", HTTP_POST, ROUTE_API_LOGIN},
     {"api/topicos", HTTP_GET, ROUTE_API_TOPICS},
@@ -76,6 +78,11 @@ static const struct route_def routes[] = {
 };
 
 #define ROUTE_COUNT (sizeof routes / sizeof routes[0])
+
+bool router_takes_query_token(enum route route)
+{
+    return route == ROUTE_TOPIC_STREAM || route == ROUTE_SUBSCRIPTION_STREAM;
+}
 
 enum http_method router_method(const char *name)
 {

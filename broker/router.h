@@ -49,6 +49,8 @@ enum route {
     ROUTE_SUBSCRIPTION_READ,
     ROUTE_SUBSCRIPTION_ACK,
     ROUTE_USER_SUBSCRIPTIONS,
+    ROUTE_TOPIC_STREAM, /* event streams (broker/stream.c) */
+    ROUTE_SUBSCRIPTION_STREAM,
     /* the prototype's routes (broker/compat.c): under /api ... */
     ROUTE_API_REGISTER,
     ROUTE_API_LOGIN,
@@ -103,6 +105,9 @@ void router_allow_header(unsigned allowed, char *out, size_t outlen);
 /* The route's path pattern for metric labels ("/v1/queues/{queue}"):
  * "unmatched" for ROUTE_NONE. Writes at most outlen bytes (NUL included). */
 void router_route_label(enum route route, char *out, size_t outlen);
+/* Whether the route accepts its token as ?access_token= (event streams:
+ * a browser's EventSource cannot send an Authorization header). */
+bool router_takes_query_token(enum route route);
 /* ^[A-Za-z0-9._-]{1,128}$ */
 bool router_valid_name(const char *name);
 

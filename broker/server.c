@@ -13,6 +13,7 @@
 #include "broker/hasher.h"
 #include "broker/metrics.h"
 #include "broker/server_internal.h"
+#include "broker/stream.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/fsutil.h"
@@ -173,6 +174,25 @@ void server_fail(struct request_ctx *rc, enum api_error e, const char *fmt, ...)
 void server_send_parse_error(struct request_ctx *rc, const struct parse_error *err)
 {
     server_fail(rc, err->kind, "%s", err->message);
+}
+
+void server_start_stream(struct request_ctx *rc)
+{
+    rc->done = true;
+    wait_unlink(rc);
+    if (rc->timer)
+        evtimer_del(rc->timer);
+    evhtp_request_t *req = rc->req;
+    add_header(req, "X-Mom-Node", rc->srv->node_id_text);
+    add_cors_headers(rc->srv, req);
+    add_header(req, "Content-Type", "text/event-stream");
+    add_header(req, "Cache-Control", "no-cache");
+    evhtp_send_reply_chunk_start(req, EVHTP_RES_OK);
+    account(rc->srv, req, rc->match.route, rc->method, 200, rc->start_us, rc->id.user, 0);
+    if (rc->paused) {
+        rc->paused = false;
+        evhtp_request_resume(req);
+    }
 }
 
 static void pause_request(struct request_ctx *rc)
@@ -561,6 +581,7 @@ void server_wait(struct request_ctx *rc, enum wait_kind wait)
 static void on_store_change(void *arg, enum store_change change, const char *name)
 {
     struct server *s = arg;
+    stream_hub_notify(s->streams, change, name);
     if (!s->waiters)
         return;
     struct wake *w = grow_array(s->wakes, &s->wakes_cap, s->nwakes + 1, sizeof *w, 16);
@@ -633,6 +654,7 @@ static evhtp_res on_request_fini(evhtp_request_t *req, void *arg)
 {
     (void)req;
     struct request_ctx *rc = arg;
+    stream_free(rc->stream);
     server_conn_request_done(rc);
     wait_unlink(rc);
     hasher_cancel(rc->hash_job);
@@ -727,19 +749,34 @@ static evhtp_res on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *a
     return EVHTP_RES_PAUSE;
 }
 
+/* A JWT in ?access_token= is this long at most (browsers' EventSource
+ * cannot send headers; stream routes only). */
+#define QUERY_TOKEN_MAX 4096
+
 static bool authenticate(struct request_ctx *rc)
 {
     const char *h = evhtp_header_find(rc->req->headers_in, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+    char *query_token = NULL;
+    const char *token = NULL;
+    if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+        token = h + 7;
+        while (*token == ' ')
+            token++;
+    } else if (!h && router_takes_query_token(rc->match.route) && rc->query &&
+               (query_token = malloc(QUERY_TOKEN_MAX)) &&
+               http_query_get(rc->query, "access_token", query_token, QUERY_TOKEN_MAX)) {
+        token = query_token;
+    }
+    if (!token) {
+        free(query_token);
         add_header(rc->req, "WWW-Authenticate", "Bearer realm=\"mom\"");
         server_fail(rc, API_ERR_UNAUTHORIZED, "a bearer token is required");
         return false;
     }
-    const char *token = h + 7;
-    while (*token == ' ')
-        token++;
-    if (auth_verify(rc->srv->auth, token, strlen(token), clock_wall_ms() / 1000, &rc->id) !=
-        MOM_OK) {
+    int rc_verify =
+        auth_verify(rc->srv->auth, token, strlen(token), clock_wall_ms() / 1000, &rc->id);
+    free(query_token);
+    if (rc_verify != MOM_OK) {
         add_header(rc->req, "WWW-Authenticate", "Bearer realm=\"mom\", error=\"invalid_token\"");
         server_fail(rc, API_ERR_INVALID_TOKEN, "the bearer token is invalid or expired");
         return false;
@@ -1009,7 +1046,8 @@ int server_new(struct event_base *base, const struct config *cfg, struct server 
         goto fail;
     }
     s->metrics = metrics_new();
-    s->store = s->metrics ? store_new() : NULL;
+    s->streams = s->metrics ? stream_hub_new(base, cfg) : NULL;
+    s->store = s->streams ? store_new() : NULL;
     if (!s->store) {
         rc = MOM_ERR_NOMEM;
         goto fail;
@@ -1101,7 +1139,8 @@ void server_free(struct server *s)
         evhtp_connection_free(s->conns->conn); /* unlinks itself in on_connection_fini */
     if (s->htp)
         evhtp_free(s->htp);
-    hasher_free(s->hasher); /* after the requests: their jobs are cancelled */
+    stream_hub_free(s->streams); /* after the requests: each freed its stream */
+    hasher_free(s->hasher);      /* after the requests: their jobs are cancelled */
     ratelimit_free(s->login_by_user);
     ratelimit_free(s->login_by_addr);
     store_free(s->store);

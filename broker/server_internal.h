@@ -27,6 +27,8 @@ struct node;
 struct hasher;
 struct hasher_job;
 struct ratelimit;
+struct stream;
+struct stream_hub;
 
 enum wait_kind { WAIT_NONE, WAIT_RECEIVE, WAIT_TOPIC_READ, WAIT_SUB_READ };
 
@@ -62,6 +64,7 @@ struct server {
     bool refusing; /* over MOM_MAX_CONNECTIONS (logged once) */
     const struct timeval *header_tv, *idle_tv; /* libevent common timeouts */
     struct metrics *metrics;                   /* request counters and latencies (loop thread) */
+    struct stream_hub *streams;                /* open event streams (stream.c) */
 };
 
 /* Where a client connection is (server_conn.c): receiving a request head,
@@ -112,6 +115,7 @@ struct request_ctx {
     struct hasher_job *hash_job; /* password work in flight (login, register) */
     char login_user[129];
     struct proposal *proposal;
+    struct stream *stream; /* when the request became an event stream */
     /* long poll */
     enum wait_kind wait;
     uint64_t deadline_ms; /* monotonic */
@@ -160,6 +164,10 @@ void server_wait(struct request_ctx *rc, enum wait_kind wait);
 struct store_caller server_caller(const struct request_ctx *rc);
 /* Holds the request until a helper (the hasher) answers it. */
 void server_pause(struct request_ctx *rc);
+/* Starts a chunked 200 answer for an event stream (stream.c): the common
+ * headers, Content-Type text/event-stream, Cache-Control no-cache; counts
+ * it and resumes a paused request. Nothing else is sent through rc then. */
+void server_start_stream(struct request_ctx *rc);
 /* Adds a response header (copied). */
 void server_add_header(struct request_ctx *rc, const char *name, const char *value);
 /* The client's address as a rate-limit key: family byte, then the IPv4

@@ -84,6 +84,23 @@ void store_read_subscription(const struct store *s, const char *topic, const cha
 /* Whether a Receive at command-clock time now_ms could lease something
  * (the queue exists and has a visible message). */
 bool store_queue_has_visible(const struct store *s, const char *queue, uint64_t now_ms);
+/* Streams (broker/stream.c). Where a topic stream starts (from/offset as a
+ * topic read takes them), or a subscription stream (its cursor): false
+ * with out holding the error (404, 403, 400 offset_out_of_range). */
+bool store_topic_stream_start(const struct store *s, const char *topic, enum store_from from,
+                              uint64_t offset, const struct store_caller *who, uint64_t *start,
+                              struct reply *out);
+bool store_subscription_stream_start(const struct store *s, const char *topic, const char *name,
+                                     const struct store_caller *who, uint64_t *start,
+                                     struct reply *out);
+/* Hands fn each retained message of topic from *offset on (raised to the
+ * first retained one) as the JSON object the message lists show, until fn
+ * returns false or the end; *offset ends past the last one handed over.
+ * subscription, when not NULL, must exist too. Returns MOM_OK,
+ * MOM_ERR_NOTFOUND (the topic or subscription is gone) or MOM_ERR_NOMEM. */
+typedef bool (*store_message_fn)(void *arg, uint64_t offset, const char *json, size_t len);
+int store_topic_each(const struct store *s, const char *topic, const char *subscription,
+                     uint64_t *offset, store_message_fn fn, void *arg);
 /* Whether the queue/topic exists (for long-poll bookkeeping). */
 bool store_queue_exists(const struct store *s, const char *queue);
 bool store_topic_exists(const struct store *s, const char *topic);

@@ -581,3 +581,69 @@ void store_read_subscription(const struct store *s, const char *topic, const cha
     if (sub)
         reply_messages(s, t, subscription_cursor(t, sub), max, out, empty);
 }
+
+/* ---- streams ---- */
+
+bool store_topic_stream_start(const struct store *s, const char *topic, enum store_from from,
+                              uint64_t offset, const struct store_caller *who, uint64_t *start,
+                              struct reply *out)
+{
+    const struct topic *t = lookup_topic(s, topic, who, out);
+    if (!t)
+        return false;
+    switch (from) {
+    case STORE_FROM_EARLIEST: *start = t->first_offset; break;
+    case STORE_FROM_OFFSET:
+        if (offset > topic_next_offset(t)) {
+            render_error(out, API_ERR_OFFSET_OUT_OF_RANGE,
+                         "offset %" PRIu64 " is beyond next_offset %" PRIu64, offset,
+                         topic_next_offset(t));
+            return false;
+        }
+        *start = offset < t->first_offset ? t->first_offset : offset;
+        break;
+    case STORE_FROM_LATEST:
+    default: *start = topic_next_offset(t); break;
+    }
+    return true;
+}
+
+bool store_subscription_stream_start(const struct store *s, const char *topic, const char *name,
+                                     const struct store_caller *who, uint64_t *start,
+                                     struct reply *out)
+{
+    struct topic *t;
+    const struct subscription *sub = lookup_sub(s, topic, name, who, out, &t);
+    if (!sub)
+        return false;
+    *start = subscription_cursor(t, sub);
+    return true;
+}
+
+int store_topic_each(const struct store *s, const char *topic, const char *subscription,
+                     uint64_t *offset, store_message_fn fn, void *arg)
+{
+    const struct topic *t = topic_find(s, topic);
+    if (!t || (subscription && !hashmap_get_str(t->subs, subscription)))
+        return MOM_ERR_NOTFOUND;
+    uint64_t off = *offset < t->first_offset ? t->first_offset : *offset;
+    uint64_t end = topic_next_offset(t);
+    struct jbuf b;
+    jbuf_init(&b);
+    int rc = MOM_OK;
+    for (; off < end; off++) {
+        b.len = 0;
+        render_topic_message(&b, s, t, off);
+        if (b.oom) {
+            rc = MOM_ERR_NOMEM;
+            break;
+        }
+        if (!fn(arg, off, b.p, b.len)) {
+            off++;
+            break;
+        }
+    }
+    *offset = off;
+    jbuf_cleanup(&b);
+    return rc;
+}

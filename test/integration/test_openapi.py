@@ -245,6 +245,15 @@ def test_real_answers_match_the_schemas(spec, momd_factory):
           s + "/ack")  # 400
     check(alice.get("/v1/subscriptions"), "/v1/subscriptions")
     check(anon.get("/v1/subscriptions"), "/v1/subscriptions")  # 401
+    # event streams: the head of a 200 (the body never ends), and errors
+    for path, tpl in (("/v1/topics/ot/stream", t + "/stream"),
+                      ("/v1/topics/ot/subscriptions/os/stream", s + "/stream")):
+        r = alice.get(path, stream=True)
+        check(r, tpl, "get")
+        r.close()
+    check(alice.get("/v1/topics/ot/stream", params={"from": "x"}), t + "/stream", "get")  # 400
+    check(alice.get("/v1/topics/none/stream"), t + "/stream", "get")  # 404
+    check(alice.get("/v1/topics/ot/subscriptions/zz/stream"), s + "/stream", "get")  # 404
     check(bob.delete("/v1/topics/ot/subscriptions/os"), s)  # 403
     check(alice.delete("/v1/topics/ot/subscriptions/os"), s)
     check(alice.delete("/v1/topics/ot/subscriptions/os"), s)  # 404

@@ -1,0 +1,166 @@
+/* Topic and subscription streams (see stream_topic.h): where a stream
+ * starts (from=, the subscription's cursor, Last-Event-ID), its feed (the
+ * retained messages from its next offset, as the message lists render
+ * them, while the stream has room) and ack=auto (a SubscriptionAck Command
+ * for what has left for the socket, like any ack). A stream holds only
+ * names and its next offset: it reads the store afresh on every feed, so a
+ * deleted topic or subscription ends it, and retention that passed it
+ * moves it up to the first retained offset as a read would.
+ * SPDX-License-Identifier: MIT */
+#include "broker/stream_topic.h"
+
+#include "broker/server_internal.h"
+#include "broker/stream.h"
+#include "common/err.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct topic_stream {
+    struct server *srv;
+    char topic[129];
+    char sub[129]; /* "" for a topic stream */
+    uint64_t next; /* the next offset to send */
+    bool auto_ack;
+    uint64_t acked;  /* offsets below it were acked (ack=auto) */
+    char user[129];  /* who acks */
+    bool admin;
+};
+
+static bool on_message(void *arg, uint64_t offset, const char *json, size_t len)
+{
+    return stream_send_event(arg, offset, json, len);
+}
+
+static bool feed(struct stream *st, void *arg)
+{
+    struct topic_stream *ts = arg;
+    int rc = store_topic_each(ts->srv->store, ts->topic, ts->sub[0] ? ts->sub : NULL, &ts->next,
+                              on_message, st);
+    return rc != MOM_ERR_NOTFOUND; /* out of memory: tried again at the next wake */
+}
+
+/* ack=auto: every event written so far has left for the socket. */
+static void drained(struct stream *st, void *arg)
+{
+    (void)st;
+    struct topic_stream *ts = arg;
+    if (!ts->auto_ack || ts->next <= ts->acked || ts->next == 0)
+        return;
+    struct command cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.pb.which_kind = mom_v1_Command_subscription_ack_tag;
+    mom_v1_SubscriptionAck *sa = &cmd.pb.kind.subscription_ack;
+    snprintf(sa->topic, sizeof sa->topic, "%.128s", ts->topic);
+    snprintf(sa->name, sizeof sa->name, "%.128s", ts->sub);
+    sa->offset = ts->next - 1;
+    snprintf(cmd.pb.user, sizeof cmd.pb.user, "%.128s", ts->user);
+    cmd.pb.admin = ts->admin;
+    if (server_propose_internal(ts->srv, &cmd) == MOM_OK)
+        ts->acked = ts->next; /* else tried again when more has been written */
+}
+
+static void close_stream(void *arg)
+{
+    free(arg);
+}
+
+static const struct stream_ops topic_stream_ops = {
+    .feed = feed,
+    .drained = drained,
+    .close = close_stream,
+};
+
+/* Where the client asks to start: from= (topic streams; default latest)
+ * and Last-Event-ID (wins; the stream starts after it). Returns false
+ * after answering 400. Kept in one function so that the shared parser of
+ * from= and Last-Event-ID replaces it in one place. */
+static bool parse_start(struct request_ctx *rc, bool subscription, enum store_from *from,
+                        uint64_t *offset, bool *resume)
+{
+    struct parse_error err;
+    *resume = false;
+    *from = STORE_FROM_LATEST;
+    *offset = 0;
+    const char *last = evhtp_header_find(rc->req->headers_in, "Last-Event-ID");
+    if (last && *last) {
+        uint64_t id;
+        if (http_parse_uint(last, UINT64_MAX - 1, false, "Last-Event-ID", &id, &err)) {
+            server_fail(rc, API_ERR_BAD_REQUEST,
+                        "Last-Event-ID must be the id of an event of this stream (an offset)");
+            return false;
+        }
+        *resume = true;
+        *from = STORE_FROM_OFFSET;
+        *offset = id + 1;
+        return true;
+    }
+    char text[64];
+    if (subscription || !http_query_get(rc->query, "from", text, sizeof text))
+        return true;
+    if (!strcmp(text, "earliest")) {
+        *from = STORE_FROM_EARLIEST;
+    } else if (!strcmp(text, "latest")) {
+        *from = STORE_FROM_LATEST;
+    } else if (!strncmp(text, "time:", 5)) {
+        server_fail(rc, API_ERR_BAD_REQUEST, "from=time: is not supported by this node yet");
+        return false;
+    } else if (http_parse_uint(text, UINT64_MAX, false, "from", offset, &err) == 0) {
+        *from = STORE_FROM_OFFSET;
+    } else {
+        server_fail(rc, API_ERR_BAD_REQUEST, "from must be earliest, latest or an offset");
+        return false;
+    }
+    return true;
+}
+
+void stream_topic_handle(struct request_ctx *rc, bool subscription)
+{
+    if (!stream_check_open(rc))
+        return;
+    bool auto_ack = false;
+    char text[16];
+    if (subscription && http_query_get(rc->query, "ack", text, sizeof text)) {
+        if (!strcmp(text, "auto")) {
+            auto_ack = true;
+        } else if (strcmp(text, "manual") != 0) {
+            server_fail(rc, API_ERR_BAD_REQUEST, "ack must be auto or manual");
+            return;
+        }
+    }
+    enum store_from from;
+    uint64_t offset;
+    bool resume;
+    if (!parse_start(rc, subscription, &from, &offset, &resume))
+        return;
+    const char *topic = rc->match.params[0], *sub = rc->match.params[1];
+    struct store *store = rc->srv->store;
+    struct store_caller who = server_caller(rc);
+    struct reply r = {0};
+    uint64_t start = 0;
+    bool ok = subscription ? store_subscription_stream_start(store, topic, sub, &who, &start, &r)
+                           : store_topic_stream_start(store, topic, from, offset, &who, &start, &r);
+    if (ok && subscription && resume)
+        ok = store_topic_stream_start(store, topic, from, offset, &who, &start, &r);
+    if (!ok) {
+        server_send(rc, &r);
+        reply_cleanup(&r);
+        return;
+    }
+    struct topic_stream *ts = calloc(1, sizeof *ts);
+    if (!ts) {
+        server_fail(rc, API_ERR_UNAVAILABLE, "cannot open a stream: out of memory");
+        return;
+    }
+    ts->srv = rc->srv;
+    snprintf(ts->topic, sizeof ts->topic, "%.128s", topic);
+    if (subscription)
+        snprintf(ts->sub, sizeof ts->sub, "%.128s", sub);
+    ts->next = start;
+    ts->acked = start;
+    ts->auto_ack = auto_ack;
+    snprintf(ts->user, sizeof ts->user, "%.128s", rc->id.user);
+    ts->admin = rc->id.admin;
+    stream_open(rc, &topic_stream_ops, ts, STREAM_WATCH_TOPIC, topic);
+}
