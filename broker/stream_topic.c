@@ -11,6 +11,7 @@
 
 #include "broker/server_internal.h"
 #include "broker/stream.h"
+#include "broker/stream_params.h"
 #include "common/err.h"
 
 #include <stdio.h>
@@ -23,8 +24,8 @@ struct topic_stream {
     char sub[129]; /* "" for a topic stream */
     uint64_t next; /* the next offset to send */
     bool auto_ack;
-    uint64_t acked;  /* offsets below it were acked (ack=auto) */
-    char user[129];  /* who acks */
+    uint64_t acked; /* offsets below it were acked (ack=auto) */
+    char user[129]; /* who acks */
     bool admin;
 };
 
@@ -73,9 +74,8 @@ static const struct stream_ops topic_stream_ops = {
 };
 
 /* Where the client asks to start: from= (topic streams; default latest)
- * and Last-Event-ID (wins; the stream starts after it). Returns false
- * after answering 400. Kept in one function so that the shared parser of
- * from= and Last-Event-ID replaces it in one place. */
+ * and Last-Event-ID (wins; the stream starts after it), read by the shared
+ * parsers of broker/stream_params.h. Returns false after answering 400. */
 static bool parse_start(struct request_ctx *rc, bool subscription, enum store_from *from,
                         uint64_t *offset, bool *resume)
 {
@@ -86,9 +86,8 @@ static bool parse_start(struct request_ctx *rc, bool subscription, enum store_fr
     const char *last = evhtp_header_find(rc->req->headers_in, "Last-Event-ID");
     if (last && *last) {
         uint64_t id;
-        if (http_parse_uint(last, UINT64_MAX - 1, false, "Last-Event-ID", &id, &err)) {
-            server_fail(rc, API_ERR_BAD_REQUEST,
-                        "Last-Event-ID must be the id of an event of this stream (an offset)");
+        if (stream_parse_last_event_id(last, strlen(last), &id, &err)) {
+            server_send_parse_error(rc, &err);
             return false;
         }
         *resume = true;
@@ -96,20 +95,24 @@ static bool parse_start(struct request_ctx *rc, bool subscription, enum store_fr
         *offset = id + 1;
         return true;
     }
-    char text[64];
+    char text[STREAM_FROM_MAX + 2];
     if (subscription || !http_query_get(rc->query, "from", text, sizeof text))
         return true;
-    if (!strcmp(text, "earliest")) {
-        *from = STORE_FROM_EARLIEST;
-    } else if (!strcmp(text, "latest")) {
-        *from = STORE_FROM_LATEST;
-    } else if (!strncmp(text, "time:", 5)) {
-        server_fail(rc, API_ERR_BAD_REQUEST, "from=time: is not supported by this node yet");
+    struct stream_from sf;
+    if (stream_parse_from(text, &sf, &err)) {
+        server_send_parse_error(rc, &err);
         return false;
-    } else if (http_parse_uint(text, UINT64_MAX, false, "from", offset, &err) == 0) {
+    }
+    switch (sf.kind) {
+    case STREAM_FROM_EARLIEST: *from = STORE_FROM_EARLIEST; break;
+    case STREAM_FROM_LATEST: *from = STORE_FROM_LATEST; break;
+    case STREAM_FROM_OFFSET:
         *from = STORE_FROM_OFFSET;
-    } else {
-        server_fail(rc, API_ERR_BAD_REQUEST, "from must be earliest, latest or an offset");
+        *offset = sf.value;
+        break;
+    case STREAM_FROM_TIME:
+    default:
+        server_fail(rc, API_ERR_BAD_REQUEST, "from=time: is not supported by this node yet");
         return false;
     }
     return true;

@@ -187,12 +187,29 @@ static void test_errors(void **state)
     /* Every kind has a status and a code the API lists, and renders as
      * {"error":{"code","message"}} with that status. */
     static const char *const codes[] = {
-        "bad_request",        "invalid_json",    "invalid_name",        "offset_out_of_range",
-        "unauthorized",       "invalid_token",   "invalid_credentials", "forbidden",
-        "not_found",          "queue_not_found", "topic_not_found",     "subscription_not_found",
-        "method_not_allowed", "conflict",        "receipt_expired",     "payload_too_large",
-        "queue_full",         "unavailable",     "storage_unavailable", "too_many_requests",
-        "header_too_large",   "uri_too_long",
+        "bad_request",
+        "invalid_json",
+        "invalid_name",
+        "offset_out_of_range",
+        "unauthorized",
+        "invalid_token",
+        "invalid_credentials",
+        "forbidden",
+        "not_found",
+        "queue_not_found",
+        "topic_not_found",
+        "subscription_not_found",
+        "method_not_allowed",
+        "conflict",
+        "receipt_expired",
+        "payload_too_large",
+        "queue_full",
+        "unavailable",
+        "storage_unavailable",
+        "too_many_requests",
+        "header_too_large",
+        "uri_too_long",
+        "http_version_not_supported",
     };
     for (int e = 0; e < API_ERR_COUNT; e++) {
         int status = api_error_status((enum api_error)e);

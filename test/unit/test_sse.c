@@ -151,7 +151,7 @@ static void test_comment_and_retry(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_event_exact_bytes),     cmocka_unit_test(test_event_without_name),
+        cmocka_unit_test(test_event_exact_bytes),      cmocka_unit_test(test_event_without_name),
         cmocka_unit_test(test_line_breaks_round_trip), cmocka_unit_test(test_bounded_writes),
         cmocka_unit_test(test_comment_and_retry),
     };
