@@ -172,7 +172,8 @@ bench: deps-bench
 # CHAOS_SECONDS of faults per scenario, CHAOS_SEED (default: the time,
 # printed), CHAOS_ARGS (e.g. --ci for the short run's scenarios, --scenario X).
 chaos: deps-test $(BUILD)/momd
-	$(PYTHON) -m pytest -q -p no:cacheprovider test/chaos/
+	MOMD=$(abspath $(BUILD)/momd) $(PYTHON) -m pytest -q -p no:cacheprovider \
+	    --basetemp=$(abspath $(BUILD))/chaos-pytest test/chaos/
 	MOMD=$(abspath $(BUILD)/momd) $(PYTHON) test/chaos/run.py --seconds $${CHAOS_SECONDS:-60} \
 	    $${CHAOS_SEED:+--seed $$CHAOS_SEED} --workdir $(abspath $(BUILD))/chaos $${CHAOS_ARGS:-}
 

@@ -26,6 +26,9 @@
 # Both:
 #   stale_4xx      a 4xx for something that exists (410 for an ack whose
 #                  lease had expired is legitimate and not recorded)
+#   cut_off        a 2xx read or receive answered by a node of a minority
+#                  that was cut off (faults_net.py's probe) before the cut
+#                  was healed: it cannot have passed the read barrier
 #   errors         other unexpected answers (5xx other than 503/507)
 # SPDX-License-Identifier: MIT
 
@@ -56,6 +59,9 @@ class History:
         self.ack_times = []  # answers of acknowledged publishes (availability)
         self.stale = []  # (what, status, text)
         self.errors = []
+        # what cut-off nodes answered (faults_net.py's probe)
+        self.cut_off = []  # (node, what, status, text) of 2xx while cut off
+        self.probes = {"503": 0, "after heal": 0, "unanswered": 0}
 
     def note(self, what, r):
         """Records an unexpected answer `r` (a requests.Response)."""
@@ -146,6 +152,7 @@ def check(h):
         found["topic_" + k] = v
     found["stale_4xx"] = list(h.stale)
     found["errors"] = list(h.errors)
+    found["cut_off"] = list(h.cut_off)
     return found
 
 

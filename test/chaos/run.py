@@ -84,7 +84,7 @@ def run_scenario(sc, seconds, seed, workdir, fsync):
         w = Workload(cluster, seed, mint("chaos"))
         w.setup(cluster.leader(timeout=30))
         w.start()
-        ctx = Context(cluster, rng, time.monotonic() + seconds)
+        ctx = Context(cluster, rng, time.monotonic() + seconds, w.h)
         sc.run(ctx)
         end = time.monotonic()
         sc.heal(ctx)
@@ -108,6 +108,7 @@ def run_scenario(sc, seconds, seed, workdir, fsync):
                 "acknowledged": len(h.acked) + len(h.t_acked),
                 "deliveries": len(h.deliveries), "availability": availability,
                 "longest_outage_s": longest, "drained": drained,
+                "cut_off_probes": dict(h.probes),
             })
     except (NoLeader, AssertionError, OSError) as e:
         problem = "%s: %s" % (type(e).__name__, e)
@@ -131,7 +132,7 @@ def run_scenario(sc, seconds, seed, workdir, fsync):
         (ctx.lines if ctx else []), tmp
 
 
-HEAD = "%-12s %5s %6s %9s %12s %5s %10s %10s %6s %12s %14s"
+HEAD = "%-18s %5s %6s %9s %12s %5s %10s %10s %6s %12s %14s"
 
 
 def main():
@@ -166,11 +167,16 @@ def main():
     for name in names:
         ok, r, details, fault_log, tmp = run_scenario(registry[name], args.seconds, seed,
                                                       workdir, args.fsync)
-        print("%-12s %5d %6d %9d %12d %5d %10d %10d %6d %11.1f%% %12.2f s  %s" %
+        print("%-18s %5d %6d %9d %12d %5d %10d %10d %6d %11.1f%% %12.2f s  %s" %
               (name, r["nodes"], r.get("faults", 0), r.get("attempted", 0),
                r.get("acknowledged", 0), r["lost"], r["duplicated"], r["unexpected"],
                r["other"], 100 * r.get("availability", 0), r.get("longest_outage_s", 0),
                "ok" if ok else "FAILED"), flush=True)
+        probes = r.get("cut_off_probes", {})
+        if any(probes.values()):
+            print("  cut-off nodes probed: %d answered 503, %d 2xx after the heal, "
+                  "%d unanswered" % (probes["503"], probes["after heal"], probes["unanswered"]),
+                  flush=True)
         if args.results:
             with open(args.results, "a") as f:
                 f.write(json.dumps(r) + "\n")

@@ -10,7 +10,8 @@
 #     ci                part of the short CI run
 # ctx: cluster (cluster.ChaosCluster), rng (random.Random of the seed),
 # until, log(text), sleep(seconds) (returns False once `until` passed),
-# t() (seconds since the fault phase began).
+# t() (seconds since the fault phase began), history (the workload's
+# check.History, for a scenario's own probes).
 # SPDX-License-Identifier: MIT
 
 import glob
@@ -40,8 +41,9 @@ def register(name, run, nodes=3, prepare=None, heal=None, cleanup=None, ci=True,
 
 
 class Context:
-    def __init__(self, cluster, rng, until):
+    def __init__(self, cluster, rng, until, history=None):
         self.cluster = cluster
+        self.history = history
         self.rng = rng
         self.until = until
         self.start = time.monotonic()

@@ -126,6 +126,14 @@ def test_stale_4xx_and_errors_reported():
                              "errors": [("ack", 500, "")]}
 
 
+def test_cut_off_2xx_reported_and_probe_counts_are_not_violations():
+    h = clean()
+    h.probes = {"503": 4, "after heal": 2, "unanswered": 1}
+    assert violations(h) == {}
+    h.cut_off = [(2, "cut-off read", 200, "{}")]
+    assert violations(h) == {"cut_off": [(2, "cut-off read", 200, "{}")]}
+
+
 def test_outage_stats():
     availability, longest = outage_stats([0.05, 0.15, 2.05], 0.0, 3.0)
     assert abs(longest - 1.9) < 1e-9
