@@ -137,6 +137,11 @@ $(BUILD)/bench/server_nometrics.o: broker/server.c | $(PROTO_H)
 $(BUILD)/bench/momd_nometrics: $(BUILD)/broker/main.o $(BUILD)/bench/server_nometrics.o $(LIBMOM)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(MALLOC_LIB)
 
+# The power-loss interposer of the fault tests (LD_PRELOAD; test/chaos/powercut.c)
+$(BUILD)/powercut.so: test/chaos/powercut.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 $(WARN) -fPIC -shared -o $@ $< -ldl -lpthread
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # ---- running ----
@@ -150,8 +155,8 @@ unit: $(UNIT_BIN)
 sim: $(SIM_BIN)
 	@set -e; if [ -n "$(SIM_BIN)" ]; then $(SIM_BIN) --seeds $${SIM_SEEDS:-10000}; fi
 
-integration: $(BUILD)/momd
-	MOMD=$(abspath $(BUILD)/momd) $(PYTHON) -m pytest -q -p no:cacheprovider --basetemp=$(abspath $(BUILD))/pytest test/integration
+integration: $(BUILD)/momd $(BUILD)/powercut.so
+	MOMD=$(abspath $(BUILD)/momd) POWERCUT_LIB=$(abspath $(BUILD)/powercut.so) $(PYTHON) -m pytest -q -p no:cacheprovider --basetemp=$(abspath $(BUILD))/pytest test/integration
 
 test: deps-test
 	@$(MAKE) --no-print-directory all unit sim integration
@@ -171,10 +176,10 @@ bench: deps-bench
 # Fault runs on real clusters (test/chaos/run.py says what is checked):
 # CHAOS_SECONDS of faults per scenario, CHAOS_SEED (default: the time,
 # printed), CHAOS_ARGS (e.g. --ci for the short run's scenarios, --scenario X).
-chaos: deps-test $(BUILD)/momd
-	MOMD=$(abspath $(BUILD)/momd) $(PYTHON) -m pytest -q -p no:cacheprovider \
-	    --basetemp=$(abspath $(BUILD))/chaos-pytest test/chaos/
-	MOMD=$(abspath $(BUILD)/momd) $(PYTHON) test/chaos/run.py --seconds $${CHAOS_SECONDS:-60} \
+chaos: deps-test $(BUILD)/momd $(BUILD)/powercut.so
+	MOMD=$(abspath $(BUILD)/momd) POWERCUT_LIB=$(abspath $(BUILD)/powercut.so) $(PYTHON) -m pytest \
+	    -q -p no:cacheprovider --basetemp=$(abspath $(BUILD))/chaos-pytest test/chaos/
+	MOMD=$(abspath $(BUILD)/momd) POWERCUT_LIB=$(abspath $(BUILD)/powercut.so) $(PYTHON) test/chaos/run.py --seconds $${CHAOS_SECONDS:-60} \
 	    $${CHAOS_SEED:+--seed $$CHAOS_SEED} --workdir $(abspath $(BUILD))/chaos $${CHAOS_ARGS:-}
 
 cluster: deps-build $(BUILD)/momd

@@ -11,6 +11,26 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* fsync of the directory holding path (its entry for the last component). */
+static int fsync_parent(const char *path)
+{
+    char dir[4096];
+    size_t len = strlen(path);
+    if (len >= sizeof dir)
+        return MOM_ERR_TOO_LARGE;
+    memcpy(dir, path, len + 1);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        return fs_fsync_dir(".");
+    if (slash == dir)
+        slash++; /* the root */
+    *slash = '\0';
+    return fs_fsync_dir(dir);
+}
+
+/* Each directory it creates is made durable in its parent at once: a
+ * directory whose entry a power loss could take back would take every file
+ * in it along, however carefully those were synced. */
 int fs_mkdir_p(const char *path)
 {
     char buf[4096];
@@ -18,15 +38,22 @@ int fs_mkdir_p(const char *path)
     if (len == 0 || len >= sizeof buf)
         return MOM_ERR_TOO_LARGE;
     memcpy(buf, path, len + 1);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
             continue;
+        char c = *p;
         *p = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        if (mkdir(buf, 0700) == 0) {
+            int rc = fsync_parent(buf);
+            if (rc != MOM_OK)
+                return rc;
+        } else if (errno != EEXIST) {
             return MOM_ERR_IO;
-        *p = '/';
+        }
+        *p = c;
+        if (c == '\0')
+            return MOM_OK;
     }
-    return mkdir(buf, 0700) != 0 && errno != EEXIST ? MOM_ERR_IO : MOM_OK;
 }
 
 int fs_fsync_dir(const char *dir)
@@ -68,5 +95,7 @@ int fs_write_private(const char *path, const void *data, size_t len)
         rc = mom_err_from_errno(errno);
     if (rc != MOM_OK)
         unlink(tmp);
+    else
+        rc = fsync_parent(path); /* the rename is durable only then */
     return rc;
 }
