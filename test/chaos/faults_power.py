@@ -2,9 +2,9 @@
 # interposer journaling its data directory; a power loss stops the member
 # and every process it forked (the snapshot writer) with SIGKILL, cuts its
 # directory back to what was durable, and restarts it after a while.
-#   power1         one member at a time
-#   power_minority two of five members at once
-#   power_all      every member at once
+#   power-one      one member at a time
+#   power-minority two of five members at once
+#   power-all      every member at once
 # SPDX-License-Identifier: MIT
 
 import os
@@ -97,6 +97,6 @@ def power_all(ctx):
     _outages(ctx, ctx.cluster.n)
 
 
-register("power1", power1, prepare=prepare)
-register("power_minority", power_minority, nodes=5, prepare=prepare)
-register("power_all", power_all, prepare=prepare)
+register("power-one", power1, prepare=prepare)
+register("power-minority", power_minority, nodes=5, prepare=prepare)
+register("power-all", power_all, prepare=prepare)
