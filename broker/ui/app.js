@@ -1,8 +1,8 @@
 /* The mom dashboard: signs in through /v1/auth/token (or takes a pasted
  * token, kept in sessionStorage), then polls /v1/cluster, /v1/queues,
  * /v1/topics and /metrics (for the queue rates) every two
- * seconds, and drives the message forms and the live tail (long-poll topic
- * reads with from= and wait_ms). Every API error is shown to the person.
+ * seconds, and drives the message forms and the live tail (an EventSource
+ * on the topic's event stream). Every API error is shown to the person.
  * Plain DOM, no library; text is always set with textContent.
  * SPDX-License-Identifier: MIT */
 'use strict';
@@ -11,7 +11,6 @@
   const TOKEN_KEY = 'mom.token';
   const POLL_MS = 2000;
   const HISTORY_MS = 5 * 60 * 1000;
-  const TAIL_WAIT_MS = 20000;
   const TAIL_KEEP = 200;
   const MAX_ERRORS = 6;
   const MAX_ROWS = 200; /* rows per table; a node may hold thousands */
@@ -567,51 +566,65 @@
     }
   });
 
-  /* ---- live tail: long-poll reads, each from where the last one ended ---- */
+  /* ---- live tail: an EventSource on the topic's event stream. It cannot
+   * send headers, so the token goes in access_token (stream routes only,
+   * never logged); after a dropped connection it reconnects by itself with
+   * Last-Event-ID and misses nothing. ---- */
 
   function stopTail(status) {
-    if (tail) tail.ctl.abort();
+    if (tail) tail.es.close();
     tail = null;
     $('tail-start').disabled = false;
     $('tail-stop').disabled = true;
     if (status) $('tail-status').textContent = status;
   }
 
-  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  /* EventSource reports no status: when it gives up, ask the API why. */
+  async function tailRefused(me) {
+    try {
+      await api('GET', `/v1/topics/${enc(me.name)}`);
+      showError(`The stream of ${me.name} was refused; try again.`, 'tail');
+    } catch (err) {
+      report(err, 'tail');
+    }
+    if (tail === me) stopTail(`Tail of ${me.name} stopped.`);
+  }
 
-  async function runTail(name) {
+  function runTail(name) {
     stopTail();
-    const me = {name, ctl: new AbortController()};
+    const query = new URLSearchParams({from: 'latest', access_token: token});
+    const me = {name, es: new EventSource(`/v1/topics/${enc(name)}/stream?${query}`), count: 0};
     tail = me;
     $('tail-start').disabled = true;
     $('tail-stop').disabled = false;
     $('tail-list').replaceChildren();
-    $('tail-status').textContent = `Tailing ${name}: waiting for new messages.`;
-    let from = 'latest';
-    let count = 0;
-    while (tail === me) {
-      try {
-        const d = await api('GET', `/v1/topics/${enc(name)}/messages`,
-                            {query: {from, max: '100', wait_ms: String(TAIL_WAIT_MS)}, signal: me.ctl.signal});
-        if (tail !== me) return;
-        const list = $('tail-list');
-        for (const m of d.messages) list.append(messageItem(m, `offset ${m.offset}`));
-        while (list.children.length > TAIL_KEEP) list.firstElementChild.remove();
-        count += d.messages.length;
-        from = String(d.next_offset);
-        $('tail-status').textContent = `Tailing ${name}: ${count} message(s) so far, next offset ${from}.`;
-        clearError('tail');
-      } catch (err) {
-        if (err.name === 'AbortError' || tail !== me) return;
-        report(err, 'tail');
-        if (err.status === 0 || err.status === 503) {
-          await sleep(2000); /* no leader for a moment, or the node restarts */
-          continue;
-        }
-        stopTail(`Tail of ${name} stopped.`);
-        return;
+    $('tail-status').textContent = `Tailing ${name}: connecting.`;
+    me.es.addEventListener('open', () => {
+      if (tail !== me) return;
+      clearError('tail');
+      $('tail-status').textContent = me.count
+        ? `Tailing ${name}: ${me.count} message(s) so far (reconnected).`
+        : `Tailing ${name}: waiting for new messages.`;
+    });
+    me.es.addEventListener('message', (ev) => {
+      if (tail !== me) return;
+      const m = JSON.parse(ev.data);
+      const list = $('tail-list');
+      list.append(messageItem(m, `offset ${m.offset}`));
+      while (list.children.length > TAIL_KEEP) list.firstElementChild.remove();
+      me.count++;
+      $('tail-status').textContent =
+        `Tailing ${name}: ${me.count} message(s) so far, next offset ${m.offset + 1}.`;
+    });
+    me.es.addEventListener('error', () => {
+      if (tail !== me) return;
+      if (me.es.readyState === EventSource.CLOSED) {
+        tailRefused(me);
+      } else {
+        /* the node went away or the topic's stream ended: it retries */
+        $('tail-status').textContent = `Tailing ${name}: reconnecting.`;
       }
-    }
+    });
   }
 
   $('tail-form').addEventListener('submit', (e) => {

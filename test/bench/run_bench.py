@@ -705,6 +705,10 @@ def parse_args(argv):
                          "independent of the machine's load)")
     ap.add_argument("--only-metrics", action="store_true",
                     help="run only the metrics benchmarks")
+    ap.add_argument("--skip-streams", action="store_true",
+                    help="skip the event-stream benchmarks (bench_streams.py)")
+    ap.add_argument("--only-streams", action="store_true",
+                    help="run only the event-stream benchmarks")
     ap.add_argument("--skip-hostile", action="store_true",
                     help="skip the hostile-client cases (bench_hostile.py)")
     ap.add_argument("--only-hostile", action="store_true",
@@ -887,6 +891,7 @@ def main(argv):
     metrics_report = None
     serial_report = None
     hostile_report = None
+    streams_report = None
     started = datetime.datetime.now(datetime.timezone.utc)
     machine_before = machine_line()
     load_before = os.getloadavg()[0]
@@ -894,6 +899,12 @@ def main(argv):
         # the helper modules import this module by name: one copy, so that
         # their BenchError is the one caught here
         sys.modules.setdefault("run_bench", sys.modules[__name__])
+        if not args.skip_streams:
+            import bench_streams
+            streams_report, missed = bench_streams.run(args, procs, log_dir, tmp, secret, token)
+            results.missed += missed
+        if args.only_streams:
+            raise StopIteration
         if not args.skip_hostile:
             import bench_hostile
             hostile_report, missed = bench_hostile.run(args, procs, log_dir, tmp, secret,
@@ -944,7 +955,7 @@ def main(argv):
         if not args.skip_cluster:
             cluster_report = run_cluster_bench(args, results, procs, tmp, log_dir, secret, token)
     except StopIteration:
-        pass  # --only-metrics, --only-serial, --only-hostile
+        pass  # --only-metrics, --only-serial, --only-hostile, --only-streams
     except (BenchError, requests.RequestException) as e:
         failed = True
         results.problems.append(str(e))
@@ -970,8 +981,11 @@ def main(argv):
         report += [f"**Warning: the 1-minute load average was {load_before:.2f} when the run "
                    "started: other work competes for the cores and the ratios are not "
                    "trustworthy. Re-run on an idle machine.**", ""]
-    if not (args.only_metrics or args.only_serial or args.only_hostile):
+    only = args.only_metrics or args.only_serial or args.only_hostile or args.only_streams
+    if not only:
         report += ["## Throughput and latency", "", table(results), ""]
+    if streams_report:
+        report += ["## Event streams (SSE)", "", streams_report, ""]
     if hostile_report:
         report += ["## Hostile clients (fsync=always)", "", hostile_report, ""]
     if serial_report:
@@ -979,7 +993,7 @@ def main(argv):
                    serial_report, ""]
     if metrics_report:
         report += ["## Metrics: cost of the updates, scrape time", "", metrics_report, ""]
-    if not args.skip_memory and not (args.only_metrics or args.only_serial or args.only_hostile):
+    if not args.skip_memory and not only:
         report += ["## Memory and restart", "", memory_table(results)]
     if cluster_report:
         report += ["", "## Three-node cluster (fsync=always, 64 connections)", "",

@@ -94,6 +94,17 @@ def wait(d, cond, what, timeout=WAIT_S):
         raise AssertionError("timed out waiting for %s (errors shown: %r)" % (what, errors))
 
 
+def page_node(cluster, d):
+    host = re.match(r"https?://([^/]+)/", d.current_url).group(1)
+    return next(m for m in cluster.nodes if m.http == host)
+
+
+def stream_count(node):
+    m = re.search(r"^mom_streams (\S+)$", requests.get(node.url("/metrics"), timeout=10).text,
+                  re.M)
+    return float(m.group(1))
+
+
 def shot(d, name):
     d.save_screenshot(os.path.join(SHOTS, name + ".png"))
 
@@ -301,8 +312,10 @@ def test_live_tail_shows_a_message_published_elsewhere(cluster, browser):
     d.find_element(By.ID, "tail-start").click()
     wait(d, lambda drv: "waiting for new messages" in text(drv, "tail-status"), "tail started")
     assert d.find_element(By.ID, "tail-stop").is_enabled()
-    # the long poll is parked on the node now; publish through each node
-    time.sleep(0.3)
+    # the page's EventSource is open on the node that served the page;
+    # publish through each node
+    node = page_node(cluster, d)
+    wait(d, lambda drv: stream_count(node) == 1, "the stream open on the page's node")
     for i in range(3):
         cluster.client(i).publish_topic("events", "tailed via node %d" % (i + 1))
     wait(d, lambda drv: len(drv.find_elements(By.CSS_SELECTOR, "#tail-list li")) == 3,
@@ -315,7 +328,20 @@ def test_live_tail_shows_a_message_published_elsewhere(cluster, browser):
     shot(d, "tail")
     d.find_element(By.ID, "tail-stop").click()
     wait(d, lambda drv: text(drv, "tail-status") == "Not tailing.", "tail stopped")
+    wait(d, lambda drv: stream_count(node) == 0, "the stream closed on the node")
     assert console_errors(d) == []
+
+
+def test_live_tail_of_an_unknown_topic_says_why(cluster, browser):
+    d = browser
+    name = d.find_element(By.ID, "tail-name")
+    name.clear()
+    name.send_keys("no-such-topic")
+    d.find_element(By.ID, "tail-start").click()
+    wait(d, lambda drv: "does not exist" in text(drv, "errors"), "the error shown")
+    wait(d, lambda drv: "stopped" in text(drv, "tail-status"), "tail stopped")
+    assert d.find_element(By.ID, "tail-start").is_enabled()
+    assert console_errors(d, allowed=[r"no-such-topic"]) == []
 
 
 def test_overview_screenshot(cluster, browser):
