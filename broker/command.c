@@ -1,9 +1,11 @@
 /* nanopb encode/decode of mom.v1.Command (see command.h). Publish items and
  * their bodies are callbacks: on encode they stream from cmd->items; on
  * decode each body points into the input buffer (zero copy) and is skipped
- * with pb_read(stream, NULL, n). Command has submsg_callback, so the items
- * callback is installed through cb_kind right before the publish
- * submessage is decoded (after nanopb has zeroed the oneof).
+ * with pb_read(stream, NULL, n). ReleaseLeases receipts travel the same
+ * way, one item per receipt (its body is the receipt's text). Command has
+ * submsg_callback, so the items callback is installed through cb_kind
+ * right before the publish or release submessage is decoded (after nanopb
+ * has zeroed the oneof).
  * SPDX-License-Identifier: MIT */
 #include "broker/command.h"
 
@@ -44,6 +46,17 @@ static bool encode_items(pb_ostream_t *stream, const pb_field_t *field, void *co
     return true;
 }
 
+/* ReleaseLeases.receipts: each item's body is one receipt. */
+static bool encode_receipts(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
+{
+    const struct command *cmd = *arg;
+    for (size_t i = 0; i < cmd->item_count; i++)
+        if (!pb_encode_tag_for_field(stream, field) ||
+            !pb_encode_string(stream, cmd->items[i].body, cmd->items[i].body_len))
+            return false;
+    return true;
+}
+
 #define COMMAND_FIXED_BOUND 4096
 
 /* The reflective encoder: pb_encode walks the descriptors. */
@@ -59,6 +72,9 @@ int command_encode_generic(const struct command *cmd, uint8_t **out, size_t *out
     if (pb.which_kind == mom_v1_Command_publish_tag) {
         pb.kind.publish.items.funcs.encode = encode_items;
         pb.kind.publish.items.arg = (void *)cmd;
+    } else if (pb.which_kind == mom_v1_Command_release_leases_tag) {
+        pb.kind.release_leases.receipts.funcs.encode = encode_receipts;
+        pb.kind.release_leases.receipts.arg = (void *)cmd;
     } else if (pb.which_kind == mom_v1_Command_set_acl_tag) {
         /* struct command carries no ACL lists yet: none are encoded. */
         pb.kind.set_acl.publish.funcs.encode = NULL;
@@ -233,7 +249,8 @@ int command_encode(const struct command *cmd, uint8_t **out, size_t *out_len)
         return MOM_ERR_INVALID;
     if (cmd->pb.which_kind == mom_v1_Command_publish_tag)
         return encode_publish(cmd, out, out_len);
-    if (cmd->pb.which_kind == mom_v1_Command_set_acl_tag || cmd->pb.which_kind == 0)
+    if (cmd->pb.which_kind == mom_v1_Command_set_acl_tag ||
+        cmd->pb.which_kind == mom_v1_Command_release_leases_tag || cmd->pb.which_kind == 0)
         return command_encode_generic(cmd, out, out_len);
     return encode_enveloped(cmd, out, out_len);
 }
@@ -270,13 +287,13 @@ static bool decode_body(pb_istream_t *stream, const pb_field_t *field, void **ar
     return pb_read(stream, NULL, stream->bytes_left);
 }
 
-static bool decode_items(pb_istream_t *stream, const pb_field_t *field, void **arg)
+/* Room for one more item (at most COMMAND_MAX_BATCH); the new item is
+ * zeroed. NULL when full or out of memory (ctx->nomem). */
+static struct command_item *next_item(struct decode_ctx *ctx)
 {
-    (void)field;
-    struct decode_ctx *ctx = *arg;
     struct command *cmd = ctx->cmd;
     if (cmd->item_count >= COMMAND_MAX_BATCH)
-        return false;
+        return NULL;
     if (cmd->item_count == ctx->cap) {
         size_t cap = ctx->cap ? ctx->cap * 2 : 1;
         if (cap > COMMAND_MAX_BATCH)
@@ -284,13 +301,24 @@ static bool decode_items(pb_istream_t *stream, const pb_field_t *field, void **a
         struct command_item *items = realloc(cmd->items, cap * sizeof *items);
         if (!items) {
             ctx->nomem = true;
-            return false;
+            return NULL;
         }
         cmd->items = items;
         ctx->cap = cap;
     }
     struct command_item *it = &cmd->items[cmd->item_count];
     memset(it, 0, sizeof *it);
+    return it;
+}
+
+static bool decode_items(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+    (void)field;
+    struct decode_ctx *ctx = *arg;
+    struct command *cmd = ctx->cmd;
+    struct command_item *it = next_item(ctx);
+    if (!it)
+        return false;
     struct body_arg ba = {it, ctx};
     mom_v1_PublishItem pi = mom_v1_PublishItem_init_zero;
     pi.body.funcs.decode = decode_body;
@@ -303,11 +331,36 @@ static bool decode_items(pb_istream_t *stream, const pb_field_t *field, void **a
     return true;
 }
 
+/* One ReleaseLeases receipt: an item whose body points into the input. */
+static bool decode_receipt(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+    (void)field;
+    struct decode_ctx *ctx = *arg;
+    struct command_item *it = next_item(ctx);
+    if (!it)
+        return false;
+    struct body_arg ba = {it, ctx};
+    void *bap = &ba;
+    if (!decode_body(stream, field, &bap))
+        return false;
+    ctx->cmd->item_count++;
+    return true;
+}
+
 /* Runs before a oneof submessage is decoded: installs the items callback
- * into the freshly zeroed publish member. */
+ * into the freshly zeroed publish (or release) member. */
 static bool decode_kind(pb_istream_t *stream, const pb_field_t *field, void **arg)
 {
     (void)stream;
+    if (field->tag == mom_v1_Command_release_leases_tag) {
+        mom_v1_ReleaseLeases *rl = field->pData;
+        if (!rl->receipts.funcs.decode) {
+            struct decode_ctx *ctx = *arg;
+            ctx->cmd->item_count = 0;
+        }
+        rl->receipts.funcs.decode = decode_receipt;
+        rl->receipts.arg = *arg;
+    }
     if (field->tag == mom_v1_Command_publish_tag) {
         mom_v1_Publish *pub = field->pData;
         if (!pub->items.funcs.decode) {
@@ -335,14 +388,18 @@ int command_decode(const uint8_t *buf, size_t len, struct command *out)
     if (out->pb.which_kind == mom_v1_Command_publish_tag) {
         out->pb.kind.publish.items.funcs.decode = NULL;
         out->pb.kind.publish.items.arg = NULL;
+    } else if (out->pb.which_kind == mom_v1_Command_release_leases_tag) {
+        out->pb.kind.release_leases.receipts.funcs.decode = NULL;
+        out->pb.kind.release_leases.receipts.arg = NULL;
     }
     if (!ok) {
         command_cleanup(out);
         memset(out, 0, sizeof *out);
         return ctx.nomem ? MOM_ERR_NOMEM : MOM_ERR_INVALID;
     }
-    if (out->pb.which_kind != mom_v1_Command_publish_tag) {
-        /* A publish member replaced by a later oneof member leaves no items. */
+    if (out->pb.which_kind != mom_v1_Command_publish_tag &&
+        out->pb.which_kind != mom_v1_Command_release_leases_tag) {
+        /* A member replaced by a later oneof member leaves no items. */
         free(out->items);
         out->items = NULL;
         out->item_count = 0;

@@ -22,8 +22,11 @@ struct command_item {
 };
 
 struct command {
-    mom_v1_Command pb;          /* stamp, identity and the oneof (pb.which_kind) */
-    struct command_item *items; /* Publish only; owned by the command (malloc'd array) */
+    mom_v1_Command pb; /* stamp, identity and the oneof (pb.which_kind) */
+    /* Publish: its items. ReleaseLeases: one item per receipt (body = the
+     * receipt's text, not NUL-terminated). Owned by the command (malloc'd
+     * array). */
+    struct command_item *items;
     size_t item_count;
 };
 

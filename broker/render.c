@@ -537,6 +537,18 @@ int render_health(struct reply *r, bool ok, const char *text)
     return finish(&b, r, ok ? 200 : 503);
 }
 
+int render_released(struct reply *r, uint64_t n)
+{
+    if (!r)
+        return MOM_OK;
+    struct jbuf b;
+    jbuf_init(&b);
+    jbuf_lit(&b, "{\"released\":");
+    jbuf_u64(&b, n);
+    jbuf_lit(&b, "}");
+    return finish(&b, r, 200);
+}
+
 static const char empty_receive[] = "{\"messages\":[]}";
 
 int render_empty_receive(struct reply *r)

@@ -95,6 +95,8 @@ void render_topic_message(struct jbuf *b, const struct store *s, const struct to
 int render_token(struct reply *r, const char *token, uint64_t expires_in);
 /* {"status":text}: 200 when ok, else 503 (health and readiness). */
 int render_health(struct reply *r, bool ok, const char *text);
+/* 200 {"released":n}: leases a closed queue stream gave back. */
+int render_released(struct reply *r, uint64_t n);
 /* The answer of a receive that found nothing, and a test for it. */
 int render_empty_receive(struct reply *r);
 bool render_is_empty_receive(const struct reply *r);

@@ -597,9 +597,14 @@ static bool wait_matches(const struct request_ctx *rc, enum store_change change,
 {
     if (strcmp(rc->match.params[0], name) != 0)
         return false;
-    if (change == STORE_QUEUE_READY || change == STORE_QUEUE_DELETED)
-        return rc->wait == WAIT_RECEIVE;
-    return rc->wait == WAIT_TOPIC_READ || rc->wait == WAIT_SUB_READ;
+    switch (change) {
+    case STORE_QUEUE_READY:
+    case STORE_QUEUE_DELETED: return rc->wait == WAIT_RECEIVE;
+    case STORE_TOPIC_APPENDED:
+    case STORE_TOPIC_DELETED: return rc->wait == WAIT_TOPIC_READ || rc->wait == WAIT_SUB_READ;
+    case STORE_LEASES_ENDED:
+    default: return false; /* no long poll waits for a lease to end */
+    }
 }
 
 static void process_wakes(struct server *s)

@@ -576,6 +576,7 @@ int store_apply(struct store *s, uint64_t index, const struct command *cmd, stru
     case mom_v1_Command_ack_tag: rc = queue_apply_ack(s, now, cmd, out); break;
     case mom_v1_Command_nack_tag: rc = queue_apply_nack(s, now, cmd, out); break;
     case mom_v1_Command_extend_tag: rc = queue_apply_extend(s, now, cmd, out); break;
+    case mom_v1_Command_release_leases_tag: rc = queue_apply_release(s, now, cmd, out); break;
     case mom_v1_Command_tick_tag:
         apply_tick(s, now);
         render_no_content(out);

@@ -28,6 +28,7 @@ enum store_change {
     STORE_QUEUE_DELETED,  /* a queue was deleted */
     STORE_TOPIC_APPENDED, /* a topic got new messages */
     STORE_TOPIC_DELETED,  /* a topic (and its subscriptions) was deleted */
+    STORE_LEASES_ENDED,   /* leases of a queue ended (ack, nack, release, expiry) */
 };
 
 /* Called during apply when something long-poll waiters care about changed.
@@ -101,6 +102,11 @@ bool store_subscription_stream_start(const struct store *s, const char *topic, c
 typedef bool (*store_message_fn)(void *arg, uint64_t offset, const char *json, size_t len);
 int store_topic_each(const struct store *s, const char *topic, const char *subscription,
                      uint64_t *offset, store_message_fn fn, void *arg);
+/* Whether receipt names a live lease of queue at command-clock time now_ms
+ * (false for an unknown queue, an ended, acked or never issued lease). A
+ * queue stream counts its prefetch credit with it. */
+bool store_lease_live(const struct store *s, const char *queue, const char *receipt,
+                      uint64_t now_ms);
 /* Whether the queue/topic exists (for long-poll bookkeeping). */
 bool store_queue_exists(const struct store *s, const char *queue);
 bool store_topic_exists(const struct store *s, const char *topic);

@@ -215,6 +215,7 @@ int queue_apply_receive(struct store *s, uint64_t now, const struct command *cmd
 int queue_apply_ack(struct store *s, uint64_t now, const struct command *cmd, struct reply *r);
 int queue_apply_nack(struct store *s, uint64_t now, const struct command *cmd, struct reply *r);
 int queue_apply_extend(struct store *s, uint64_t now, const struct command *cmd, struct reply *r);
+int queue_apply_release(struct store *s, uint64_t now, const struct command *cmd, struct reply *r);
 
 /* ---- store_topic.c ---- */
 struct topic *topic_find(const struct store *s, const char *name);

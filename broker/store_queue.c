@@ -1,6 +1,6 @@
 /* Queues of the store: create/delete, publish, receive (leases), ack, nack,
- * extend, the lazy advance of a queue's clock (lease ends, delays, TTL,
- * dead-lettering) and the queue reads. Layout and invariants are in
+ * extend, the release of a closed queue stream's leases, the lazy advance of a queue's clock (lease
+ * ends, delays, TTL, dead-lettering) and the queue reads. Layout and invariants are in
  * store_internal.h. Every command that touches a queue first advances it
  * to the command's time, so its answer never depends on when Tick ran.
  *
@@ -206,12 +206,13 @@ static void unlease(struct queue *q, struct qmsg *m)
 
 void queue_advance(struct store *s, struct queue *q, uint64_t now)
 {
-    bool ready = false;
+    bool ready = false, ended = false;
     struct qmsg *m;
     /* Lease ends in (due, seq) order: dead-letters get their DLQ seqs in it. */
     while ((m = heap_peek(&q->leased)) && m->due <= now) {
         unlease(q, m);
         ready |= end_lease(s, q, m, now, 0);
+        ended = true;
     }
     while ((m = heap_peek(&q->delayed)) && m->due <= now) {
         heap_pop(&q->delayed);
@@ -230,6 +231,8 @@ void queue_advance(struct store *s, struct queue *q, uint64_t now)
     queue_refresh_deadline(s, q);
     if (ready)
         store_notify(s, STORE_QUEUE_READY, q->res.name);
+    if (ended)
+        store_notify(s, STORE_LEASES_ENDED, q->res.name);
 }
 
 /* ---- lifecycle ---- */
@@ -628,6 +631,7 @@ int queue_apply_ack(struct store *s, uint64_t now, const struct command *cmd, st
     q->acked++;
     queue_free_message(s, m);
     queue_refresh_deadline(s, q);
+    store_notify(s, STORE_LEASES_ENDED, q->res.name);
     render_no_content(r);
     return MOM_OK;
 }
@@ -648,6 +652,7 @@ int queue_apply_nack(struct store *s, uint64_t now, const struct command *cmd, s
     queue_refresh_deadline(s, q);
     if (ready)
         store_notify(s, STORE_QUEUE_READY, q->res.name);
+    store_notify(s, STORE_LEASES_ENDED, q->res.name);
     render_no_content(r);
     return MOM_OK;
 }
@@ -671,7 +676,51 @@ int queue_apply_extend(struct store *s, uint64_t now, const struct command *cmd,
     return MOM_OK;
 }
 
+/* A queue stream closed: every receipt it still held that is a live lease
+ * goes back as a nack without delay would. No access check: only the node
+ * that served the stream proposes this, with receipts it was given, and it
+ * can only make messages visible earlier. Answers 200 {"released": n}. */
+int queue_apply_release(struct store *s, uint64_t now, const struct command *cmd, struct reply *r)
+{
+    const char *name = cmd->pb.kind.release_leases.queue;
+    struct queue *q = queue_find(s, name);
+    if (!q) {
+        render_error(r, API_ERR_QUEUE_NOT_FOUND, "queue '%s' does not exist", name);
+        return MOM_OK;
+    }
+    queue_advance(s, q, now);
+    char receipt[sizeof cmd->pb.kind.ack.receipt];
+    bool ready = false;
+    uint64_t released = 0;
+    for (size_t i = 0; i < cmd->item_count; i++) {
+        const struct command_item *it = &cmd->items[i];
+        if (it->body_len >= sizeof receipt)
+            continue; /* longer than any receipt of ours */
+        memcpy(receipt, it->body, it->body_len);
+        receipt[it->body_len] = '\0';
+        struct qmsg *m = find_lease(q, receipt, now);
+        if (!m)
+            continue;
+        unlease(q, m);
+        ready |= end_lease(s, q, m, now, 0);
+        released++;
+    }
+    queue_refresh_deadline(s, q);
+    if (ready)
+        store_notify(s, STORE_QUEUE_READY, q->res.name);
+    if (released)
+        store_notify(s, STORE_LEASES_ENDED, q->res.name);
+    return render_released(r, released);
+}
+
 /* ---- reads ---- */
+
+bool store_lease_live(const struct store *s, const char *queue, const char *receipt,
+                      uint64_t now_ms)
+{
+    const struct queue *q = queue_find(s, queue);
+    return q && find_lease(q, receipt, now_ms) != NULL;
+}
 
 void store_list_queues(const struct store *s, const struct store_caller *who, struct reply *out)
 {

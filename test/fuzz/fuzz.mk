@@ -1,7 +1,8 @@
 # libFuzzer harnesses of every parser (test/fuzz/fuzz_*.c): the peer
-# channel's, the log's Command, Raft message, WAL and snapshot codecs, the
-# REST router, query-string and body parsers, the stream position parsers
-# (from, RFC 3339 times, Last-Event-ID) and the JWT parsing, built with
+# channel's, the log's Command, a queue stream's Receive answers, Raft
+# message, WAL and snapshot codecs, the REST router, query-string and body
+# parsers, the stream position parsers (from, RFC 3339 times,
+# Last-Event-ID) and the JWT parsing, built with
 # clang -fsanitize=fuzzer,address,undefined from the sources they need (plus
 # the nanopb code, generated into $(BUILD)/proto as the main Makefile does). `fuzz-run` runs each for FUZZ_SECONDS on its seed corpus in
 # test/fuzz/corpus/<harness>/ (read only; new inputs go to
@@ -35,6 +36,7 @@ SRC_fuzz_snapshot := broker/store.c broker/store_queue.c broker/store_topic.c \
                      common/hashmap.c common/siphash.c common/heap.c common/strtab.c \
                      common/crc32c.c common/err.c common/log.c common/clock.c \
                      $(BUILD)/proto/mom.pb.c
+SRC_fuzz_qcredit := broker/qcredit.c $(SRC_fuzz_snapshot)
 SRC_fuzz_node_wire := replication/node_wire.c common/err.c $(BUILD)/proto/mom.pb.c
 SRC_fuzz_base64  := common/base64.c common/err.c
 SRC_fuzz_router  := broker/router.c
@@ -51,6 +53,7 @@ LIB_fuzz_command := -l:libprotobuf-nanopb.a
 LIB_fuzz_peer_token := -ljwt -lcjson -lcrypto
 LIB_fuzz_node_wire := -l:libprotobuf-nanopb.a
 LIB_fuzz_snapshot := -l:libprotobuf-nanopb.a -lcjson -lcrypto
+LIB_fuzz_qcredit := $(LIB_fuzz_snapshot)
 LIB_fuzz_base64  := -lcrypto
 LIB_fuzz_query := -lcjson -lcrypto
 LIB_fuzz_http_body := -lcjson -lcrypto

@@ -38,7 +38,7 @@ struct fx {
 static void fx_observer(void *arg, enum store_change ch, const char *name)
 {
     struct fx *f = arg;
-    static const char *const kinds[] = {"ready", "qdel", "append", "tdel"};
+    static const char *const kinds[] = {"ready", "qdel", "append", "tdel", "ended"};
     if (f->nevents < 256)
         snprintf(f->events[f->nevents++], sizeof f->events[0], "%s:%s", kinds[ch], name);
 }
@@ -275,6 +275,22 @@ static struct command c_extend(const char *user, const char *queue, const char *
     snprintf(c.pb.kind.extend.queue, sizeof c.pb.kind.extend.queue, "%s", queue);
     snprintf(c.pb.kind.extend.receipt, sizeof c.pb.kind.extend.receipt, "%s", receipt);
     c.pb.kind.extend.visibility_timeout_ms = vt;
+    return c;
+}
+
+/* A ReleaseLeases of n receipts; items live in the fixture-static array. */
+static struct command c_release(const char *user, const char *queue, const char *const *receipts,
+                                size_t n)
+{
+    struct command c = cmd_new(user, mom_v1_Command_release_leases_tag);
+    snprintf(c.pb.kind.release_leases.queue, sizeof c.pb.kind.release_leases.queue, "%s", queue);
+    for (size_t i = 0; i < n; i++) {
+        memset(&fx_items[i], 0, sizeof fx_items[i]);
+        fx_items[i].body = (const uint8_t *)receipts[i];
+        fx_items[i].body_len = strlen(receipts[i]);
+    }
+    c.items = fx_items;
+    c.item_count = n;
     return c;
 }
 
