@@ -148,107 +148,113 @@ def _seed_net(ctx):
     return Probe(ctx)
 
 
-def isolate(ctx):
-    """one node (the leader half of the time) cut off from the others for 1-5 s"""
-    probe = _seed_net(ctx)
-    while ctx.sleep(ctx.rng.uniform(0.5, 1.5)):
-        _cut(ctx, probe, [_pick_node(ctx)], ctx.rng.uniform(1.0, 5.0))
-    probe.join()
+# One fault each, healed before returning: f(ctx, probe).
+
+def isolate_once(ctx, probe):
+    _cut(ctx, probe, [_pick_node(ctx)], ctx.rng.uniform(1.0, 5.0))
 
 
-def majority(ctx):
-    """five nodes split 2 | 3 (the leader in the minority half of the time) for 1-5 s"""
-    probe = _seed_net(ctx)
+def minority_once(ctx, probe):
     n = ctx.cluster.n
-    while ctx.sleep(ctx.rng.uniform(0.5, 1.5)):
-        first = _pick_node(ctx)
-        others = [i for i in range(n) if i != first]
-        ctx.rng.shuffle(others)
-        _cut(ctx, probe, [first] + others[:n // 2 - 1], ctx.rng.uniform(1.0, 5.0))
-    probe.join()
+    first = _pick_node(ctx)
+    others = [i for i in range(n) if i != first]
+    ctx.rng.shuffle(others)
+    _cut(ctx, probe, [first] + others[:(n - 1) // 2 - 1], ctx.rng.uniform(1.0, 5.0))
 
 
-def one_way(ctx):
-    """one or two one-way cuts for 1-5 s: a's bytes to b held, or the link a dials to b black-holed"""
-    _seed_net(ctx)
+def one_way_once(ctx, probe):
     c = ctx.cluster
-    while ctx.sleep(ctx.rng.uniform(0.5, 1.5)):
-        cuts = []
-        for _ in range(ctx.rng.choice((1, 1, 2))):
-            a = _pick_node(ctx)
-            b = ctx.rng.choice([j for j in range(c.n) if j != a])
-            if ctx.rng.random() < 0.5:
-                a, b = b, a
-            if ctx.rng.random() < 0.5:
-                c.net.hold(a, b)
-                cuts.append("bytes %d->%d held" % (a + 1, b + 1))
-            else:
-                c.net.hold_link(a, b)
-                cuts.append("link %d->%d black-holed" % (a + 1, b + 1))
-        hold = ctx.rng.uniform(1.0, 5.0)
-        ctx.log("%s for %.1f s" % (", ".join(cuts), hold))
-        time.sleep(hold)
+    cuts = []
+    for _ in range(ctx.rng.choice((1, 1, 2))):
+        a = _pick_node(ctx)
+        b = ctx.rng.choice([j for j in range(c.n) if j != a])
+        if ctx.rng.random() < 0.5:
+            a, b = b, a
+        if ctx.rng.random() < 0.5:
+            c.net.hold(a, b)
+            cuts.append("bytes %d->%d held" % (a + 1, b + 1))
+        else:
+            c.net.hold_link(a, b)
+            cuts.append("link %d->%d black-holed" % (a + 1, b + 1))
+    hold = ctx.rng.uniform(1.0, 5.0)
+    ctx.log("%s for %.1f s" % (", ".join(cuts), hold))
+    time.sleep(hold)
+    c.net.heal()
+
+
+def flapping_once(ctx, probe):
+    c = ctx.cluster
+    first = _pick_node(ctx)
+    others = [i for i in range(c.n) if i != first]
+    ctx.rng.shuffle(others)
+    minority = {first} | set(others[:ctx.rng.randrange((c.n + 1) // 2)])
+    groups = [minority, set(range(c.n)) - minority]
+    mode = ctx.rng.choice(("stall", "reset"))
+    span = ctx.rng.uniform(2.0, 6.0)
+    ctx.log("flapping %s | %s (%s) for %.1f s" % (_names(groups[0]), _names(groups[1]),
+                                                  mode, span))
+    end = time.monotonic() + span
+    while time.monotonic() < end:
+        c.net.partition(groups, mode=mode)
+        time.sleep(ctx.rng.uniform(0.1, 0.5))
         c.net.heal()
+        time.sleep(ctx.rng.uniform(0.1, 0.5))
 
 
-def flapping(ctx):
-    """a node or a minority cut and healed every 100-500 ms for 2-6 s"""
-    _seed_net(ctx)
-    c = ctx.cluster
-    while ctx.sleep(ctx.rng.uniform(0.5, 1.5)):
-        first = _pick_node(ctx)
-        others = [i for i in range(c.n) if i != first]
-        ctx.rng.shuffle(others)
-        minority = {first} | set(others[:ctx.rng.randrange(c.n // 2)])
-        groups = [minority, set(range(c.n)) - minority]
-        mode = ctx.rng.choice(("stall", "reset"))
-        span = ctx.rng.uniform(2.0, 6.0)
-        ctx.log("flapping %s | %s (%s) for %.1f s" % (_names(groups[0]), _names(groups[1]),
-                                                      mode, span))
-        end = time.monotonic() + span
-        while time.monotonic() < end:
-            c.net.partition(groups, mode=mode)
-            time.sleep(ctx.rng.uniform(0.1, 0.5))
-            c.net.heal()
-            time.sleep(ctx.rng.uniform(0.1, 0.5))
-
-
-def latency_loss(ctx):
-    """per-link latency 0-150 ms, jitter 0-50 ms, loss 0-5% for 2-6 s; a third of the time one node isolated too"""
-    probe = _seed_net(ctx)
+def latency_loss_once(ctx, probe):
     c = ctx.cluster
     n = c.n
-    while ctx.sleep(ctx.rng.uniform(0.5, 1.5)):
-        delay = {(a, b): (ctx.rng.uniform(0, 0.15), ctx.rng.uniform(0, 0.05),
-                          ctx.rng.uniform(0, 0.05))
-                 for a in range(n) for b in range(n) if a != b}
-        c.net.set_delay(delay)
-        hold = ctx.rng.uniform(2.0, 6.0)
-        what = "latency up to %.0f ms, loss up to %.1f%% for %.1f s" % (
-            1000 * max(lat + jit for lat, jit, _ in delay.values()),
-            100 * max(x[2] for x in delay.values()), hold)
-        if ctx.rng.random() < 1 / 3:
-            i = _pick_node(ctx)
-            healed = threading.Event()
-            c.net.partition([{i}, set(range(n)) - {i}])
-            ctx.log(what + ", node %d cut off meanwhile" % (i + 1))
-            time.sleep(0.2)
-            probe.during([i], healed)
-            time.sleep(hold)
-            healed.set()
-        else:
-            ctx.log(what)
-            time.sleep(hold)
-        c.net.heal()
-    probe.join()
+    delay = {(a, b): (ctx.rng.uniform(0, 0.15), ctx.rng.uniform(0, 0.05),
+                      ctx.rng.uniform(0, 0.05))
+             for a in range(n) for b in range(n) if a != b}
+    c.net.set_delay(delay)
+    hold = ctx.rng.uniform(2.0, 6.0)
+    what = "latency up to %.0f ms, loss up to %.1f%% for %.1f s" % (
+        1000 * max(lat + jit for lat, jit, _ in delay.values()),
+        100 * max(x[2] for x in delay.values()), hold)
+    if ctx.rng.random() < 1 / 3:
+        i = _pick_node(ctx)
+        healed = threading.Event()
+        c.net.partition([{i}, set(range(n)) - {i}])
+        ctx.log(what + ", node %d cut off meanwhile" % (i + 1))
+        time.sleep(0.2)
+        probe.during([i], healed)
+        time.sleep(hold)
+        healed.set()
+    else:
+        ctx.log(what)
+        time.sleep(hold)
+    c.net.heal()
 
 
-for _name, _run, _nodes, _ci in (("partition-isolate", isolate, 3, False),
-                                 ("partition-majority", majority, 5, True),
-                                 ("one-way", one_way, 3, True),
-                                 ("flapping", flapping, 3, True),
-                                 ("latency-loss", latency_loss, 3, False)):
-    register(_name, _run, nodes=_nodes, prepare=attach, heal=heal, cleanup=detach, ci=_ci)
+def _schedule(*faults):
+    """A scenario applying one of `faults` at a time until ctx.until."""
+    def run(ctx):
+        probe = _seed_net(ctx)
+        while ctx.sleep(ctx.rng.uniform(0.5, 1.5)):
+            ctx.rng.choice(faults)(ctx, probe)
+        probe.join()
+    return run
+
+
+for _name, _nodes, _ci, _faults, _doc in (
+        ("partition-isolate", 3, False, (isolate_once,),
+         "one node (the leader half of the time) cut off from the others for 1-5 s"),
+        ("partition-majority", 5, False, (minority_once,),
+         "five nodes split 2 | 3 (the leader in the minority half of the time) for 1-5 s"),
+        ("one-way", 3, False, (one_way_once,),
+         "one or two one-way cuts for 1-5 s: a's bytes to b held, "
+         "or the link a dials to b black-holed"),
+        ("flapping", 3, False, (flapping_once,),
+         "a node or a minority cut and healed every 100-500 ms for 2-6 s"),
+        ("latency-loss", 3, False, (latency_loss_once,),
+         "per-link latency 0-150 ms, jitter 0-50 ms, loss 0-5% for 2-6 s; "
+         "a third of the time one node cut off too"),
+        ("net-mixed", 5, True, (isolate_once, minority_once, one_way_once, flapping_once,
+                                latency_loss_once),
+         "any of the network faults above, one at a time, on five nodes")):
+    register(_name, _schedule(*_faults), nodes=_nodes, prepare=attach, heal=heal,
+             cleanup=detach, ci=_ci, doc=_doc)
 register("kill9-5", faults_node.kill9, nodes=5, ci=False,
          doc="kill -9 of one of five members, restarted after 0.2-2.5 s")
 register("pause-5", faults_node.pause, nodes=5, ci=False,
