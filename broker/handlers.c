@@ -9,6 +9,7 @@
 #include "broker/render.h"
 #include "broker/server_internal.h"
 #include "broker/stream.h"
+#include "broker/stream_params.h"
 #include "broker/stream_topic.h"
 #include "common/clock.h"
 #include "common/err.h"
@@ -601,20 +602,22 @@ static void handle_topic_read(struct request_ctx *rc, bool subscription)
     }
     rc->max = (uint32_t)max;
     rc->from = STORE_FROM_EARLIEST;
-    char from[32];
-    if (!subscription && http_query_get(rc->query, "from", from, sizeof from)) {
-        if (!strcmp(from, "earliest"))
-            rc->from = STORE_FROM_EARLIEST;
-        else if (!strcmp(from, "latest"))
-            rc->from = STORE_FROM_LATEST;
-        else {
-            struct parse_error err;
-            if (http_parse_uint(from, UINT64_MAX, false, "from", &rc->offset, &err)) {
-                server_fail(rc, API_ERR_BAD_REQUEST, "from must be earliest, latest or an offset");
-                return;
-            }
-            rc->from = STORE_FROM_OFFSET;
+    char text[STREAM_FROM_MAX + 2];
+    if (!subscription && http_query_get(rc->query, "from", text, sizeof text)) {
+        struct stream_from from;
+        struct parse_error err;
+        if (stream_parse_from(text, &from, &err)) {
+            server_send_parse_error(rc, &err);
+            return;
         }
+        static const enum store_from kinds[] = {
+            [STREAM_FROM_EARLIEST] = STORE_FROM_EARLIEST,
+            [STREAM_FROM_LATEST] = STORE_FROM_LATEST,
+            [STREAM_FROM_OFFSET] = STORE_FROM_OFFSET,
+            [STREAM_FROM_TIME] = STORE_FROM_TIME,
+        };
+        rc->from = kinds[from.kind];
+        rc->offset = from.value; /* the offset, or the time for STORE_FROM_TIME */
     }
     if (rc->from == STORE_FROM_LATEST && wait_ms) {
         /* Pin "latest" to the current end so a wake sees what arrived;
@@ -629,8 +632,9 @@ static void handle_topic_read(struct request_ctx *rc, bool subscription)
 static void handle_subscription_put(struct request_ctx *rc)
 {
     struct parse_error err;
-    bool earliest;
-    if (http_parse_subscription(rc->body, rc->body_len, &earliest, &err)) {
+    enum http_sub_start start;
+    uint64_t time_ms;
+    if (http_parse_subscription(rc->body, rc->body_len, &start, &time_ms, &err)) {
         server_send_parse_error(rc, &err);
         return;
     }
@@ -639,7 +643,31 @@ static void handle_subscription_put(struct request_ctx *rc)
     mom_v1_CreateSubscription *cs = &cmd.pb.kind.create_subscription;
     set_str(cs->topic, sizeof cs->topic, rc->match.params[0]);
     set_str(cs->name, sizeof cs->name, rc->match.params[1]);
-    cs->start_earliest = earliest;
+    cs->start_earliest = start == HTTP_SUB_EARLIEST;
+    cs->start_at_time = start == HTTP_SUB_TIME;
+    cs->start_time_ms = time_ms;
+    server_propose(rc, &cmd);
+}
+
+/* The new cursor is decided at apply, from the leader's committed state
+ * (the offset's range, the search from a time, the owner check). */
+static void handle_subscription_seek(struct request_ctx *rc)
+{
+    struct parse_error err;
+    bool by_time;
+    uint64_t offset, time_ms;
+    if (http_parse_seek(rc->body, rc->body_len, &by_time, &offset, &time_ms, &err)) {
+        server_send_parse_error(rc, &err);
+        return;
+    }
+    struct command cmd;
+    init_command(&cmd, mom_v1_Command_seek_subscription_tag);
+    mom_v1_SeekSubscription *sk = &cmd.pb.kind.seek_subscription;
+    set_str(sk->topic, sizeof sk->topic, rc->match.params[0]);
+    set_str(sk->name, sizeof sk->name, rc->match.params[1]);
+    sk->by_time = by_time;
+    sk->offset = offset;
+    sk->time_ms = time_ms;
     server_propose(rc, &cmd);
 }
 
@@ -763,6 +791,7 @@ void handlers_dispatch(struct request_ctx *rc)
     case ROUTE_SUBSCRIPTION_DELETE: handle_subscription_delete(rc); return;
     case ROUTE_SUBSCRIPTION_READ: handle_topic_read(rc, true); return;
     case ROUTE_SUBSCRIPTION_ACK: handle_subscription_ack(rc); return;
+    case ROUTE_SUBSCRIPTION_SEEK: handle_subscription_seek(rc); return;
     case ROUTE_USER_SUBSCRIPTIONS: store_list_user_subscriptions(s->store, &who, &r); break;
     case ROUTE_TOPIC_STREAM: stream_topic_handle(rc, false); return;
     case ROUTE_SUBSCRIPTION_STREAM: stream_topic_handle(rc, true); return;

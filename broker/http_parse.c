@@ -5,6 +5,7 @@
 #include "broker/http_parse.h"
 
 #include "broker/router.h"
+#include "broker/stream_params.h"
 #include "common/base64.h"
 #include "common/err.h"
 #include "common/hex.h"
@@ -412,26 +413,65 @@ int http_parse_sub_ack(const char *body, size_t len, uint64_t *offset, struct pa
     return parse_single_uint(body, len, "offset", true, UINT64_MAX, offset, err);
 }
 
-int http_parse_subscription(const char *body, size_t len, bool *start_earliest,
-                            struct parse_error *err)
+int http_parse_subscription(const char *body, size_t len, enum http_sub_start *start,
+                            uint64_t *time_ms, struct parse_error *err)
 {
-    *start_earliest = false;
+    *start = HTTP_SUB_LATEST;
+    *time_ms = 0;
     cJSON *root;
     if (parse_object(body, len, true, &root, err))
         return -1;
     int rc = 0;
     for (const cJSON *it = root ? root->child : NULL; it && !rc; it = it->next) {
         if (!strcmp(it->string, "start")) {
-            if (cJSON_IsString(it) && !strcmp(it->valuestring, "earliest"))
-                *start_earliest = true;
-            else if (!cJSON_IsString(it) || strcmp(it->valuestring, "latest"))
+            const char *v = cJSON_IsString(it) ? it->valuestring : NULL;
+            if (v && !strcmp(v, "earliest"))
+                *start = HTTP_SUB_EARLIEST;
+            else if (v && !strcmp(v, "latest"))
+                *start = HTTP_SUB_LATEST;
+            else if (v && !strncmp(v, "time:", 5)) {
+                rc = stream_parse_time(v + 5, strlen(v + 5), false, time_ms, err);
+                *start = HTTP_SUB_TIME;
+            } else
                 rc = fail(err, API_ERR_BAD_REQUEST,
-                          "field 'start' must be \"latest\" or \"earliest\"");
+                          "field 'start' must be \"latest\", \"earliest\" or \"time:<RFC 3339>\"");
         } else {
             rc = unknown_field(it, err);
         }
     }
     cJSON_Delete(root);
+    return rc;
+}
+
+int http_parse_seek(const char *body, size_t len, bool *by_time, uint64_t *offset,
+                    uint64_t *time_ms, struct parse_error *err)
+{
+    *by_time = false;
+    *offset = *time_ms = 0;
+    cJSON *root;
+    if (parse_object(body, len, false, &root, err))
+        return -1;
+    int rc = 0;
+    bool seen_offset = false, seen_time = false;
+    for (const cJSON *it = root->child; it && !rc; it = it->next) {
+        if (!strcmp(it->string, "offset")) {
+            rc = json_uint(it, UINT64_MAX, offset, err);
+            seen_offset = true;
+        } else if (!strcmp(it->string, "time")) {
+            if (!cJSON_IsString(it))
+                rc = fail(err, API_ERR_BAD_REQUEST, "field 'time' must be an RFC 3339 string");
+            else
+                rc = stream_parse_time(it->valuestring, strlen(it->valuestring), false, time_ms,
+                                       err);
+            seen_time = true;
+        } else {
+            rc = unknown_field(it, err);
+        }
+    }
+    cJSON_Delete(root);
+    if (!rc && seen_offset == seen_time)
+        rc = fail(err, API_ERR_BAD_REQUEST, "give exactly one of 'offset' and 'time'");
+    *by_time = seen_time;
     return rc;
 }
 

@@ -46,9 +46,15 @@ int http_parse_nack(const char *body, size_t len, uint64_t *delay_ms, struct par
 int http_parse_extend(const char *body, size_t len, uint64_t *vt_ms, struct parse_error *err);
 /* {"offset": N} required. */
 int http_parse_sub_ack(const char *body, size_t len, uint64_t *offset, struct parse_error *err);
-/* {"start": "latest"|"earliest"} optional. */
-int http_parse_subscription(const char *body, size_t len, bool *start_earliest,
-                            struct parse_error *err);
+/* Where a new subscription starts: {"start": "latest" | "earliest" |
+ * "time:<RFC 3339>"}, optional (latest). */
+enum http_sub_start { HTTP_SUB_LATEST, HTTP_SUB_EARLIEST, HTTP_SUB_TIME };
+int http_parse_subscription(const char *body, size_t len, enum http_sub_start *start,
+                            uint64_t *time_ms, struct parse_error *err);
+/* A seek body: exactly one of {"offset": N} and {"time": "<RFC 3339>"}.
+ * Sets *by_time and either *offset or *time_ms. */
+int http_parse_seek(const char *body, size_t len, bool *by_time, uint64_t *offset,
+                    uint64_t *time_ms, struct parse_error *err);
 /* {"username","password"}: username matches the name rule, password 8..1024
  * bytes (registration). *password is malloc'd, the caller frees it. */
 int http_parse_credentials(const char *body, size_t len, char username[129], char **password,

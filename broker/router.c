@@ -46,6 +46,7 @@ static const struct route_def routes[] = {
     {"v1/topics/{}/subscriptions/{}", HTTP_DELETE, ROUTE_SUBSCRIPTION_DELETE},
     {"v1/topics/{}/subscriptions/{}/messages", HTTP_GET, ROUTE_SUBSCRIPTION_READ},
     {"v1/topics/{}/subscriptions/{}/ack", HTTP_POST, ROUTE_SUBSCRIPTION_ACK},
+    {"v1/topics/{}/subscriptions/{}/seek", HTTP_POST, ROUTE_SUBSCRIPTION_SEEK},
     {"v1/subscriptions", HTTP_GET, ROUTE_USER_SUBSCRIPTIONS},
     {"v1/topics/{}/stream", HTTP_GET, ROUTE_TOPIC_STREAM},
     {"v1/topics/{}/subscriptions/{}/stream", HTTP_GET, ROUTE_SUBSCRIPTION_STREAM},

@@ -590,6 +590,9 @@ int store_apply(struct store *s, uint64_t index, const struct command *cmd, stru
     case mom_v1_Command_subscription_ack_tag:
         rc = topic_apply_subscription_ack(s, now, cmd, out);
         break;
+    case mom_v1_Command_seek_subscription_tag:
+        rc = topic_apply_seek_subscription(s, now, cmd, out);
+        break;
     case mom_v1_Command_register_user_tag: rc = apply_register_user(s, now, cmd, out); break;
     case mom_v1_Command_set_acl_tag: rc = apply_set_acl(s, cmd, out); break;
     case mom_v1_Command_noop_tag:

@@ -63,10 +63,12 @@ void store_list_topics(const struct store *s, const struct store_caller *who, st
 void store_get_topic(const struct store *s, const char *name, const struct store_caller *who,
                      struct reply *out);
 
-/* Topic read. from_earliest/from_latest or an explicit offset; max already
- * clamped to 1..1000. Sets *empty when the answer holds no message (the
- * caller may long-poll and read again). */
-enum store_from { STORE_FROM_EARLIEST, STORE_FROM_LATEST, STORE_FROM_OFFSET };
+/* Topic read. from_earliest/from_latest, an explicit offset, or
+ * STORE_FROM_TIME with `offset` holding a time (ms since the epoch): the
+ * first message published at or after it. max already clamped to 1..1000.
+ * Sets *empty when the answer holds no message (the caller may long-poll and
+ * read again). */
+enum store_from { STORE_FROM_EARLIEST, STORE_FROM_LATEST, STORE_FROM_OFFSET, STORE_FROM_TIME };
 void store_read_topic(const struct store *s, const char *topic, enum store_from from,
                       uint64_t offset, uint32_t max, const struct store_caller *who,
                       struct reply *out, bool *empty);
@@ -112,6 +114,12 @@ bool store_queue_exists(const struct store *s, const char *queue);
 bool store_topic_exists(const struct store *s, const char *topic);
 /* The offset the next message of topic will get; false when it does not exist. */
 bool store_topic_next_offset(const struct store *s, const char *topic, uint64_t *out);
+/* The first offset of topic whose message was published at or after time_ms
+ * (a binary search over the retained messages): the first retained offset
+ * when all qualify, the next offset when none does. False when the topic
+ * does not exist. */
+bool store_topic_offset_at_time(const struct store *s, const char *topic, uint64_t time_ms,
+                                uint64_t *out);
 
 /* The stored password hash of a registered user, or NULL. */
 const char *store_user_password_hash(const struct store *s, const char *username);

@@ -14,6 +14,10 @@
  *   per queue and counts from the time the message entered the queue), so
  *   expired ready messages are always a prefix of the FIFO and of the ready
  *   heap.
+ * - Within a topic, published_at never decreases with the offset: apply
+ *   stamps with max(Command.time_ms, last applied time) and topic_append
+ *   raises a restored message's stamp to its predecessor's, so a time maps
+ *   to an offset by binary search.
  * - Every heap has a total order, so the order of pops never depends on the
  *   heap's internal layout (which a snapshot does not preserve).
  * - A resource whose next deadline is finite sits in the store's deadline
@@ -245,6 +249,13 @@ int topic_apply_delete_subscription(struct store *s, uint64_t now, const struct 
                                     struct reply *r);
 int topic_apply_subscription_ack(struct store *s, uint64_t now, const struct command *cmd,
                                  struct reply *r);
+int topic_apply_seek_subscription(struct store *s, uint64_t now, const struct command *cmd,
+                                  struct reply *r);
+/* The first offset of t whose message was published at or after time_ms
+ * (binary search over the retained ring; published_at never decreases with
+ * the offset). first_offset when every retained message qualifies,
+ * topic_next_offset(t) when none does. */
+uint64_t topic_offset_at_time(const struct topic *t, uint64_t time_ms);
 /* Adds a subscription to a topic (create and snapshot restore). */
 int topic_add_subscription(struct store *s, struct topic *t, struct subscription *sub);
 void subscription_free(struct subscription *sub);

@@ -82,12 +82,40 @@ int topic_append(struct store *s, struct topic *t, struct tmsg *m)
 {
     if (ring_reserve(t, t->count + 1) != MOM_OK)
         return MOM_ERR_NOMEM;
+    if (t->count) { /* keep stamps non-decreasing, whatever a snapshot held */
+        const struct tmsg *last = topic_at(t, topic_next_offset(t) - 1);
+        if (m->published_at < last->published_at)
+            m->published_at = last->published_at;
+    }
     t->ring[(t->ring_head + t->count) & (t->ring_cap - 1)] = m;
     t->count++;
     t->bytes += m->body_len;
     s->messages++;
     s->bytes += m->body_len;
     return MOM_OK;
+}
+
+uint64_t topic_offset_at_time(const struct topic *t, uint64_t time_ms)
+{
+    uint64_t lo = t->first_offset, hi = topic_next_offset(t);
+    while (lo < hi) { /* the answer is in [lo, hi] */
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (topic_at(t, mid)->published_at < time_ms)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+bool store_topic_offset_at_time(const struct store *s, const char *topic, uint64_t time_ms,
+                                uint64_t *out)
+{
+    const struct topic *t = topic_find(s, topic);
+    if (!t)
+        return false;
+    *out = topic_offset_at_time(t, time_ms);
+    return true;
 }
 
 static void tmsg_free(struct store *s, struct tmsg *m)
@@ -425,7 +453,10 @@ int topic_apply_create_subscription(struct store *s, uint64_t now, const struct 
     sub->name = strdup(c->name);
     sub->owner = strdup(cmd->pb.user);
     sub->created_at = now;
-    sub->cursor = c->start_earliest ? t->first_offset : topic_next_offset(t);
+    if (c->start_at_time)
+        sub->cursor = topic_offset_at_time(t, c->start_time_ms);
+    else
+        sub->cursor = c->start_earliest ? t->first_offset : topic_next_offset(t);
     if (!sub->name || !sub->owner || topic_add_subscription(s, t, sub) != MOM_OK) {
         subscription_free(sub);
         return MOM_ERR_NOMEM;
@@ -476,6 +507,37 @@ int topic_apply_subscription_ack(struct store *s, uint64_t now, const struct com
     return MOM_OK;
 }
 
+int topic_apply_seek_subscription(struct store *s, uint64_t now, const struct command *cmd,
+                                  struct reply *r)
+{
+    const mom_v1_SeekSubscription *k = &cmd->pb.kind.seek_subscription;
+    struct topic *t;
+    struct subscription *sub = find_sub(s, k->topic, k->name, r, &t);
+    if (!sub)
+        return MOM_OK;
+    if (!cmd->pb.admin && strcmp(cmd->pb.user, sub->owner) != 0) {
+        render_error(r, API_ERR_FORBIDDEN, "only the subscription's owner or an admin may seek it");
+        return MOM_OK;
+    }
+    topic_advance(s, t, now);
+    uint64_t to;
+    if (k->by_time) {
+        to = topic_offset_at_time(t, k->time_ms);
+    } else {
+        if (k->offset > topic_next_offset(t)) {
+            render_error(r, API_ERR_OFFSET_OUT_OF_RANGE,
+                         "offset %" PRIu64 " is beyond next_offset %" PRIu64, k->offset,
+                         topic_next_offset(t));
+            return MOM_OK;
+        }
+        to = k->offset < t->first_offset ? t->first_offset : k->offset;
+    }
+    sub->cursor = to;
+    /* A subscription read waiting at the old cursor may have messages now. */
+    store_notify(s, STORE_TOPIC_APPENDED, t->res.name);
+    return render_subscription_answer(r, t, sub, false);
+}
+
 /* ---- reads ---- */
 
 void store_list_topics(const struct store *s, const struct store_caller *who, struct reply *out)
@@ -517,6 +579,7 @@ void store_read_topic(const struct store *s, const char *topic, enum store_from 
         }
         start = offset < t->first_offset ? t->first_offset : offset;
         break;
+    case STORE_FROM_TIME: start = topic_offset_at_time(t, offset); break;
     case STORE_FROM_EARLIEST:
     default: start = t->first_offset; break;
     }

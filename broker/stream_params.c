@@ -66,8 +66,8 @@ static int64_t days_from_civil(int y, int m, int d)
 int stream_parse_time(const char *text, size_t len, bool query_plus, uint64_t *ms,
                       struct parse_error *err)
 {
-    /* YYYY-MM-DDThh:mm:ss is 19 bytes; the shortest whole time adds "Z". */
-    if (len < 20 || text[4] != '-' || text[7] != '-' || (text[10] != 'T' && text[10] != 't') ||
+    /* YYYY-MM-DDThh:mm:ss is 19 bytes; a zone must follow. */
+    if (len < 19 || text[4] != '-' || text[7] != '-' || (text[10] != 'T' && text[10] != 't') ||
         text[13] != ':' || text[16] != ':')
         return fail(err, "time must be " TIME_HELP);
     int year = digits(text, 4), month = digits(text + 5, 2), day = digits(text + 8, 2);
@@ -81,7 +81,7 @@ int stream_parse_time(const char *text, size_t len, bool query_plus, uint64_t *m
 
     size_t i = 19;
     int64_t frac_ms = 0;
-    if (text[i] == '.') {
+    if (i < len && text[i] == '.') {
         i++;
         size_t start = i;
         bool finer = false; /* a non-zero digit past the milliseconds */

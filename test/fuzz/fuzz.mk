@@ -40,9 +40,9 @@ SRC_fuzz_qcredit := broker/qcredit.c $(SRC_fuzz_snapshot)
 SRC_fuzz_node_wire := replication/node_wire.c common/err.c $(BUILD)/proto/mom.pb.c
 SRC_fuzz_base64  := common/base64.c common/err.c
 SRC_fuzz_router  := broker/router.c
-SRC_fuzz_query   := broker/http_parse.c broker/router.c broker/api_error.c common/number.c \
+SRC_fuzz_query   := broker/http_parse.c broker/stream_params.c broker/router.c broker/api_error.c common/number.c \
                     common/base64.c common/err.c
-SRC_fuzz_http_body := broker/http_parse.c broker/router.c broker/api_error.c common/number.c \
+SRC_fuzz_http_body := broker/http_parse.c broker/stream_params.c broker/router.c broker/api_error.c common/number.c \
                       common/base64.c common/err.c
 SRC_fuzz_jws     := broker/jws.c common/err.c common/log.c common/number.c common/base64.c
 SRC_fuzz_stream_params := broker/stream_params.c common/clock.c

@@ -84,10 +84,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = http_parse_sub_ack(body, size, &v, &e);
     if (rc)
         refused(rc, &e);
-    bool earliest;
-    rc = http_parse_subscription(body, size, &earliest, &e);
+    enum http_sub_start start;
+    uint64_t t;
+    rc = http_parse_subscription(body, size, &start, &t, &e);
     if (rc)
         refused(rc, &e);
+    else if (start > HTTP_SUB_TIME || (start != HTTP_SUB_TIME && t != 0))
+        abort();
+    bool by_time;
+    rc = http_parse_seek(body, size, &by_time, &v, &t, &e);
+    if (rc)
+        refused(rc, &e);
+    else if (by_time ? v != 0 : t != 0)
+        abort(); /* exactly one of offset and time */
 
     for (int login = 0; login < 2; login++) {
         char user[129];

@@ -176,6 +176,30 @@ static void command_seeds(void)
     c.pb.time_ms = 1764300000003u;
     c.pb.which_kind = mom_v1_Command_tick_tag;
     command_seed("tick", &c);
+
+    memset(&c, 0, sizeof c);
+    c.pb.time_ms = 1764300000004u;
+    strcpy(c.pb.user, "bob");
+    c.pb.which_kind = mom_v1_Command_create_subscription_tag;
+    strcpy(c.pb.kind.create_subscription.topic, "news");
+    strcpy(c.pb.kind.create_subscription.name, "replay");
+    c.pb.kind.create_subscription.start_at_time = true;
+    c.pb.kind.create_subscription.start_time_ms = 1764200000000u;
+    command_seed("subscription_start_time", &c);
+
+    memset(&c, 0, sizeof c);
+    c.pb.time_ms = 1764300000005u;
+    strcpy(c.pb.user, "bob");
+    c.pb.which_kind = mom_v1_Command_seek_subscription_tag;
+    strcpy(c.pb.kind.seek_subscription.topic, "news");
+    strcpy(c.pb.kind.seek_subscription.name, "replay");
+    c.pb.kind.seek_subscription.by_time = true;
+    c.pb.kind.seek_subscription.time_ms = 1764200000000u;
+    command_seed("seek_time", &c);
+    c.pb.kind.seek_subscription.by_time = false;
+    c.pb.kind.seek_subscription.time_ms = 0;
+    c.pb.kind.seek_subscription.offset = 42;
+    command_seed("seek_offset", &c);
 }
 
 /* Snapshots of a store that holds users, a queue with ready, delayed and

@@ -222,6 +222,9 @@ def test_real_answers_match_the_schemas(spec, momd_factory):
     check(alice.put("/v1/topics/ot/subscriptions/os", json={"start": "earliest"}), s, "put")
     check(alice.put("/v1/topics/ot/subscriptions/os"), s, "put")  # 200
     check(alice.put("/v1/topics/none/subscriptions/os"), s, "put")  # 404
+    check(alice.put("/v1/topics/ot/subscriptions/ts", json={"start": "time:2000-01-01T00:00:00Z"}),
+          s, "put")
+    check(alice.put("/v1/topics/ot/subscriptions/ts", json={"start": "time:x"}), s, "put")  # 400
     tm = t + "/messages"
     check(alice.post("/v1/topics/ot/messages", data=b"news",
                      headers={"Content-Type": "text/plain"}), tm, "post")
@@ -232,6 +235,10 @@ def test_real_answers_match_the_schemas(spec, momd_factory):
           tm + "/batch")  # 400
     check(alice.get("/v1/topics/ot/messages", params={"from": "earliest"}), tm, "get")
     check(alice.get("/v1/topics/ot/messages", params={"from": 99}), tm, "get")  # 400
+    check(alice.get("/v1/topics/ot/messages", params={"from": "time:2000-01-01T00:00:00Z"}), tm,
+          "get")
+    check(alice.get("/v1/topics/ot/messages", params={"from": "time:2000-01-01"}), tm,
+          "get")  # 400
     check(alice.get("/v1/topics/none/messages"), tm, "get")  # 404
     check(alice.get("/v1/topics/ot/subscriptions"), t + "/subscriptions")
     check(alice.get("/v1/topics/none/subscriptions"), t + "/subscriptions")  # 404
@@ -243,6 +250,15 @@ def test_real_answers_match_the_schemas(spec, momd_factory):
     check(alice.post("/v1/topics/ot/subscriptions/os/ack", json={"offset": 0}), s + "/ack")
     check(alice.post("/v1/topics/ot/subscriptions/os/ack", json={"offset": 999}),
           s + "/ack")  # 400
+    check(alice.post("/v1/topics/ot/subscriptions/os/seek", json={"offset": 0}), s + "/seek")
+    check(alice.post("/v1/topics/ot/subscriptions/os/seek",
+                     json={"time": "2000-01-01T00:00:00Z"}), s + "/seek")
+    check(alice.post("/v1/topics/ot/subscriptions/os/seek", json={"offset": 999}),
+          s + "/seek")  # 400
+    check(bob.post("/v1/topics/ot/subscriptions/os/seek", json={"offset": 0}),
+          s + "/seek")  # 403
+    check(alice.post("/v1/topics/ot/subscriptions/zz/seek", json={"offset": 0}),
+          s + "/seek")  # 404
     check(alice.get("/v1/subscriptions"), "/v1/subscriptions")
     check(anon.get("/v1/subscriptions"), "/v1/subscriptions")  # 401
     # event streams: the head of a 200 (the body never ends), and errors

@@ -310,6 +310,33 @@ static struct command c_sub(const char *user, const char *topic, const char *nam
     return c;
 }
 
+/* A subscription whose cursor starts at the first message published at or
+ * after time_ms. */
+static struct command c_sub_at(const char *user, const char *topic, const char *name,
+                               uint64_t time_ms)
+{
+    struct command c = c_sub(user, topic, name, false);
+    c.pb.kind.create_subscription.start_at_time = true;
+    c.pb.kind.create_subscription.start_time_ms = time_ms;
+    return c;
+}
+
+/* Seek to an offset, or (by_time) to a time. */
+static struct command c_seek(const char *user, const char *topic, const char *name, bool by_time,
+                             uint64_t value)
+{
+    struct command c = cmd_new(user, mom_v1_Command_seek_subscription_tag);
+    snprintf(c.pb.kind.seek_subscription.topic, sizeof c.pb.kind.seek_subscription.topic, "%s",
+             topic);
+    snprintf(c.pb.kind.seek_subscription.name, sizeof c.pb.kind.seek_subscription.name, "%s", name);
+    c.pb.kind.seek_subscription.by_time = by_time;
+    if (by_time)
+        c.pb.kind.seek_subscription.time_ms = value;
+    else
+        c.pb.kind.seek_subscription.offset = value;
+    return c;
+}
+
 static struct command c_unsub(const char *user, const char *topic, const char *name)
 {
     struct command c = cmd_new(user, mom_v1_Command_delete_subscription_tag);

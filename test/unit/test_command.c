@@ -147,6 +147,33 @@ static void test_simple_kinds(void **state)
     assert_string_equal(d.pb.kind.create_subscription.topic, "events");
     assert_string_equal(d.pb.kind.create_subscription.name, "audit");
     assert_true(d.pb.kind.create_subscription.start_earliest);
+    assert_false(d.pb.kind.create_subscription.start_at_time);
+    free(buf);
+    c.pb.kind.create_subscription.start_earliest = false;
+    c.pb.kind.create_subscription.start_at_time = true;
+    c.pb.kind.create_subscription.start_time_ms = 1796620424123u;
+    buf = round_trip(&c, &d);
+    assert_true(d.pb.kind.create_subscription.start_at_time);
+    assert_true(d.pb.kind.create_subscription.start_time_ms == 1796620424123u);
+    free(buf);
+
+    c = base(mom_v1_Command_seek_subscription_tag);
+    strcpy(c.pb.kind.seek_subscription.topic, "events");
+    strcpy(c.pb.kind.seek_subscription.name, "audit");
+    c.pb.kind.seek_subscription.offset = UINT64_MAX - 1;
+    buf = round_trip(&c, &d);
+    assert_string_equal(d.pb.kind.seek_subscription.topic, "events");
+    assert_string_equal(d.pb.kind.seek_subscription.name, "audit");
+    assert_false(d.pb.kind.seek_subscription.by_time);
+    assert_true(d.pb.kind.seek_subscription.offset == UINT64_MAX - 1);
+    free(buf);
+    c.pb.kind.seek_subscription.offset = 0;
+    c.pb.kind.seek_subscription.by_time = true;
+    c.pb.kind.seek_subscription.time_ms = 1796620424123u;
+    buf = round_trip(&c, &d);
+    assert_true(d.pb.kind.seek_subscription.by_time);
+    assert_true(d.pb.kind.seek_subscription.time_ms == 1796620424123u);
+    assert_true(d.pb.kind.seek_subscription.offset == 0);
     free(buf);
 
     c = base(mom_v1_Command_delete_subscription_tag);
@@ -351,6 +378,15 @@ static void fill_kind(struct command *c, pb_size_t kind, bool full)
         strcpy(c->pb.kind.create_subscription.topic, name);
         strcpy(c->pb.kind.create_subscription.name, name);
         c->pb.kind.create_subscription.start_earliest = full;
+        c->pb.kind.create_subscription.start_at_time = full;
+        c->pb.kind.create_subscription.start_time_ms = big;
+        break;
+    case mom_v1_Command_seek_subscription_tag:
+        strcpy(c->pb.kind.seek_subscription.topic, name);
+        strcpy(c->pb.kind.seek_subscription.name, name);
+        c->pb.kind.seek_subscription.by_time = full;
+        c->pb.kind.seek_subscription.offset = big;
+        c->pb.kind.seek_subscription.time_ms = big;
         break;
     case mom_v1_Command_delete_subscription_tag:
         strcpy(c->pb.kind.delete_subscription.topic, name);
@@ -386,7 +422,8 @@ static void test_enveloped_kinds_match_pb_encode(void **state)
                                       mom_v1_Command_delete_subscription_tag,
                                       mom_v1_Command_subscription_ack_tag,
                                       mom_v1_Command_register_user_tag,
-                                      mom_v1_Command_set_acl_tag};
+                                      mom_v1_Command_set_acl_tag,
+                                      mom_v1_Command_seek_subscription_tag};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         for (unsigned mask = 0; mask < 16; mask++) {
             struct command c;

@@ -126,12 +126,66 @@ static void test_bodies(void **state)
     assert_int_equal(http_parse_extend("{}", 2, &v, &e), -1);
     const char *big = "{\"visibility_timeout_ms\":43200001}";
     assert_int_equal(http_parse_extend(big, strlen(big), &v, &e), -1);
-    bool earliest;
+    enum http_sub_start start;
+    uint64_t t;
     const char *sub = "{\"start\":\"earliest\"}";
-    assert_int_equal(http_parse_subscription(sub, strlen(sub), &earliest, &e), 0);
-    assert_true(earliest);
-    const char *badsub = "{\"start\":\"middle\"}";
-    assert_int_equal(http_parse_subscription(badsub, strlen(badsub), &earliest, &e), -1);
+    assert_int_equal(http_parse_subscription(sub, strlen(sub), &start, &t, &e), 0);
+    assert_int_equal(start, HTTP_SUB_EARLIEST);
+    assert_int_equal(http_parse_subscription("", 0, &start, &t, &e), 0);
+    assert_int_equal(start, HTTP_SUB_LATEST);
+    const char *latest = "{\"start\":\"latest\"}";
+    assert_int_equal(http_parse_subscription(latest, strlen(latest), &start, &t, &e), 0);
+    assert_int_equal(start, HTTP_SUB_LATEST);
+    const char *at = "{\"start\":\"time:2026-12-07T06:13:44.123+01:00\"}";
+    assert_int_equal(http_parse_subscription(at, strlen(at), &start, &t, &e), 0);
+    assert_int_equal(start, HTTP_SUB_TIME);
+    assert_true(t == 1796620424123ull);
+    static const char *const badsubs[] = {
+        "{\"start\":\"middle\"}",
+        "{\"start\":\"time:\"}",
+        "{\"start\":\"time:2026-02-30T00:00:00Z\"}",
+        "{\"start\":\"time:2026-01-01T00:00:00 01:00\"}", /* no query '+' in JSON */
+        "{\"start\":5}",
+        "{\"start\":\"5\"}", /* an offset is not a start */
+        "{\"start\":\"earliest\",\"x\":1}",
+    };
+    for (size_t i = 0; i < sizeof badsubs / sizeof badsubs[0]; i++) {
+        assert_int_equal(http_parse_subscription(badsubs[i], strlen(badsubs[i]), &start, &t, &e),
+                         -1);
+        assert_int_equal(api_error_status(e.kind), 400);
+    }
+
+    bool by_time;
+    uint64_t off;
+    const char *seek = "{\"offset\":42}";
+    assert_int_equal(http_parse_seek(seek, strlen(seek), &by_time, &off, &t, &e), 0);
+    assert_false(by_time);
+    assert_int_equal(off, 42);
+    seek = "{\"time\":\"2026-12-07T05:13:44.123Z\"}";
+    assert_int_equal(http_parse_seek(seek, strlen(seek), &by_time, &off, &t, &e), 0);
+    assert_true(by_time);
+    assert_true(t == 1796620424123ull);
+    static const char *const badseeks[] = {
+        "",
+        "{}",
+        "{\"offset\":1,\"time\":\"2026-12-07T05:13:44Z\"}",
+        "{\"offset\":-1}",
+        "{\"offset\":1.5}",
+        "{\"offset\":\"1\"}",
+        "{\"time\":1}",
+        "{\"time\":\"yesterday\"}",
+        "{\"time\":\"2026-12-07T05:13:44\"}",
+        "{\"offset\":1,\"whence\":0}",
+        "[1]",
+    };
+    for (size_t i = 0; i < sizeof badseeks / sizeof badseeks[0]; i++) {
+        if (http_parse_seek(badseeks[i], strlen(badseeks[i]), &by_time, &off, &t, &e) != -1)
+            fail_msg("accepted %s", badseeks[i]);
+        assert_int_equal(api_error_status(e.kind), 400);
+    }
+    seek = "{\"offset\":1,\"time\":\"2026-12-07T05:13:44Z\"}";
+    assert_int_equal(http_parse_seek(seek, strlen(seek), &by_time, &off, &t, &e), -1);
+    assert_string_equal(e.message, "give exactly one of 'offset' and 'time'");
     char user[129];
     char *pw;
     size_t pwlen;

@@ -34,6 +34,12 @@ static void test_routes_and_params(void **state)
     assert_string_equal(m.params[1], "s");
     assert_int_equal(match(HTTP_GET, "/v1/subscriptions", &m), ROUTER_OK);
     assert_int_equal(m.route, ROUTE_USER_SUBSCRIPTIONS);
+    assert_int_equal(match(HTTP_POST, "/v1/topics/t/subscriptions/s/seek", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_SUBSCRIPTION_SEEK);
+    assert_string_equal(m.params[1], "s");
+    assert_int_equal(match(HTTP_GET, "/v1/topics/t/subscriptions/s/seek", &m),
+                     ROUTER_METHOD_NOT_ALLOWED);
+    assert_int_equal(m.allowed, HTTP_POST);
 }
 
 static void test_batch_versus_receipt(void **state)
