@@ -18,15 +18,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The names point into the request (its route parameters and identity),
+ * which outlives the stream: an idle stream costs little. */
 struct topic_stream {
     struct server *srv;
-    char topic[129];
-    char sub[129]; /* "" for a topic stream */
-    uint64_t next; /* the next offset to send */
-    bool auto_ack;
+    const char *topic;
+    const char *sub; /* NULL for a topic stream */
+    const struct auth_identity *who;
+    uint64_t next;  /* the next offset to send */
     uint64_t acked; /* offsets below it were acked (ack=auto) */
-    char user[129]; /* who acks */
-    bool admin;
+    bool auto_ack;
 };
 
 static bool on_message(void *arg, uint64_t offset, const char *json, size_t len)
@@ -37,8 +38,7 @@ static bool on_message(void *arg, uint64_t offset, const char *json, size_t len)
 static bool feed(struct stream *st, void *arg)
 {
     struct topic_stream *ts = arg;
-    int rc = store_topic_each(ts->srv->store, ts->topic, ts->sub[0] ? ts->sub : NULL, &ts->next,
-                              on_message, st);
+    int rc = store_topic_each(ts->srv->store, ts->topic, ts->sub, &ts->next, on_message, st);
     return rc != MOM_ERR_NOTFOUND; /* out of memory: tried again at the next wake */
 }
 
@@ -56,8 +56,8 @@ static void drained(struct stream *st, void *arg)
     snprintf(sa->topic, sizeof sa->topic, "%.128s", ts->topic);
     snprintf(sa->name, sizeof sa->name, "%.128s", ts->sub);
     sa->offset = ts->next - 1;
-    snprintf(cmd.pb.user, sizeof cmd.pb.user, "%.128s", ts->user);
-    cmd.pb.admin = ts->admin;
+    snprintf(cmd.pb.user, sizeof cmd.pb.user, "%.128s", ts->who->user);
+    cmd.pb.admin = ts->who->admin;
     if (server_propose_internal(ts->srv, &cmd) == MOM_OK)
         ts->acked = ts->next; /* else tried again when more has been written */
 }
@@ -157,13 +157,11 @@ void stream_topic_handle(struct request_ctx *rc, bool subscription)
         return;
     }
     ts->srv = rc->srv;
-    snprintf(ts->topic, sizeof ts->topic, "%.128s", topic);
-    if (subscription)
-        snprintf(ts->sub, sizeof ts->sub, "%.128s", sub);
+    ts->topic = topic;
+    ts->sub = subscription ? sub : NULL;
+    ts->who = &rc->id;
     ts->next = start;
     ts->acked = start;
     ts->auto_ack = auto_ack;
-    snprintf(ts->user, sizeof ts->user, "%.128s", rc->id.user);
-    ts->admin = rc->id.admin;
     stream_open(rc, &topic_stream_ops, ts, STREAM_WATCH_TOPIC, topic);
 }
