@@ -25,8 +25,8 @@
 
 /* The reconnection delay a stream asks its client for. */
 #define STREAM_RETRY_MS 2000u
-/* The activation flag of a stream's event that means "the socket drained". */
-#define STREAM_EV_DRAINED EV_WRITE
+/* The flag of a stream's event activated by hand: its socket drained, or stream_wake. */
+#define STREAM_EV_WAKE EV_WRITE
 
 /* The streams watching one queue or topic. The key is a kind byte ('t' or
  * 'q') then the name; the map points at it. */
@@ -65,6 +65,7 @@ struct stream {
     bool wrote;        /* something was sent since the last heartbeat */
     bool blocked;      /* over the limit: fed again when the socket drains */
     bool drain_wanted; /* events were written since ops->drained last ran */
+    bool wake_wanted;  /* stream_wake: feed at the next event */
     bool feeding;
     bool ended;
 };
@@ -313,7 +314,7 @@ static void on_out_drained(struct evbuffer *buf, const struct evbuffer_cb_info *
     size_t left = evbuffer_get_length(buf);
     if ((st->blocked && left <= st->hub->cfg->sse_max_buffer / 2) ||
         (left == 0 && st->drain_wanted && st->ops->drained))
-        event_active(st->ev, STREAM_EV_DRAINED, 1);
+        event_active(st->ev, STREAM_EV_WAKE, 1);
 }
 
 static void heartbeat(struct stream *st)
@@ -341,9 +342,18 @@ static void on_stream_event(evutil_socket_t fd, short what, void *arg)
         if (!st->ended && !st->wrote && !st->blocked)
             heartbeat(st);
         st->wrote = false;
-    } else if (st->blocked) {
+    } else if (st->blocked || st->wake_wanted) {
+        st->wake_wanted = false;
         feed(st);
     }
+}
+
+void stream_wake(struct stream *st)
+{
+    if (st->ended)
+        return;
+    st->wake_wanted = true;
+    event_active(st->ev, STREAM_EV_WAKE, 1);
 }
 
 bool stream_check_open(struct request_ctx *rc)

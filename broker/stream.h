@@ -21,8 +21,10 @@
  *      "retry:" are sent, then ops->feed runs at once.
  *   3. ops->feed(st, arg) writes what is ready with stream_send_event while
  *      it returns true (room left), and remembers where it stopped; it is
- *      called again on a wake, when the socket has drained, and on each
- *      heartbeat. Returning false ends the stream (the resource is gone).
+ *      called again on a wake (a store change of the watched name, or
+ *      stream_wake), when the socket has drained, and on each heartbeat.
+ *      Returning false ends the stream (the resource is gone). The route
+ *      also goes into router_takes_query_token (?access_token=).
  *   4. ops->drained(st, arg), optional, runs when every byte written so far
  *      has left for the socket (ack=auto acks what was written then).
  *   5. ops->close(arg) releases what arg holds (and arg itself): the
@@ -76,6 +78,9 @@ int stream_open(struct request_ctx *rc, const struct stream_ops *ops, void *arg,
  * there is room for more (below MOM_SSE_MAX_BUFFER). An event is always
  * queued, so one event larger than the limit still goes out. */
 bool stream_send_event(struct stream *st, uint64_t id, const char *json, size_t len);
+/* Feeds the stream again on a later loop turn (its kind has something new
+ * that no store change announces, e.g. a freed prefetch slot). */
+void stream_wake(struct stream *st);
 /* Whether the stream may be fed now (below MOM_SSE_MAX_BUFFER). */
 bool stream_has_room(const struct stream *st);
 /* The request the stream answers (for its caller's identity). */
