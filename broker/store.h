@@ -88,7 +88,7 @@ void store_read_subscription(const struct store *s, const char *topic, const cha
  * (the queue exists and has a visible message). */
 bool store_queue_has_visible(const struct store *s, const char *queue, uint64_t now_ms);
 /* Streams (broker/stream.c). Where a topic stream starts (from/offset as a
- * topic read takes them), or a subscription stream (its cursor): false
+ * topic read takes them, STORE_FROM_TIME included), or a subscription stream (its cursor): false
  * with out holding the error (404, 403, 400 offset_out_of_range). */
 bool store_topic_stream_start(const struct store *s, const char *topic, enum store_from from,
                               uint64_t offset, const struct store_caller *who, uint64_t *start,

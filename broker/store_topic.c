@@ -665,6 +665,7 @@ bool store_topic_stream_start(const struct store *s, const char *topic, enum sto
         }
         *start = offset < t->first_offset ? t->first_offset : offset;
         break;
+    case STORE_FROM_TIME: *start = topic_offset_at_time(t, offset); break;
     case STORE_FROM_LATEST:
     default: *start = topic_next_offset(t); break;
     }

@@ -112,8 +112,9 @@ static bool parse_start(struct request_ctx *rc, bool subscription, enum store_fr
         break;
     case STREAM_FROM_TIME:
     default:
-        server_fail(rc, API_ERR_BAD_REQUEST, "from=time: is not supported by this node yet");
-        return false;
+        *from = STORE_FROM_TIME;
+        *offset = sf.value; /* the time: the store finds its offset */
+        break;
     }
     return true;
 }

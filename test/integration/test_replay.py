@@ -11,7 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import MomdStartError, assert_error
+from conftest import MomdStartError, assert_error, mint
+from sse_client import SSEClient
 from test_cluster import Cluster, wait_for
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -278,6 +279,46 @@ def test_seek_not_json_and_wrong_method(alice):
     assert r.headers.get("Allow") == "POST"
 
 
+def open_stream(m, path, headers=None):
+    host, port = m.host_port()
+    s = SSEClient(host, port, path, token=mint("alice"), headers=headers).connect()
+    status = s.read_head()
+    return s, status
+
+
+def test_topic_stream_from_time(momd, alice):
+    alice.create_topic("t")
+    stamps = publish_spread(alice, "t", 5)
+    t = stamps[2][1]
+    want = first_at(stamps, t, 5)
+    # a raw '+' offset, as a browser's EventSource URL may carry it
+    s, status = open_stream(momd, "/v1/topics/t/stream?from=time:" + rfc3339(t, 60))
+    assert status == 200, s.body_text
+    assert [int(e["id"]) for e in s.events(5 - want)] == list(range(want, 5))
+    alice.publish_topic("t", b"live")
+    assert s.next_event()["id"] == "5"
+    s.close()
+    # after the last message: only what comes next
+    last = read_from(alice, "t", "earliest")["messages"][-1]
+    assert last["offset"] == 5
+    s, status = open_stream(momd, "/v1/topics/t/stream?from=time:" +
+                            rfc3339(ms_of(last["published_at"]) + 1, 60).replace("+", "%2B"))
+    assert status == 200
+    alice.publish_topic("t", b"next")
+    assert s.next_event()["id"] == "6"
+    s.close()
+    # Last-Event-ID still wins over from=time:
+    s, status = open_stream(momd, "/v1/topics/t/stream?from=time:2000-01-01T00:00:00Z",
+                            headers={"Last-Event-ID": "4"})
+    assert status == 200
+    assert s.next_event()["id"] == "5"
+    s.close()
+    # a bad time is 400 before the stream opens
+    s, status = open_stream(momd, "/v1/topics/t/stream?from=time:2026-02-30T00:00:00Z")
+    assert status == 400 and b"no such date" in s.body_text, s.body_text
+    s.close()
+
+
 @pytest.fixture
 def cluster(tmp_path):
     c = Cluster(tmp_path)
@@ -309,6 +350,12 @@ def test_replay_through_followers(cluster):
     for fc in (f1, f2):
         wait_for(lambda: fc.get(path).text == leader_answer.text,
                  what="follower read from a time equals the leader's")
+    # a topic stream on a follower starts at the same offset
+    fi = [i for i in range(3) if i != li][0]
+    st, status = open_stream(cluster.nodes[fi], "/v1/topics/t/stream?from=time:" + rfc3339(t))
+    assert status == 200, st.body_text
+    assert [int(e["id"]) for e in st.events(6 - want)] == list(range(want, 6))
+    st.close()
     # a subscription created through a follower starts at the time
     r = f1.put("/v1/topics/t/subscriptions/s", json={"start": "time:" + rfc3339(t)})
     assert r.status_code == 201, r.text
