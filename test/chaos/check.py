@@ -62,6 +62,7 @@ class History:
         # what cut-off nodes answered (faults_net.py's probe)
         self.cut_off = []  # (node, what, status, text) of 2xx while cut off
         self.probes = {"503": 0, "after heal": 0, "unanswered": 0}
+        # (and "snapshots installed" during a network scenario)
 
     def note(self, what, r):
         """Records an unexpected answer `r` (a requests.Response)."""

@@ -175,8 +175,9 @@ def main():
         probes = r.get("cut_off_probes", {})
         if any(probes.values()):
             print("  cut-off nodes probed: %d answered 503, %d 2xx after the heal, "
-                  "%d unanswered" % (probes["503"], probes["after heal"], probes["unanswered"]),
-                  flush=True)
+                  "%d unanswered; %d snapshots installed" % (
+                      probes["503"], probes["after heal"], probes["unanswered"],
+                      probes.get("snapshots installed", 0)), flush=True)
         if args.results:
             with open(args.results, "a") as f:
                 f.write(json.dumps(r) + "\n")

@@ -442,6 +442,49 @@ static void test_prevote_prevents_disruption(void **state)
     assert_true(term > 1);
 }
 
+/* One-way link faults, as the chaos runner's `one-way` scenario makes them
+ * between real nodes: first the leader's messages to a follower are lost
+ * while the follower's reach the leader, then the reverse. Either way the
+ * follower never wins a pre-vote (the others still hear the leader), so
+ * the term and the leader stay, every proposal commits on the other two,
+ * and the follower has applied all of it once the link heals. */
+static void test_one_way_link_does_not_disrupt(void **state)
+{
+    (void)state;
+    struct raft_config cfg = base_cfg(3);
+    struct tnet *tn = tnet_new(&cfg);
+    elect(tn, 1);
+    propose(tn, 1, 5);
+    flush(tn);
+    uint64_t expect = 5;
+    for (int dir = 0; dir < 2; dir++) {
+        bool *cut = dir == 0 ? &tn->cut[1][3] : &tn->cut[3][1];
+        *cut = true;
+        for (uint64_t i = 0; i < 60; i++) {
+            tick_all(tn, 1);
+            if (i % 10 == 0) {
+                propose(tn, 1, i + 1);
+                expect += i + 1;
+                flush(tn);
+            }
+        }
+        assert_int_equal(raft_role(tn->nodes[1].r), RAFT_LEADER);
+        for (uint32_t id = 1; id <= 3; id++)
+            assert_int_equal(raft_term(tn->nodes[id].r), 1);
+        assert_int_equal(raft_leader(tn->nodes[2].r), 1);
+        assert_int_equal(tn->nodes[1].sum, expect);
+        assert_int_equal(tn->nodes[2].sum, expect);
+        *cut = false;
+        tick_all(tn, 30);
+        for (uint32_t id = 1; id <= 3; id++) {
+            assert_int_equal(raft_term(tn->nodes[id].r), 1);
+            assert_int_equal(raft_leader(tn->nodes[id].r), 1);
+            assert_int_equal(tn->nodes[id].sum, expect);
+        }
+    }
+    tnet_free(tn);
+}
+
 static void test_check_quorum_step_down(void **state)
 {
     (void)state;
@@ -998,6 +1041,7 @@ int main(void)
         cmocka_unit_test(test_three_node_election),
         cmocka_unit_test(test_conflicting_follower_repaired),
         cmocka_unit_test(test_prevote_prevents_disruption),
+        cmocka_unit_test(test_one_way_link_does_not_disrupt),
         cmocka_unit_test(test_check_quorum_step_down),
         cmocka_unit_test(test_snapshot_install),
         cmocka_unit_test(test_leadership_transfer),
