@@ -104,6 +104,30 @@ def test_from_latest_offset_and_last_event_id(momd):
         s.close()
 
 
+def test_from_time(momd):
+    c = Client(momd, mint("alice"))
+    c.create_topic("t")
+    for i in range(3):
+        c.publish_topic("t", b"m%d" % i)
+    msgs = c.read_topic("t", **{"from": "earliest"})["messages"]
+    # the first message published at or after the time of the second
+    s = open_stream(momd, "/v1/topics/t/stream?from=time:" + msgs[1]["published_at"],
+                    mint("alice"))
+    ev = s.next_event()
+    assert int(ev["id"]) <= 1 and ev["json"]["published_at"] >= msgs[1]["published_at"]
+    s.close()
+    s = open_stream(momd, "/v1/topics/t/stream?from=time:2000-01-01T00:00:00Z", mint("alice"))
+    assert s.next_event()["id"] == "0"
+    s.close()
+    s = open_stream(momd, "/v1/topics/t/stream?from=time:2999-01-01T00:00:00Z", mint("alice"))
+    c.publish_topic("t", b"later")
+    assert s.next_event()["json"]["body"] == "later"
+    s.close()
+    r = requests.get(momd.url("/v1/topics/t/stream"), params={"from": "time:yesterday"},
+                     headers={"Authorization": "Bearer " + mint("alice")}, timeout=10)
+    assert_error(r, 400, "bad_request")
+
+
 def test_subscription_stream_cursor_and_ack(momd):
     c = Client(momd, mint("alice"))
     c.create_topic("t")
