@@ -40,7 +40,7 @@ DEPS_BUILD := make gcc libc6-dev pkg-config libevent-dev libevhtp-dev libssl-dev
 DEPS_TEST  := libcmocka-dev python3-pytest python3-requests python3-grpcio python3-jwt \
               python3-protobuf python3-cryptography python3-prometheus-client python3-yaml \
               python3-jsonschema clang-format curl procps chromium chromium-driver \
-              python3-selenium
+              python3-selenium libfaketime
 DEPS_FUZZ  := clang libclang-rt-14-dev
 DEPS_BENCH := wrk python3-requests python3-jwt procps
 
@@ -137,6 +137,13 @@ $(BUILD)/bench/server_nometrics.o: broker/server.c | $(PROTO_H)
 $(BUILD)/bench/momd_nometrics: $(BUILD)/broker/main.o $(BUILD)/bench/server_nometrics.o $(LIBMOM)
 	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) $(MALLOC_LIB)
 
+# For the clock-jump fault only: momd on glibc's malloc, because libfaketime
+# cannot be preloaded into a program linked with jemalloc (its start-up
+# recurses through jemalloc's clock_gettime).
+$(BUILD)/chaos/momd_libc_malloc: $(BUILD)/broker/main.o $(LIBMOM)
+	@mkdir -p $(@D)
+	$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+
 # The power-loss interposer of the fault tests (LD_PRELOAD; test/chaos/powercut.c)
 $(BUILD)/powercut.so: test/chaos/powercut.c
 	@mkdir -p $(@D)
@@ -176,10 +183,11 @@ bench: deps-bench
 # Fault runs on real clusters (test/chaos/run.py says what is checked):
 # CHAOS_SECONDS of faults per scenario, CHAOS_SEED (default: the time,
 # printed), CHAOS_ARGS (e.g. --ci for the short run's scenarios, --scenario X).
-chaos: deps-test $(BUILD)/momd $(BUILD)/powercut.so
+chaos: deps-test $(BUILD)/momd $(BUILD)/powercut.so $(BUILD)/chaos/momd_libc_malloc
 	MOMD=$(abspath $(BUILD)/momd) POWERCUT_LIB=$(abspath $(BUILD)/powercut.so) $(PYTHON) -m pytest \
 	    -q -p no:cacheprovider --basetemp=$(abspath $(BUILD))/chaos-pytest test/chaos/
-	MOMD=$(abspath $(BUILD)/momd) POWERCUT_LIB=$(abspath $(BUILD)/powercut.so) $(PYTHON) test/chaos/run.py --seconds $${CHAOS_SECONDS:-60} \
+	MOMD=$(abspath $(BUILD)/momd) POWERCUT_LIB=$(abspath $(BUILD)/powercut.so) \
+	    MOMD_LIBC_MALLOC=$(abspath $(BUILD)/chaos/momd_libc_malloc) $(PYTHON) test/chaos/run.py --seconds $${CHAOS_SECONDS:-60} \
 	    $${CHAOS_SEED:+--seed $$CHAOS_SEED} --workdir $(abspath $(BUILD))/chaos $${CHAOS_ARGS:-}
 
 cluster: deps-build $(BUILD)/momd

@@ -63,8 +63,11 @@ class ChaosCluster:
         return self.nodes[i].data_dir
 
     def group_dir(self, i):
-        """The node's Raft storage (log, snapshots, raft-state)."""
-        return os.path.join(self.nodes[i].data_dir, "group-1")
+        """The node's Raft storage (log/, snapshots, raft-state), or None."""
+        d = self.nodes[i].data_dir
+        names = [n for n in os.listdir(d) if n.startswith("group-") and "." not in n] \
+            if os.path.isdir(d) else []
+        return os.path.join(d, sorted(names)[0]) if names else None
 
     def pid(self, i):
         p = self.nodes[i].proc
@@ -76,6 +79,9 @@ class ChaosCluster:
         if lib not in self._preloads[i]:
             self._preloads[i].append(lib)
         self.nodes[i].env["LD_PRELOAD"] = " ".join(self._preloads[i])
+        # a sanitizer build must not refuse to run behind another preload
+        self.nodes[i].env["ASAN_OPTIONS"] = \
+            "abort_on_error=0:detect_leaks=1:verify_asan_link_order=0"
         self.nodes[i].env.update(env or {})
 
     def _peer_args(self, i):

@@ -1,6 +1,7 @@
 # Repair instead of refusal: a follower whose storage is damaged while it is
 # stopped (a flipped byte or a truncated middle in an older log segment, a
-# corrupt snapshot, an unreadable raft-state file) moves the storage aside,
+# corrupt snapshot, an unreadable raft-state file or one with a flipped
+# digit, caught by its checksum) moves the storage aside,
 # restarts as lost storage (abstaining), catches up from the others and then
 # serves every acknowledged message, even as one of the only two members
 # left. A single node with the same damage refuses to start and names the
@@ -100,11 +101,25 @@ def garble_raft_state(node):
     return path
 
 
+def flip_digit_in_raft_state(node):
+    """Another digit in the incarnation: still a well-formed raft-state,
+    found only by its checksum (it used to be believed)."""
+    path = os.path.join(group_dir(node), "raft-state")
+    with open(path) as f:
+        fields = f.read().split(" ")
+    inc = fields[3]
+    fields[3] = inc[:-1] + str((int(inc[-1]) + 1) % 10)
+    with open(path, "w") as f:
+        f.write(" ".join(fields))
+    return path
+
+
 DAMAGE = {
     "flipped byte in an older segment": (flip_byte_in_older_segment, {}),
     "truncated middle segment": (truncate_older_segment_middle, {}),
     "corrupt snapshot": (corrupt_snapshot, {"MOM_SNAPSHOT_ENTRIES": "10"}),
     "unreadable raft-state": (garble_raft_state, {}),
+    "flipped digit in raft-state": (flip_digit_in_raft_state, {}),
 }
 
 
@@ -133,7 +148,7 @@ def test_damaged_follower_heals_and_serves_every_acknowledged_message(make_clust
     # the damaged file is kept for inspection under the moved directory
     assert os.path.exists(damaged.replace(group_dir(node), aside[0])), damaged
     assert "damaged storage: abstaining from votes until caught up" in log, log
-    if damage != "unreadable raft-state":
+    if "raft-state" not in damage:
         # the cluster id survives the repair: the new storage is not fresh,
         # so it can only rejoin this cluster, never form a new one
         def cluster_id(d):
