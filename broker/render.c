@@ -599,15 +599,15 @@ void render_list_subscription(struct render_list *l, const struct topic *t,
     render_subscription(list_item(l), t, sub);
 }
 
-/* Receipts are "<incarnation>.<seq>.<delivery_count>" in hex (store_queue.c). */
-static void render_receipt(struct jbuf *b, const struct queue *q, const struct qmsg *m)
+/* The lease's receipt under the store's key (broker/receipt.h). */
+static void render_receipt(struct jbuf *b, const struct store *s, const struct queue *q,
+                           const struct qmsg *m)
 {
+    struct receipt_lease l = {q->res.incarnation, m->seq, m->delivery_count};
+    char text[RECEIPT_MAX];
+    size_t n = receipt_make(&s->receipt_key, q->res.name, &l, text);
     jbuf_raw(b, "\"", 1);
-    jbuf_hex(b, q->res.incarnation, 1);
-    jbuf_raw(b, ".", 1);
-    jbuf_hex(b, m->seq, 1);
-    jbuf_raw(b, ".", 1);
-    jbuf_hex(b, m->delivery_count, 1);
+    jbuf_raw(b, text, n);
     jbuf_raw(b, "\"", 1);
 }
 
@@ -621,7 +621,7 @@ void render_list_queue_message(struct render_list *l, const struct store *s, con
     jbuf_u64(b, m->seq);
     jbuf_lit(b, ",\"receipt\":");
     if (receipt)
-        render_receipt(b, q, m);
+        render_receipt(b, s, q, m);
     else
         jbuf_lit(b, "null");
     jbuf_lit(b, ",");

@@ -534,6 +534,7 @@ static int on_reset(void *arg)
     store_free(s->store);
     s->store = fresh;
     store_set_observer(s->store, on_store_change, s);
+    store_set_receipt_key(s->store, &s->receipt_key);
     return MOM_OK;
 }
 
@@ -1003,6 +1004,27 @@ static int setup_auth(struct server *s, const struct config *cfg)
     return auth_password_hash("dummy-password", 14, s->dummy_hash, sizeof s->dummy_hash);
 }
 
+/* The receipt key: derived from the cluster secret (the same on every
+ * node), else DATA/receipt-key, generated once. */
+static int setup_receipt_key(struct server *s, const struct config *cfg)
+{
+    if (cfg->cluster_secret[0]) {
+        int rc =
+            receipt_key_derive(cfg->cluster_secret, strlen(cfg->cluster_secret), &s->receipt_key);
+        if (rc != MOM_OK)
+            log_error("cannot derive the receipt key from MOM_CLUSTER_SECRET: %s",
+                      mom_strerror(rc));
+        return rc;
+    }
+    bool created;
+    int rc = receipt_key_load_or_create(cfg->data_dir, &s->receipt_key, &created);
+    if (rc != MOM_OK)
+        log_error("cannot read or create %s/receipt-key: %s", cfg->data_dir, mom_strerror(rc));
+    else if (created)
+        log_info("generated a receipt key in %s/receipt-key", cfg->data_dir);
+    return rc;
+}
+
 static int setup_http(struct server *s, const struct config *cfg)
 {
     char host[256];
@@ -1058,6 +1080,10 @@ int server_new(struct event_base *base, const struct config *cfg, struct server 
         goto fail;
     }
     store_set_observer(s->store, on_store_change, s);
+    rc = setup_receipt_key(s, cfg);
+    if (rc != MOM_OK)
+        goto fail;
+    store_set_receipt_key(s->store, &s->receipt_key);
     rc = setup_auth(s, cfg);
     if (rc != MOM_OK)
         goto fail;

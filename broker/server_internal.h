@@ -13,6 +13,7 @@
 #include "broker/config.h"
 #include "broker/demo.h"
 #include "broker/http_parse.h"
+#include "broker/receipt.h"
 #include "broker/render.h"
 #include "broker/reply.h"
 #include "broker/router.h"
@@ -42,6 +43,7 @@ struct server {
     struct auth *auth;
     struct node *node;
     struct node_token_ops peer_tokens; /* the cluster secret's; zeroed = none */
+    struct receipt_key receipt_key;    /* the cluster's (broker/receipt.h) */
     struct event *cron_ev;
     uint16_t http_port;
     char node_id_text[16];

@@ -13,6 +13,7 @@
 #include "common/log.h"
 
 #include <inttypes.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,7 +322,8 @@ struct store *store_new(void)
     s->users = hashmap_new();
     s->strs = strtab_new();
     heap_init(&s->deadlines, deadline_cmp, deadline_setpos);
-    if (!s->queues || !s->topics || !s->users || !s->strs) {
+    if (!s->queues || !s->topics || !s->users || !s->strs ||
+        RAND_bytes(s->receipt_key.bytes, sizeof s->receipt_key.bytes) != 1) {
         store_free(s);
         return NULL;
     }
@@ -374,6 +376,11 @@ void store_set_observer(struct store *s, store_observer_fn fn, void *arg)
 {
     s->observer = fn;
     s->observer_arg = arg;
+}
+
+void store_set_receipt_key(struct store *s, const struct receipt_key *key)
+{
+    s->receipt_key = *key;
 }
 
 uint64_t store_applied_index(const struct store *s)

@@ -9,6 +9,7 @@
 #define MOM_BROKER_STORE_H
 
 #include "broker/command.h"
+#include "broker/receipt.h"
 #include "broker/reply.h"
 
 #include <stdbool.h>
@@ -35,10 +36,14 @@ enum store_change {
  * Must not call back into store_apply. */
 typedef void (*store_observer_fn)(void *arg, enum store_change change, const char *name);
 
+/* A new empty store. It writes receipts under a random key until
+ * store_set_receipt_key gives it the node's. NULL when out of memory. */
 struct store *store_new(void);
 /* Frees everything, message bodies included. Accepts NULL. */
 void store_free(struct store *s);
 void store_set_observer(struct store *s, store_observer_fn fn, void *arg);
+/* The key of the receipts in receive answers (copied; broker/receipt.h). */
+void store_set_receipt_key(struct store *s, const struct receipt_key *key);
 
 /* Applies the committed command at log index `index` (indexes strictly
  * increase). When out is non-NULL, fills the HTTP answer for the client

@@ -157,6 +157,7 @@ struct store {
     bool oom; /* an allocation failed inside this apply (state may be lossy) */
     store_observer_fn observer;
     void *observer_arg;
+    struct receipt_key receipt_key; /* signs the receipts of receive answers */
 };
 
 /* ---- store.c ----

@@ -4,9 +4,13 @@
  * store_internal.h. Every command that touches a queue first advances it
  * to the command's time, so its answer never depends on when Tick ran.
  *
- * Receipts are "<incarnation>.<seq>.<delivery_count>" in hex: unique per
- * lease (a new lease of the same message has a higher delivery count, a
- * re-created queue another incarnation) and checked against the live lease.
+ * A Command names a lease as "<incarnation>.<seq>.<delivery_count>" in hex:
+ * unique per lease (a new lease of the same message has a higher delivery
+ * count, a re-created queue another incarnation) and checked against the
+ * live lease. Clients see it inside a MAC'd receipt (broker/receipt.h),
+ * checked by the handler before the Command is proposed; a whole receipt
+ * (the lease and its MAC, as a queue stream's release holds them) names the
+ * same lease here, its MAC ignored: apply never needs the receipt key.
  * SPDX-License-Identifier: MIT */
 #include "broker/store_internal.h"
 
@@ -389,7 +393,12 @@ static struct qmsg *find_lease(const struct queue *q, const char *receipt, uint6
     uint64_t inc, seq, count;
     const char *p = receipt;
     if (!parse_hex(&p, &inc) || *p++ != '.' || !parse_hex(&p, &seq) || *p++ != '.' ||
-        !parse_hex(&p, &count) || *p != '\0')
+        !parse_hex(&p, &count))
+        return NULL;
+    /* the lease alone, or a whole receipt: a MAC's worth of base64url */
+    static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    if (*p != '\0' && (*p != '.' || strlen(p + 1) != RECEIPT_MAC_CHARS ||
+                       strspn(p + 1, b64url) != RECEIPT_MAC_CHARS))
         return NULL;
     if (inc != q->res.incarnation)
         return NULL;

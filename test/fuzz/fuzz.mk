@@ -2,7 +2,7 @@
 # channel's, the log's Command, a queue stream's Receive answers, Raft
 # message, WAL and snapshot codecs, the REST router, query-string and body
 # parsers, the stream position parsers (from, RFC 3339 times,
-# Last-Event-ID) and the JWT parsing, built with
+# Last-Event-ID), the JWT parsing and receipts, built with
 # clang -fsanitize=fuzzer,address,undefined from the sources they need (plus
 # the nanopb code, generated into $(BUILD)/proto as the main Makefile does). `fuzz-run` runs each for FUZZ_SECONDS on its seed corpus in
 # test/fuzz/corpus/<harness>/ (read only; new inputs go to
@@ -32,7 +32,7 @@ SRC_fuzz_peer_token := replication/peer_token.c broker/cluster_token.c broker/jw
 SRC_fuzz_wal     := replication/wal.c common/crc32c.c common/err.c common/log.c
 SRC_fuzz_snapshot := broker/store.c broker/store_queue.c broker/store_topic.c \
                      broker/store_snapshot.c broker/render.c broker/reply.c broker/command.c \
-                     broker/api_error.c \
+                     broker/api_error.c broker/receipt.c common/fsutil.c \
                      common/hashmap.c common/siphash.c common/heap.c common/strtab.c \
                      common/crc32c.c common/err.c common/log.c common/clock.c \
                      $(BUILD)/proto/mom.pb.c
@@ -46,6 +46,7 @@ SRC_fuzz_http_body := broker/http_parse.c broker/stream_params.c broker/router.c
                       common/base64.c common/err.c
 SRC_fuzz_jws     := broker/jws.c common/err.c common/log.c common/number.c common/base64.c
 SRC_fuzz_stream_params := broker/stream_params.c common/clock.c
+SRC_fuzz_receipt := broker/receipt.c common/fsutil.c common/err.c
 LIB_fuzz_headers := -lnghttp2
 LIB_fuzz_h2conn  := -lnghttp2
 LIB_fuzz_grpcmsg := -l:libprotobuf-nanopb.a
@@ -58,6 +59,7 @@ LIB_fuzz_base64  := -lcrypto
 LIB_fuzz_query := -lcjson -lcrypto
 LIB_fuzz_http_body := -lcjson -lcrypto
 LIB_fuzz_jws := -ljwt -lcjson -lcrypto
+LIB_fuzz_receipt := -lcrypto
 
 .PHONY: fuzz-build fuzz-run
 fuzz-build: $(BINS)

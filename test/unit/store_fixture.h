@@ -43,12 +43,27 @@ static void fx_observer(void *arg, enum store_change ch, const char *name)
         snprintf(f->events[f->nevents++], sizeof f->events[0], "%s:%s", kinds[ch], name);
 }
 
+/* The receipt key of every fixture store. */
+static const struct receipt_key FX_RECEIPT_KEY = {{7,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10,
+                                                   11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+                                                   22, 23, 24, 25, 26, 27, 28, 29, 30, 31}};
+
+/* What the ack handler does to a receipt the store wrote for queue: checks
+ * its MAC and writes the lease it names (the Command's form) into out. */
+static void fx_lease_of(const char *queue, const char *receipt, char out[65])
+{
+    struct receipt_lease l;
+    assert_true(receipt_verify(&FX_RECEIPT_KEY, queue, receipt, strlen(receipt), &l));
+    receipt_lease_text(&l, out);
+}
+
 static struct fx *fx_new(void)
 {
     struct fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
     f->s = store_new();
     assert_non_null(f->s);
+    store_set_receipt_key(f->s, &FX_RECEIPT_KEY);
     f->now = T0;
     store_set_observer(f->s, fx_observer, f);
     return f;
@@ -420,8 +435,9 @@ static struct res r_get_sub(struct fx *f, const char *user, const char *topic, c
     return res_from(&rep);
 }
 
-/* Receives up to max with a visibility timeout; copies the receipt of the
- * first message into receipt (when non-NULL) and returns the answer. */
+/* Receives up to max with a visibility timeout; writes the lease of the
+ * first message's receipt, as an ack Command names it, into receipt (when
+ * non-NULL) and returns the answer. */
 static struct res fx_receive(struct fx *f, const char *queue, uint32_t max, int64_t vt,
                              char receipt[65])
 {
@@ -431,7 +447,7 @@ static struct res fx_receive(struct fx *f, const char *queue, uint32_t max, int6
     if (receipt) {
         cJSON *m = cJSON_GetArrayItem(jmsgs(&r), 0);
         assert_non_null(m);
-        snprintf(receipt, 65, "%s", jstr(m, "receipt"));
+        fx_lease_of(queue, jstr(m, "receipt"), receipt);
     }
     return r;
 }

@@ -644,7 +644,7 @@ static void test_idempotency(void **state)
     fx_expect(f, &c, 429);
     struct res rr = fx_receive(f, "small", 1, -1, NULL);
     char receipt[65];
-    snprintf(receipt, sizeof receipt, "%s", jstr(cJSON_GetArrayItem(jmsgs(&rr), 0), "receipt"));
+    fx_lease_of("small", jstr(cJSON_GetArrayItem(jmsgs(&rr), 0), "receipt"), receipt);
     res_free(&rr);
     struct command ack = c_ack("alice", "small", receipt);
     fx_expect(f, &ack, 204);

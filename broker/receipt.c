@@ -1,0 +1,216 @@
+/* Making and checking receipts (format in receipt.h), and the receipt key:
+ * derived from the cluster secret, or a random one kept in the data dir by
+ * a node without a cluster secret. The store writes receipts into receive
+ * answers; the ack, nack and extend handlers check them before anything is
+ * proposed, and the Command carries only the lease numbers, so applying a
+ * Command never needs the key. Owns nothing on the heap.
+ * SPDX-License-Identifier: MIT */
+#include "broker/receipt.h"
+
+#include "common/err.h"
+#include "common/fsutil.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+
+#define KEY_LABEL "mom receipt key v1"
+#define MAC_LABEL "mom receipt v1"
+#define MAC_BYTES 16
+#define MAX_QUEUE_NAME 256 /* names are at most 128 bytes */
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char hexdig[] = "0123456789abcdef";
+
+int receipt_key_derive(const char *secret, size_t len, struct receipt_key *out)
+{
+    unsigned int n = 0;
+    if (!secret || len == 0 || len > 1 << 20 ||
+        !HMAC(EVP_sha256(), secret, (int)len, (const unsigned char *)KEY_LABEL,
+              sizeof KEY_LABEL - 1, out->bytes, &n) ||
+        n != RECEIPT_KEY_LEN)
+        return MOM_ERR_INVALID;
+    return MOM_OK;
+}
+
+static int hexval(char c)
+{
+    const char *p = c ? strchr(hexdig, c) : NULL;
+    return p ? (int)(p - hexdig) : -1;
+}
+
+int receipt_key_load_or_create(const char *data_dir, struct receipt_key *out, bool *created)
+{
+    char path[1100];
+    if (snprintf(path, sizeof path, "%s/receipt-key", data_dir) >= (int)sizeof path)
+        return MOM_ERR_TOO_LARGE;
+    *created = false;
+    char text[2 * RECEIPT_KEY_LEN + 2]; /* the digits, '\n' and one byte too many */
+    const size_t want = 2 * RECEIPT_KEY_LEN + 1;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        size_t n = fread(text, 1, sizeof text, f);
+        fclose(f);
+        if (n != want || text[2 * RECEIPT_KEY_LEN] != '\n')
+            return MOM_ERR_CORRUPT;
+        for (size_t i = 0; i < RECEIPT_KEY_LEN; i++) {
+            int hi = hexval(text[2 * i]), lo = hexval(text[2 * i + 1]);
+            if (hi < 0 || lo < 0)
+                return MOM_ERR_CORRUPT;
+            out->bytes[i] = (uint8_t)(hi << 4 | lo);
+        }
+        return MOM_OK;
+    }
+    if (errno != ENOENT)
+        return mom_err_from_errno(errno);
+    if (RAND_bytes(out->bytes, RECEIPT_KEY_LEN) != 1)
+        return MOM_ERR_IO;
+    for (size_t i = 0; i < RECEIPT_KEY_LEN; i++) {
+        text[2 * i] = hexdig[out->bytes[i] >> 4];
+        text[2 * i + 1] = hexdig[out->bytes[i] & 15];
+    }
+    text[2 * RECEIPT_KEY_LEN] = '\n';
+    int rc = fs_write_private(path, text, want);
+    if (rc == MOM_OK)
+        *created = true;
+    return rc;
+}
+
+static size_t put_hex(char *out, uint64_t v)
+{
+    char tmp[16];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = hexdig[v & 15];
+        v >>= 4;
+    } while (v);
+    memcpy(out, tmp + i, sizeof tmp - i);
+    return sizeof tmp - i;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+/* The MAC text of lease l of queue: base64url of the first 16 bytes of
+ * HMAC-SHA256(key, label NUL queue NUL be64(incarnation, seq, count)).
+ * Returns false when there is none (a queue name longer than any valid
+ * one, or OpenSSL failed): such a lease gets no receipt that verifies. */
+static bool mac_text(const struct receipt_key *key, const char *queue,
+                     const struct receipt_lease *l, char out[RECEIPT_MAC_CHARS])
+{
+    uint8_t msg[sizeof MAC_LABEL + MAX_QUEUE_NAME + 1 + 24];
+    size_t qlen = strlen(queue);
+    if (qlen > MAX_QUEUE_NAME)
+        return false;
+    size_t n = 0;
+    memcpy(msg, MAC_LABEL, sizeof MAC_LABEL); /* with its NUL */
+    n += sizeof MAC_LABEL;
+    memcpy(msg + n, queue, qlen);
+    n += qlen;
+    msg[n++] = 0;
+    put_be64(msg + n, l->incarnation);
+    put_be64(msg + n + 8, l->seq);
+    put_be64(msg + n + 16, l->delivery_count);
+    n += 24;
+    uint8_t mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    if (!HMAC(EVP_sha256(), key->bytes, RECEIPT_KEY_LEN, msg, n, mac, &maclen) ||
+        maclen < MAC_BYTES)
+        return false;
+    /* 16 bytes: five 3-byte groups (20 characters) and one byte (2) */
+    size_t o = 0;
+    for (size_t i = 0; i + 3 <= MAC_BYTES; i += 3) {
+        uint32_t v = (uint32_t)mac[i] << 16 | (uint32_t)mac[i + 1] << 8 | mac[i + 2];
+        out[o++] = b64url[v >> 18];
+        out[o++] = b64url[(v >> 12) & 63];
+        out[o++] = b64url[(v >> 6) & 63];
+        out[o++] = b64url[v & 63];
+    }
+    out[o++] = b64url[mac[MAC_BYTES - 1] >> 2];
+    out[o] = b64url[(mac[MAC_BYTES - 1] & 3) << 4];
+    return true;
+}
+
+size_t receipt_lease_text(const struct receipt_lease *l, char out[RECEIPT_LEASE_MAX])
+{
+    size_t n = put_hex(out, l->incarnation);
+    out[n++] = '.';
+    n += put_hex(out + n, l->seq);
+    out[n++] = '.';
+    n += put_hex(out + n, l->delivery_count);
+    out[n] = '\0';
+    return n;
+}
+
+size_t receipt_make(const struct receipt_key *key, const char *queue, const struct receipt_lease *l,
+                    char out[RECEIPT_MAX])
+{
+    size_t n = receipt_lease_text(l, out);
+    out[n++] = '.';
+    /* without a MAC the receipt ends in '!', which never parses */
+    if (!mac_text(key, queue, l, out + n))
+        memset(out + n, '!', RECEIPT_MAC_CHARS);
+    n += RECEIPT_MAC_CHARS;
+    out[n] = '\0';
+    return n;
+}
+
+/* One canonical hex number (1..16 digits, no leading zero) ending at a '.'. */
+static bool parse_hex(const char **p, const char *end, uint64_t *out)
+{
+    const char *s = *p;
+    uint64_t v = 0;
+    size_t n = 0;
+    while (s < end && *s != '.') {
+        int d = hexval(*s);
+        if (d < 0 || n == 16 || (n == 1 && v == 0))
+            return false;
+        v = v << 4 | (uint64_t)d;
+        s++, n++;
+    }
+    if (n == 0 || s == end)
+        return false;
+    *p = s + 1;
+    *out = v;
+    return true;
+}
+
+bool receipt_parse(const char *s, size_t len, struct receipt_lease *l, const char **mac)
+{
+    if (!s || len >= RECEIPT_MAX)
+        return false;
+    const char *p = s, *end = s + len;
+    struct receipt_lease v;
+    if (!parse_hex(&p, end, &v.incarnation) || !parse_hex(&p, end, &v.seq) ||
+        !parse_hex(&p, end, &v.delivery_count) || end - p != RECEIPT_MAC_CHARS)
+        return false;
+    for (const char *c = p; c < end; c++)
+        if (!*c || !strchr(b64url, *c))
+            return false;
+    *l = v;
+    *mac = p;
+    return true;
+}
+
+bool receipt_verify(const struct receipt_key *key, const char *queue, const char *s, size_t len,
+                    struct receipt_lease *out)
+{
+    struct receipt_lease l;
+    const char *mac;
+    if (!receipt_parse(s, len, &l, &mac))
+        return false;
+    char want[RECEIPT_MAC_CHARS];
+    if (!mac_text(key, queue, &l, want))
+        return false;
+    if (CRYPTO_memcmp(want, mac, RECEIPT_MAC_CHARS) != 0)
+        return false;
+    *out = l;
+    return true;
+}
