@@ -42,7 +42,7 @@ DEPS_TEST  := libcmocka-dev python3-pytest python3-requests python3-grpcio pytho
               python3-jsonschema clang-format curl procps chromium chromium-driver \
               python3-selenium libfaketime
 DEPS_FUZZ  := clang libclang-rt-14-dev
-DEPS_BENCH := wrk python3-requests python3-jwt procps
+DEPS_BENCH := wrk python3-requests python3-jwt python3-cryptography procps
 
 PROTO_SRC := proto/mom.proto
 PROTO_C   := $(BUILD)/proto/mom.pb.c

@@ -41,9 +41,12 @@ struct config {
     char peer_tls_cert[1024];
     char peer_tls_key[1024];
     char peer_tls_ca[1024];
-    char cors_origins[2048]; /* comma list or "*"; empty = no CORS headers */
-    bool demo;               /* create the prototype's demo data once */
-    char demo_password[256]; /* the demo admin's password; empty = generated */
+    char tls_cert[1024];      /* client port TLS: certificate chain (PEM) */
+    char tls_key[1024];       /* its private key (PEM) */
+    char tls_client_ca[1024]; /* when set, clients need a certificate it signed */
+    char cors_origins[2048];  /* comma list or "*"; empty = no CORS headers */
+    bool demo;                /* create the prototype's demo data once */
+    char demo_password[256];  /* the demo admin's password; empty = generated */
     /* limits against hostile clients */
     uint64_t max_connections;     /* open client connections */
     uint64_t header_timeout_ms;   /* a request's headers must arrive in this time */

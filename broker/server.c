@@ -9,6 +9,7 @@
 #include "broker/server.h"
 
 #include "broker/access_log.h"
+#include "broker/client_tls.h"
 #include "broker/cors.h"
 #include "broker/hasher.h"
 #include "broker/metrics.h"
@@ -1025,6 +1026,29 @@ static int setup_receipt_key(struct server *s, const struct config *cfg)
     return rc;
 }
 
+/* MOM_TLS_CERT + MOM_TLS_KEY (+ MOM_TLS_CLIENT_CA): the client port over
+ * TLS; a partial or bad configuration stops start-up. */
+static int setup_tls(struct server *s, const struct config *cfg)
+{
+    if (!cfg->tls_cert[0] && !cfg->tls_key[0] && !cfg->tls_client_ca[0])
+        return MOM_OK;
+    if (!cfg->tls_cert[0] || !cfg->tls_key[0]) {
+        log_error("client TLS needs both MOM_TLS_CERT and MOM_TLS_KEY%s",
+                  cfg->tls_client_ca[0] ? " (MOM_TLS_CLIENT_CA alone does nothing)" : "");
+        return MOM_ERR_INVALID;
+    }
+    char why[512];
+    int rc = client_tls_enable(s->htp, &s->tls_cfg, cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca,
+                               why, sizeof why);
+    if (rc != MOM_OK) {
+        log_error("client TLS: %s", why);
+        return rc;
+    }
+    log_info("the client port serves TLS 1.2+%s",
+             cfg->tls_client_ca[0] ? " and requires client certificates" : "");
+    return MOM_OK;
+}
+
 static int setup_http(struct server *s, const struct config *cfg)
 {
     char host[256];
@@ -1039,6 +1063,9 @@ static int setup_http(struct server *s, const struct config *cfg)
     /* Backstop only: 413 is answered from Content-Length in on_headers. */
     evhtp_set_max_body_size(s->htp, DRAIN_LIMIT + 2);
     evhtp_set_post_accept_cb(s->htp, server_conn_on_accept, s);
+    int rc = setup_tls(s, cfg);
+    if (rc != MOM_OK)
+        return rc;
     evhtp_callback_t *cb = evhtp_set_cb(s->htp, "/", on_request, s);
     if (!cb)
         return MOM_ERR_NOMEM;

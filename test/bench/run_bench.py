@@ -713,6 +713,10 @@ def parse_args(argv):
                     help="skip the hostile-client cases (bench_hostile.py)")
     ap.add_argument("--only-hostile", action="store_true",
                     help="run only the hostile-client cases")
+    ap.add_argument("--skip-tls", action="store_true",
+                    help="skip publish over TLS against plain (bench_tls.py)")
+    ap.add_argument("--only-tls", action="store_true",
+                    help="run only publish over TLS against plain")
     ap.add_argument("--rx-prefill", type=int, default=0,
                     help="messages queued before each receive+ack run "
                          "(default: half the baseline rate x duration)")
@@ -728,6 +732,8 @@ def parse_args(argv):
         args.messages = 100_000 if args.messages == 1_000_000 else args.messages
     if args.fill == "single":  # wrk publishes the same count on each thread
         args.messages = (args.messages + THREADS - 1) // THREADS * THREADS
+    if args.only_tls:
+        args.skip_streams = args.skip_hostile = args.skip_serial = args.skip_metrics = True
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     for c in args.cases:
         if c not in CASES:
@@ -892,6 +898,7 @@ def main(argv):
     serial_report = None
     hostile_report = None
     streams_report = None
+    tls_report = None
     started = datetime.datetime.now(datetime.timezone.utc)
     machine_before = machine_line()
     load_before = os.getloadavg()[0]
@@ -922,6 +929,11 @@ def main(argv):
             metrics_report, missed = bench_metrics.run(args, procs, log_dir, tmp, secret, token)
             results.missed += missed
         if args.only_metrics:
+            raise StopIteration
+        if not args.skip_tls:
+            import bench_tls
+            tls_report = bench_tls.run(args, procs, log_dir, tmp, secret, token)
+        if args.only_tls:
             raise StopIteration
         baseline = procs.add(Proc("baseline", [os.path.join(args.bench_dir, "baseline_server"),
                                                "0"], log_dir))
@@ -955,7 +967,7 @@ def main(argv):
         if not args.skip_cluster:
             cluster_report = run_cluster_bench(args, results, procs, tmp, log_dir, secret, token)
     except StopIteration:
-        pass  # --only-metrics, --only-serial, --only-hostile, --only-streams
+        pass  # --only-metrics, --only-serial, --only-hostile, --only-streams, --only-tls
     except (BenchError, requests.RequestException) as e:
         failed = True
         results.problems.append(str(e))
@@ -981,7 +993,8 @@ def main(argv):
         report += [f"**Warning: the 1-minute load average was {load_before:.2f} when the run "
                    "started: other work competes for the cores and the ratios are not "
                    "trustworthy. Re-run on an idle machine.**", ""]
-    only = args.only_metrics or args.only_serial or args.only_hostile or args.only_streams
+    only = (args.only_metrics or args.only_serial or args.only_hostile or args.only_streams
+            or args.only_tls)
     if not only:
         report += ["## Throughput and latency", "", table(results), ""]
     if streams_report:
@@ -993,6 +1006,9 @@ def main(argv):
                    serial_report, ""]
     if metrics_report:
         report += ["## Metrics: cost of the updates, scrape time", "", metrics_report, ""]
+    if tls_report:
+        report += ["## Client TLS: publish over TLS against plain (same build)", "", tls_report,
+                   ""]
     if not args.skip_memory and not only:
         report += ["## Memory and restart", "", memory_table(results)]
     if cluster_report:
