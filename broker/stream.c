@@ -350,7 +350,7 @@ static void on_stream_event(evutil_socket_t fd, short what, void *arg)
 
 void stream_wake(struct stream *st)
 {
-    if (st->ended)
+    if (!st || st->ended)
         return;
     st->wake_wanted = true;
     event_active(st->ev, STREAM_EV_WAKE, 1);

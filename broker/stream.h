@@ -79,7 +79,8 @@ int stream_open(struct request_ctx *rc, const struct stream_ops *ops, void *arg,
  * queued, so one event larger than the limit still goes out. */
 bool stream_send_event(struct stream *st, uint64_t id, const char *json, size_t len);
 /* Feeds the stream again on a later loop turn (its kind has something new
- * that no store change announces, e.g. a freed prefetch slot). */
+ * that no store change announces, e.g. a freed prefetch slot). Safe from
+ * inside apply; accepts NULL. */
 void stream_wake(struct stream *st);
 /* Whether the stream may be fed now (below MOM_SSE_MAX_BUFFER). */
 bool stream_has_room(const struct stream *st);
