@@ -67,6 +67,7 @@ struct stream {
     bool drain_wanted; /* events were written since ops->drained last ran */
     bool wake_wanted;  /* stream_wake: feed at the next event */
     bool feeding;
+    bool failed; /* an event could not be queued: the stream ends */
     bool ended;
 };
 
@@ -223,7 +224,7 @@ struct request_ctx *stream_request(const struct stream *st)
     return st->rc;
 }
 
-/* Appends n bytes written by fn into the scratch buffer. */
+/* Appends n bytes of text to this feed's chunk. */
 static void scratch_add(struct stream *st, const char *text, size_t n)
 {
     evbuffer_add(st->hub->scratch, text, n);
@@ -235,8 +236,12 @@ bool stream_send_event(struct stream *st, uint64_t id, const char *json, size_t 
     size_t need = sse_event_size(id, "message", json, len);
     struct evbuffer_iovec vec;
     if (evbuffer_reserve_space(st->hub->scratch, (ev_ssize_t)need, &vec, 1) < 1 ||
-        vec.iov_len < need)
-        return false; /* out of memory: fed again at the next wake or heartbeat */
+        vec.iov_len < need) {
+        /* out of memory: the stream ends after what it has sent, and the
+         * client resumes after the last id it got (nothing is skipped) */
+        st->failed = true;
+        return false;
+    }
     size_t n = sse_event(vec.iov_base, vec.iov_len, id, "message", json, len);
     vec.iov_len = n;
     evbuffer_commit_space(st->hub->scratch, &vec, 1);
@@ -277,7 +282,7 @@ static void feed(struct stream *st)
     bool more = st->ops->feed(st, st->arg);
     st->feeding = false;
     flush(st);
-    if (!more)
+    if (!more || st->failed)
         end(st);
     else if (!stream_has_room(st))
         st->blocked = true;

@@ -76,7 +76,9 @@ int stream_open(struct request_ctx *rc, const struct stream_ops *ops, void *arg,
                 enum stream_watch watch, const char *name);
 /* Queues one event (id, "event: message", data = json); returns whether
  * there is room for more (below MOM_SSE_MAX_BUFFER). An event is always
- * queued, so one event larger than the limit still goes out. */
+ * queued, so one event larger than the limit still goes out, except when
+ * memory runs out: then it returns false and the stream ends after what
+ * it sent (the client resumes after the last id it got). */
 bool stream_send_event(struct stream *st, uint64_t id, const char *json, size_t len);
 /* Feeds the stream again on a later loop turn (its kind has something new
  * that no store change announces, e.g. a freed prefetch slot). Safe from
