@@ -25,6 +25,10 @@
 
 /* The reconnection delay a stream asks its client for. */
 #define STREAM_RETRY_MS 2000u
+/* One feed queues at most about this much; a stream with more to send is
+ * fed again on the next loop turn, so thousands of streams catching up at
+ * once do not hold the loop. */
+#define STREAM_FEED_BYTES (64u << 10)
 /* The flag of a stream's event activated by hand: its socket drained, or stream_wake. */
 #define STREAM_EV_WAKE EV_WRITE
 
@@ -67,7 +71,8 @@ struct stream {
     bool drain_wanted; /* events were written since ops->drained last ran */
     bool wake_wanted;  /* stream_wake: feed at the next event */
     bool feeding;
-    bool failed; /* an event could not be queued: the stream ends */
+    bool failed;     /* an event could not be queued: the stream ends */
+    bool more_later; /* this feed reached STREAM_FEED_BYTES */
     bool ended;
 };
 
@@ -247,6 +252,10 @@ bool stream_send_event(struct stream *st, uint64_t id, const char *json, size_t 
     evbuffer_commit_space(st->hub->scratch, &vec, 1);
     st->wrote = true;
     st->drain_wanted = true;
+    if (evbuffer_get_length(st->hub->scratch) >= STREAM_FEED_BYTES) {
+        st->more_later = true;
+        return false;
+    }
     return stream_has_room(st);
 }
 
@@ -279,6 +288,7 @@ static void feed(struct stream *st)
     }
     st->blocked = false;
     st->feeding = true;
+    st->more_later = false;
     bool more = st->ops->feed(st, st->arg);
     st->feeding = false;
     flush(st);
@@ -286,6 +296,8 @@ static void feed(struct stream *st)
         end(st);
     else if (!stream_has_room(st))
         st->blocked = true;
+    else if (st->more_later)
+        stream_wake(st);
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)

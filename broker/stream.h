@@ -75,7 +75,9 @@ bool stream_check_open(struct request_ctx *rc);
 int stream_open(struct request_ctx *rc, const struct stream_ops *ops, void *arg,
                 enum stream_watch watch, const char *name);
 /* Queues one event (id, "event: message", data = json); returns whether
- * there is room for more (below MOM_SSE_MAX_BUFFER). An event is always
+ * there is room for more (below MOM_SSE_MAX_BUFFER, and below 64 KiB in
+ * this feed: a stream with more is fed again on the next loop turn, from
+ * where its kind stopped). An event is always
  * queued, so one event larger than the limit still goes out, except when
  * memory runs out: then it returns false and the stream ends after what
  * it sent (the client resumes after the last id it got). */

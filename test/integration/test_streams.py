@@ -336,6 +336,26 @@ def test_slow_reader_is_bounded_then_catches_up(momd_factory):
     s.close()
 
 
+def test_a_long_backlog_arrives_whole_in_order(momd):
+    # 3 MB of retained messages: fed in pieces of at most 64 KiB per loop
+    # turn, each piece from where the last one stopped
+    c = Client(momd, mint("alice"))
+    c.create_topic("t")
+    n = 3000
+    for i in range(0, n, 500):
+        r = c.post("/v1/topics/t/messages/batch",
+                   json={"messages": [{"body": "%05d" % (i + k) + "y" * 1000}
+                                      for k in range(500)]})
+        assert r.status_code == 201, r.text
+    s = open_stream(momd, "/v1/topics/t/stream?from=earliest", mint("alice"))
+    evs = s.events(n, timeout=60)
+    assert [int(e["id"]) for e in evs] == list(range(n))
+    assert all(e["json"]["body"].startswith("%05d" % i) for i, e in enumerate(evs))
+    c.publish_topic("t", b"then live")
+    assert s.next_event()["json"]["body"] == "then live"
+    s.close()
+
+
 def test_curl_n(momd):
     c = Client(momd, mint("alice"))
     c.create_topic("t")
