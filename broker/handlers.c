@@ -6,6 +6,7 @@
  * SPDX-License-Identifier: MIT */
 #include "broker/hasher.h"
 #include "broker/metrics.h"
+#include "broker/qstream.h"
 #include "broker/render.h"
 #include "broker/server_internal.h"
 #include "broker/stream.h"
@@ -736,6 +737,7 @@ static bool uses_local_state(const struct request_ctx *rc)
     case ROUTE_USER_SUBSCRIPTIONS:
     case ROUTE_TOPIC_STREAM: /* served from this node's applied state */
     case ROUTE_SUBSCRIPTION_STREAM:
+    case ROUTE_QUEUE_STREAM:  /* the queue's existence and access; leases by Command */
     case ROUTE_QUEUE_RECEIVE: /* an empty or unknown queue is answered locally */
     case ROUTE_AUTH_TOKEN: /* the stored password hash */ return true;
     /* ack, nack and extend with a bad receipt take their own read barrier
@@ -800,6 +802,7 @@ void handlers_dispatch(struct request_ctx *rc)
     case ROUTE_USER_SUBSCRIPTIONS: store_list_user_subscriptions(s->store, &who, &r); break;
     case ROUTE_TOPIC_STREAM: stream_topic_handle(rc, false); return;
     case ROUTE_SUBSCRIPTION_STREAM: stream_topic_handle(rc, true); return;
+    case ROUTE_QUEUE_STREAM: qstream_handle(rc); return;
     case ROUTE_NONE:
     default: /* the prototype's routes arrive rewritten (compat.c) */
         server_fail(rc, API_ERR_NOT_FOUND, "no such route");

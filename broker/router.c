@@ -50,6 +50,7 @@ static const struct route_def routes[] = {
     {"v1/subscriptions", HTTP_GET, ROUTE_USER_SUBSCRIPTIONS},
     {"v1/topics/{}/stream", HTTP_GET, ROUTE_TOPIC_STREAM},
     {"v1/topics/{}/subscriptions/{}/stream", HTTP_GET, ROUTE_SUBSCRIPTION_STREAM},
+    {"v1/queues/{}/stream", HTTP_GET, ROUTE_QUEUE_STREAM},
     {"api/auth/register", HTTP_POST, ROUTE_API_REGISTER},
     {"api/auth/login", HTTP_POST, ROUTE_API_LOGIN},
     {"api/topicos", HTTP_GET, ROUTE_API_TOPICS},
@@ -82,7 +83,8 @@ static const struct route_def routes[] = {
 
 bool router_takes_query_token(enum route route)
 {
-    return route == ROUTE_TOPIC_STREAM || route == ROUTE_SUBSCRIPTION_STREAM;
+    return route == ROUTE_TOPIC_STREAM || route == ROUTE_SUBSCRIPTION_STREAM ||
+           route == ROUTE_QUEUE_STREAM;
 }
 
 enum http_method router_method(const char *name)

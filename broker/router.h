@@ -52,6 +52,7 @@ enum route {
     ROUTE_USER_SUBSCRIPTIONS,
     ROUTE_TOPIC_STREAM, /* event streams (broker/stream.c) */
     ROUTE_SUBSCRIPTION_STREAM,
+    ROUTE_QUEUE_STREAM, /* queue streams (broker/qstream.c) */
     /* the prototype's routes (broker/compat.c): under /api ... */
     ROUTE_API_REGISTER,
     ROUTE_API_LOGIN,

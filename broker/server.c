@@ -282,6 +282,7 @@ void server_propose(struct request_ctx *rc, struct command *cmd)
         return;
     }
     p->rc = rc;
+    p->done = NULL;
     /* an item body must live in the request (a batch item's decoded
      * base64 is freed when its handler returns) */
     p->has_cmd =
@@ -310,17 +311,26 @@ void server_propose(struct request_ctx *rc, struct command *cmd)
 
 int server_propose_internal(struct server *s, struct command *cmd)
 {
+    return server_propose_cb(s, cmd, NULL, NULL);
+}
+
+int server_propose_cb(struct server *s, struct command *cmd, server_done_fn done, void *arg)
+{
+    if (s->closing)
+        return MOM_ERR_CLOSED; /* the node is closed (or closing) */
     cmd->pb.time_ms = server_now_stamp(s);
     uint8_t *buf;
     size_t len;
     int err = command_encode(cmd, &buf, &len);
     if (err != MOM_OK)
         return err;
-    struct proposal *p = calloc(1, sizeof *p); /* rc NULL: applied, answered to no one */
+    struct proposal *p = calloc(1, sizeof *p); /* rc NULL: no request is answered */
     if (!p) {
         free(buf);
         return MOM_ERR_NOMEM;
     }
+    p->done = done;
+    p->done_arg = arg;
     err = node_propose(s->node, buf, len, p);
     if (err != MOM_OK)
         free(p);
@@ -387,11 +397,14 @@ static void on_apply(void *arg, uint64_t index, const uint8_t *data, size_t len,
             rc->proposal = NULL;
             server_fail(rc, API_ERR_NOT_APPLIED, "the command could not be applied");
         }
+        if (p && p->done)
+            p->done(p->done_arg, index, NULL, MOM_ERR_INVALID);
         free(p);
         return;
     }
     struct reply r = {0};
-    store_apply(s->store, index, cmd, rc || remote ? &r : NULL);
+    bool done = p && p->done;
+    store_apply(s->store, index, cmd, rc || remote || done ? &r : NULL);
     if (cmd->pb.time_ms > s->last_stamp)
         s->last_stamp = cmd->pb.time_ms;
     if (cmd == &decoded)
@@ -408,6 +421,8 @@ static void on_apply(void *arg, uint64_t index, const uint8_t *data, size_t len,
         rc->proposal = NULL;
         deliver(rc, &r);
     }
+    if (done)
+        p->done(p->done_arg, index, &r, MOM_OK);
     free(p);
     reply_cleanup(&r);
     process_wakes(s);
@@ -425,6 +440,8 @@ static void on_fail(void *arg, void *ctx, int err)
         p->rc->proposal = NULL;
         send_storage_error(p->rc, err);
     }
+    if (p->done)
+        p->done(p->done_arg, 0, NULL, err);
     free(p);
 }
 
@@ -470,6 +487,7 @@ bool server_read_barrier(struct request_ctx *rc)
         return true;
     }
     p->rc = rc;
+    p->done = NULL;
     p->has_cmd = false;
     if (node_read_barrier(s->node, p) != MOM_OK) {
         free(p);
@@ -482,7 +500,8 @@ bool server_read_barrier(struct request_ctx *rc)
 }
 
 /* A proposal forwarded to the leader came back with the leader's answer. */
-static void on_forwarded(void *arg, void *ctx, int status, const uint8_t *body, size_t len)
+static void on_forwarded(void *arg, void *ctx, int status, const uint8_t *body, size_t len,
+                         uint64_t index)
 {
     struct server *s = arg;
     if (ctx == &s->tick_marker) {
@@ -491,6 +510,10 @@ static void on_forwarded(void *arg, void *ctx, int status, const uint8_t *body, 
     }
     struct proposal *p = ctx;
     struct request_ctx *rc = p->rc;
+    if (p->done) {
+        struct reply answer = {.status = status, .body = (char *)body, .body_len = len};
+        p->done(p->done_arg, index, &answer, MOM_OK);
+    }
     free(p);
     if (!rc)
         return;
@@ -1191,6 +1214,7 @@ void server_free(struct server *s)
         event_free(s->cron_ev);
     /* Pending writes fail (their clients get 503), then every open client
      * connection is freed with its requests (on_request_fini runs). */
+    s->closing = true;
     node_close(s->node);
     cluster_token_free(&s->peer_tokens); /* after the node: its peer channel signs with it */
     while (s->conns)

@@ -68,6 +68,7 @@ struct server {
     const struct timeval *header_tv, *idle_tv; /* libevent common timeouts */
     struct metrics *metrics;                   /* request counters and latencies (loop thread) */
     struct stream_hub *streams;                /* open event streams (stream.c) */
+    bool closing; /* server_free is running: nothing more is proposed */
 };
 
 /* Where a client connection is (server_conn.c): receiving a request head,
@@ -91,14 +92,22 @@ struct client_conn {
     uint64_t closing_since; /* monotonic ms */
 };
 
+/* What a part of the server that proposed a Command of its own learns:
+ * the answer and the log index it was applied at (r NULL when the
+ * proposal failed or its fate is unknown; err says why). r is valid
+ * during the call. */
+typedef void (*server_done_fn)(void *arg, uint64_t index, const struct reply *r, int err);
+
 /* One in-flight Command (or read barrier): outlives its request if the
  * client leaves. While the request lives, a Command with at most one item
  * is also kept decoded, so that its own leader applies it without decoding
  * the bytes it has just encoded (the item body points into the request). */
 struct proposal {
     struct request_ctx *rc; /* NULL once the request is gone */
-    bool has_cmd;           /* cmd is what was encoded (use only while rc) */
-    struct command cmd;     /* cmd.items points at item when it has one */
+    server_done_fn done;    /* or a part of the server waits (server_propose_cb) */
+    void *done_arg;
+    bool has_cmd;       /* cmd is what was encoded (use only while rc) */
+    struct command cmd; /* cmd.items points at item when it has one */
     struct command_item item;
 };
 
@@ -157,6 +166,10 @@ void server_propose(struct request_ctx *rc, struct command *cmd);
 /* Stamps, encodes and proposes a Command of the server's own (no request,
  * no answer; cmd.pb.user says who). Returns MOM_OK or the error. */
 int server_propose_internal(struct server *s, struct command *cmd);
+/* The same with an answer: done(arg, ...) runs exactly once, from apply,
+ * the leader's answer to a forwarded Command, or the failure; never from
+ * inside this call. Returns MOM_OK, or the error (done will not run). */
+int server_propose_cb(struct server *s, struct command *cmd, server_done_fn done, void *arg);
 /* Clusters: holds a read until this node has applied what the leader had
  * committed, then dispatches the request again (rc->read_ok set). Returns
  * true when the caller must stop (held or answered 503). */

@@ -147,9 +147,10 @@ void stream_hub_notify(struct stream_hub *hub, enum store_change change, const c
     if (!hub || !hub->count)
         return;
     char key[1 + 129];
-    enum stream_watch kind = change == STORE_QUEUE_READY || change == STORE_QUEUE_DELETED
-                                 ? STREAM_WATCH_QUEUE
-                                 : STREAM_WATCH_TOPIC;
+    enum stream_watch kind =
+        change == STORE_QUEUE_READY || change == STORE_QUEUE_DELETED || change == STORE_LEASES_ENDED
+            ? STREAM_WATCH_QUEUE
+            : STREAM_WATCH_TOPIC;
     size_t len = watch_key(key, kind, name);
     struct watch *w = hashmap_get(hub->watches, key, len);
     if (!w || w->dirty)

@@ -61,9 +61,11 @@ struct node_callbacks {
      * err is a MOM_ERR_* code (MOM_ERR_NOSPACE, MOM_ERR_IO, MOM_ERR_UNAVAILABLE
      * for no leader / commit timeout / lost leadership, MOM_ERR_CLOSED). */
     void (*fail)(void *arg, void *ctx, int err);
-    /* A proposal this follower forwarded was applied by the leader, which
-     * answered with this HTTP status and body (valid during the call). */
-    void (*forwarded)(void *arg, void *ctx, int status, const uint8_t *body, size_t len);
+    /* A proposal this follower forwarded was applied by the leader at log
+     * index `index`, which answered with this HTTP status and body (valid
+     * during the call). This node may not have applied index yet. */
+    void (*forwarded)(void *arg, void *ctx, int status, const uint8_t *body, size_t len,
+                      uint64_t index);
     /* Writes the application state (which has applied exactly `index`) to f.
      * Returns MOM_OK or an error. */
     int (*snapshot_write)(void *arg, FILE *f);

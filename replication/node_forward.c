@@ -1,7 +1,8 @@
 /* Both sides of the Forward RPC (/mom.v1.Peer/Forward, node_internal.h).
  * Follower: node_propose on a follower sends the encoded Command to the
  * leader and keeps a struct fwd_call on n->fwd_calls until the reply, which
- * becomes cb.forwarded (the leader's HTTP status and body) or cb.fail.
+ * becomes cb.forwarded (the leader's HTTP status, body and the entry's log
+ * index) or cb.fail.
  * Leader: a forwarded Command is restamped (cb.restamp) and proposed with
  * the call as its waiter; when it is applied, node_forward_answer replies
  * with what apply produced. A Forward{read_index} goes to node_read.c.
@@ -36,7 +37,7 @@ static void on_forward_reply(int status, const char *message, const uint8_t *rep
     if (node_wire_decode_fwd_resp(reply, len, &resp) != MOM_OK || resp.status == 0)
         n->cb.fail(n->arg, ctx, MOM_ERR_UNAVAILABLE);
     else
-        n->cb.forwarded(n->arg, ctx, (int)resp.status, resp.body, resp.body_len);
+        n->cb.forwarded(n->arg, ctx, (int)resp.status, resp.body, resp.body_len, resp.index);
     free(resp.body);
 }
 

@@ -717,6 +717,10 @@ def parse_args(argv):
                     help="skip publish over TLS against plain (bench_tls.py)")
     ap.add_argument("--only-tls", action="store_true",
                     help="run only publish over TLS against plain")
+    ap.add_argument("--skip-qstream", action="store_true",
+                    help="skip queue streams against receive+ack polling")
+    ap.add_argument("--only-qstream", action="store_true",
+                    help="run only queue streams against receive+ack polling")
     ap.add_argument("--rx-prefill", type=int, default=0,
                     help="messages queued before each receive+ack run "
                          "(default: half the baseline rate x duration)")
@@ -727,6 +731,8 @@ def parse_args(argv):
     ap.add_argument("--keep", action="store_true", help="keep the temp data dirs")
     ap.add_argument("--strict", action="store_true", help="exit 2 when a target is missed")
     args = ap.parse_args(argv)
+    if args.only_qstream:  # the parts that run before it
+        args.skip_streams = args.skip_hostile = True
     if args.quick:
         args.duration = 2 if args.duration == 10 else args.duration
         args.messages = 100_000 if args.messages == 1_000_000 else args.messages
@@ -734,6 +740,7 @@ def parse_args(argv):
         args.messages = (args.messages + THREADS - 1) // THREADS * THREADS
     if args.only_tls:
         args.skip_streams = args.skip_hostile = args.skip_serial = args.skip_metrics = True
+        args.skip_qstream = True
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     for c in args.cases:
         if c not in CASES:
@@ -899,6 +906,7 @@ def main(argv):
     hostile_report = None
     streams_report = None
     tls_report = None
+    qstream_report = None
     started = datetime.datetime.now(datetime.timezone.utc)
     machine_before = machine_line()
     load_before = os.getloadavg()[0]
@@ -918,6 +926,12 @@ def main(argv):
                                                        token)
             results.missed += missed
         if args.only_hostile:
+            raise StopIteration
+        if not args.skip_qstream:
+            import bench_qstream
+            qstream_report, missed = bench_qstream.run(args, procs, log_dir, tmp, secret, token)
+            results.missed += missed
+        if args.only_qstream:
             raise StopIteration
         if not args.skip_serial:
             import bench_serial
@@ -967,7 +981,8 @@ def main(argv):
         if not args.skip_cluster:
             cluster_report = run_cluster_bench(args, results, procs, tmp, log_dir, secret, token)
     except StopIteration:
-        pass  # --only-metrics, --only-serial, --only-hostile, --only-streams, --only-tls
+        pass  # --only-metrics, --only-serial, --only-hostile, --only-streams, --only-tls,
+        # --only-qstream
     except (BenchError, requests.RequestException) as e:
         failed = True
         results.problems.append(str(e))
@@ -994,13 +1009,15 @@ def main(argv):
                    "started: other work competes for the cores and the ratios are not "
                    "trustworthy. Re-run on an idle machine.**", ""]
     only = (args.only_metrics or args.only_serial or args.only_hostile or args.only_streams
-            or args.only_tls)
+            or args.only_tls or args.only_qstream)
     if not only:
         report += ["## Throughput and latency", "", table(results), ""]
     if streams_report:
         report += ["## Event streams (SSE)", "", streams_report, ""]
     if hostile_report:
         report += ["## Hostile clients (fsync=always)", "", hostile_report, ""]
+    if qstream_report:
+        report += ["## Queue streams against receive+ack polling", "", qstream_report, ""]
     if serial_report:
         report += ["## One serial client (latency by answer size, batch publish)", "",
                    serial_report, ""]

@@ -205,6 +205,12 @@ def test_real_answers_match_the_schemas(spec, momd_factory):
     check(alice.post("/v1/queues/oq/messages/%s/nack" % leases[1]), ack + "/nack")  # 410
     check(alice.post("/v1/queues/oq/messages/%s/extend" % leases[1],
                      json={"visibility_timeout_ms": 1}), ack + "/extend")  # 410
+    # a queue stream: the head of a 200 (the body never ends), and errors
+    r = alice.get("/v1/queues/oq/stream", params={"prefetch": 2}, stream=True)
+    check(r, q + "/stream")
+    r.close()
+    check(alice.get("/v1/queues/oq/stream", params={"prefetch": 0}), q + "/stream")  # 400
+    check(alice.get("/v1/queues/none/stream"), q + "/stream")  # 404
     check(bob.delete("/v1/queues/oq"), q)  # 403
     check(alice.delete("/v1/queues/oq"), q)
     check(alice.delete("/v1/queues/oq"), q)  # 404

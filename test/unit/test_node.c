@@ -62,8 +62,10 @@ static void app_fail(void *arg, void *ctx, int err)
     ((struct app *)arg)->fails++;
 }
 
-static void app_forwarded(void *arg, void *ctx, int status, const uint8_t *body, size_t len)
+static void app_forwarded(void *arg, void *ctx, int status, const uint8_t *body, size_t len,
+                          uint64_t index)
 {
+    (void)index;
     (void)arg;
     (void)ctx;
     (void)status;
