@@ -215,10 +215,25 @@ def test_access_token_on_stream_routes_only_and_never_logged(momd_factory):
     assert_error(r, 401, "unauthorized")
     r = requests.get(m.url("/v1/topics/t/messages"), params={"access_token": tok}, timeout=10)
     assert_error(r, 401, "unauthorized")
+    # the Authorization header wins over the query token
+    s = stream(m, "/v1/topics/t/stream?access_token=" + tok, "not-a-jwt")
+    assert s.read_head() == 401 and s.json()["error"]["code"] == "invalid_token"
+    s.close()
     wait_until(lambda: "access_token=REDACTED" in m.stderr_text(), what="the access log line")
     text = m.stderr_text()
     assert tok not in text
     assert tok.split(".")[2] not in text
+
+
+def test_cross_origin_event_source_gets_cors_headers(momd_factory):
+    m = momd_factory(env={"MOM_CORS_ORIGINS": "http://reader.example"})
+    c = Client(m, mint("alice"))
+    c.create_topic("t")
+    s = open_stream(m, "/v1/topics/t/stream?access_token=" + mint("alice"), None,
+                    headers={"Origin": "http://reader.example"})
+    assert s.headers["access-control-allow-origin"] == "http://reader.example"
+    assert "X-Mom-Node" in s.headers["access-control-expose-headers"]
+    s.close()
 
 
 def test_heartbeat_while_idle(momd_factory):
