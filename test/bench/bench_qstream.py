@@ -7,6 +7,9 @@ the same number of pre-published 100-byte messages with the same number of
 consumer threads, each on its own keep-alive connections (http.client, so
 the Python client costs as little as it can); the rate is messages
 acknowledged per second from the first consumer's start to the last ack.
+Beside it, the CPU time the node's loop thread spent per message
+(/proc schedstat), which a busy machine disturbs much less than the rate:
+the Python clients share the cores with the node.
 
 SPDX-License-Identifier: MIT
 """
@@ -162,16 +165,19 @@ def run(args, procs, log_dir, tmp, secret, token):
                                     ("queue streams", "stream", drain_streams)):
             fill(base, token, queue, n)
             rb.log(f"drain {n} messages with {CONSUMERS} {label} consumers")
+            cpu0 = bench_metrics.loop_cpu_ns(proc.pid)
             secs, reqs = drain(base, token, queue, n)
+            cpu_us = (bench_metrics.loop_cpu_ns(proc.pid) - cpu0) / 1e3 / n
             depth = rb.queue_depth(rb.session(token), base, queue)
-            rows.append((label, n, secs, reqs, depth))
+            rows.append((label, n, secs, reqs, depth, cpu_us))
     finally:
         proc.stop()
     out = [f"| consumers ({CONSUMERS}) | messages | seconds | messages/s | HTTP requests "
-           "per message | left in the queue |", "|---|---:|---:|---:|---:|---:|"]
-    for label, count, secs, reqs, depth in rows:
+           "per message | loop CPU per message | left in the queue |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for label, count, secs, reqs, depth, cpu_us in rows:
         out.append(f"| {label} | {count} | {secs:.2f} | {count / secs:,.0f} | "
-                   f"{reqs / count:.2f} | {depth} |")
+                   f"{reqs / count:.2f} | {cpu_us:.1f} µs | {depth} |")
     poll, stream = rows[0][1] / rows[0][2], rows[1][1] / rows[1][2]
     out += ["", f"Queue streams / polling: **{stream / poll:.2f}x** (prefetch={PREFETCH}, "
                 f"receive max={RECEIVE_MAX}, fsync=never, 100-byte bodies, one DELETE ack per "
