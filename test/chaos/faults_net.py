@@ -12,6 +12,7 @@
 # along). kill9-5 and pause-5 are faults_node.py's faults on five members.
 # SPDX-License-Identifier: MIT
 
+import socket
 import threading
 import time
 
@@ -34,9 +35,24 @@ SNAPSHOT_ENTRIES = 200
 def attach(cluster):
     """Puts a proxy on every directed link of `cluster` before its first
     start (cluster.net, closed by detach)."""
+    # the members' peer ports are free but not yet bound: hold them while
+    # the proxies take ports of their own, so the kernel cannot hand one out
+    reserved = []
+    for i in range(cluster.n):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", cluster.peer_port(i)))
+        reserved.append(s)
     net = Net()
-    ports = {(i, j): net.add_link(i, j, cluster.peer_port(j))
-             for i in range(cluster.n) for j in range(cluster.n) if i != j}
+    try:
+        ports = {(i, j): net.add_link(i, j, cluster.peer_port(j))
+                 for i in range(cluster.n) for j in range(cluster.n) if i != j}
+    except BaseException:
+        net.close()
+        raise
+    finally:
+        for s in reserved:
+            s.close()
     cluster.net = net
     cluster.link_addr = lambda i, j: "127.0.0.1:%d" % ports[(i, j)]
     for m in cluster.nodes:

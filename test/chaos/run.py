@@ -29,6 +29,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from check import check, outage_stats  # noqa: E402
 from cluster import ChaosCluster, NoLeader, mint  # noqa: E402
+from conftest import MomdStartError  # noqa: E402
 from scenarios import Context, load  # noqa: E402
 from workload import Workload  # noqa: E402
 
@@ -110,7 +111,7 @@ def run_scenario(sc, seconds, seed, workdir, fsync):
                 "longest_outage_s": longest, "drained": drained,
                 "cut_off_probes": dict(h.probes),
             })
-    except (NoLeader, AssertionError, OSError) as e:
+    except (NoLeader, AssertionError, OSError, MomdStartError) as e:
         problem = "%s: %s" % (type(e).__name__, e)
     finally:
         if w is not None:

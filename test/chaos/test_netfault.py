@@ -242,6 +242,19 @@ def queue_depth(node, timeout=10):
     return requests.get(node.url("/v1/queues/q"), headers=auth(), timeout=timeout)
 
 
+def wait_depth(node, depth, timeout=60):
+    """Waits until `node` answers the queue's depth as `depth` (503 while it
+    catches up is allowed; nothing else is)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = queue_depth(node)
+        if r.status_code == 200 and r.json()["depth"] == depth:
+            return
+        assert r.status_code in (200, 503), r.text
+        assert time.monotonic() < deadline, r.text
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def cluster5(tmp_path):
     c = start(tmp_path, 5)
@@ -286,14 +299,7 @@ def test_five_nodes_minority_answers_503_majority_commits_then_heals(cluster5):
     c.net.heal()
     c.leader(timeout=30)
     for m in c.nodes:
-        deadline = time.monotonic() + 30
-        while True:
-            r = queue_depth(m)
-            if r.status_code == 200 and r.json()["depth"] == 2:
-                break
-            assert r.status_code in (200, 503), r.text
-            assert time.monotonic() < deadline, r.text
-            time.sleep(0.1)
+        wait_depth(m, 2)
 
 
 def test_one_way_link_cut_from_leader_keeps_cluster_available(tmp_path):
@@ -311,14 +317,7 @@ def test_one_way_link_cut_from_leader_keeps_cluster_available(tmp_path):
         c.net.heal()
         c.leader(timeout=30)
         for m in c.nodes:
-            deadline = time.monotonic() + 30
-            while True:
-                r = queue_depth(m)
-                if r.status_code == 200 and r.json()["depth"] == 5:
-                    break
-                assert r.status_code in (200, 503), r.text
-                assert time.monotonic() < deadline, r.text
-                time.sleep(0.1)
+            wait_depth(m, 5)
     finally:
         stop(c)
 
@@ -350,8 +349,7 @@ def test_tls_peers_through_the_proxies_survive_a_cut_leader(tmp_path):
         publish_until_acked(c, rest, b"during", "k1")
         c.net.heal()
         c.leader(timeout=30)
-        r = queue_depth(c.nodes[li], timeout=15)
-        assert r.status_code == 200 and r.json()["depth"] == 1, r.text
+        wait_depth(c.nodes[li], 1)
         assert c.net.bytes > 0
     finally:
         stop(c)
