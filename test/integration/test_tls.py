@@ -2,9 +2,10 @@
 # a CA made at test time (python3-cryptography): curl and Python's
 # http.client/ssl over TLS 1.2 and 1.3, TLS 1.1 refused by the server, a
 # required client certificate (none or another CA's is refused), plain HTTP
-# on the TLS port closed without disturbing other requests, long polls, CORS
-# and /metrics over TLS, and every bad configuration stopping start-up with
-# a message naming the setting.
+# on the TLS port closed without disturbing other requests, long polls, CORS,
+# /metrics and topic and queue streams (their receipts acked) over TLS, and
+# every bad configuration stopping start-up with a message naming the
+# setting.
 # SPDX-License-Identifier: MIT
 
 import datetime
@@ -294,3 +295,65 @@ def test_bad_tls_configuration_stops_start(momd_factory, pki, case):
         m.start()
     err = m.stderr_text()
     assert "client TLS" in err and needle in err, err
+
+
+def sse_events(lines, n):
+    """The next n events from an SSE answer's line iterator, as dicts."""
+    events, cur = [], {}
+    for line in lines:
+        if line == "":
+            if "data" in cur:
+                events.append(cur)
+                if len(events) == n:
+                    return events
+            cur = {}
+        elif not line.startswith(":"):
+            k, _, v = line.partition(":")
+            cur[k] = v[1:] if v.startswith(" ") else v
+    return events
+
+
+def test_streams_over_tls(momd_factory, pki):
+    m = momd_factory(args=tls_args(pki))
+    s = session(pki)
+    # streams get a session of their own: requests may hand a half-read
+    # streamed connection back to its pool, and a request pipelined on a
+    # stream's connection closes the stream
+    streams = session(pki)
+    assert s.put(https(m, "/v1/topics/t"), timeout=10).status_code == 201
+    assert s.put(https(m, "/v1/queues/q"), timeout=10).status_code == 201
+    for i in range(2):
+        assert s.post(https(m, "/v1/topics/t/messages"), data=b"t%d" % i,
+                      timeout=10).status_code == 201
+        assert s.post(https(m, "/v1/queues/q/messages"), data=b"q%d" % i,
+                      timeout=10).status_code == 201
+    with streams.get(https(m, "/v1/topics/t/stream"), params={"from": "earliest"},
+                     stream=True, timeout=20) as r:
+        assert r.status_code == 200 and r.headers["content-type"] == "text/event-stream"
+        lines = r.iter_lines(decode_unicode=True)
+        evs = sse_events(lines, 2)
+        assert [e["id"] for e in evs] == ["0", "1"]
+        assert [json.loads(e["data"])["body"] for e in evs] == ["t0", "t1"]
+        # a live event over TLS
+        assert s.post(https(m, "/v1/topics/t/messages"), data=b"live",
+                      timeout=10).status_code == 201
+        assert json.loads(sse_events(lines, 1)[0]["data"])["body"] == "live"
+    streams.close()
+    streams = session(pki)
+    # a queue stream's receipts are the same MAC'd receipts: ack one, forge one
+    with streams.get(https(m, "/v1/queues/q/stream"), params={"prefetch": 2}, stream=True,
+                     timeout=20) as r:
+        assert r.status_code == 200
+        lines = r.iter_lines(decode_unicode=True)
+        evs = [json.loads(e["data"]) for e in sse_events(lines, 2)]
+        assert sorted(e["body"] for e in evs) == ["q0", "q1"]
+        receipt = evs[0]["receipt"]
+        lease, mac = receipt.rsplit(".", 1)
+        forged = lease + "." + ("A" if mac[0] != "A" else "B") + mac[1:]
+        assert s.delete(https(m, "/v1/queues/q/messages/" + forged),
+                        timeout=10).status_code == 410
+        assert s.delete(https(m, "/v1/queues/q/messages/" + receipt),
+                        timeout=10).status_code == 204
+        assert s.delete(https(m, "/v1/queues/q/messages/" + receipt),
+                        timeout=10).status_code == 410
+    streams.close()
