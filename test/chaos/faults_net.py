@@ -5,11 +5,13 @@
 #
 # While a scenario cuts a known minority off, the probe asks every node of
 # it for a read of the queue, a receive, a topic read and a read of the
-# subscription: each must be answered 503
-# (or not before the heal). A 2xx answered while the node is still cut off
-# is a stale read (it could not have passed the read barrier: recorded in
-# the history's `cut_off`), and a 4xx a stale 4xx (the queue exists all
-# along). kill9-5 and pause-5 are faults_node.py's faults on five members.
+# subscription, and for a queue the majority created after the cut (which
+# the cut-off node never heard of) a receive, a read and a publish: each
+# must be answered 503 (or not before the heal). A 2xx answered while the
+# node is still cut off is a stale read (it could not have passed the read
+# barrier: recorded in the history's `cut_off`), and a 4xx a stale 4xx
+# (every queue asked for exists). kill9-5 and pause-5 are faults_node.py's
+# faults on five members.
 # SPDX-License-Identifier: MIT
 
 import socket
@@ -98,11 +100,54 @@ class Probe:
                 t.start()
                 self.threads.append(t)
 
+    def created(self, majority, minority, healed):
+        """Creates a new queue through the majority side while `minority`
+        is cut off, then asks each cut-off node to receive from it, read it
+        and publish to it: a node that never heard of the queue must answer
+        503, never 404."""
+        self.created_n = getattr(self, "created_n", 0) + 1
+        name = "cut-%d" % self.created_n
+        t = threading.Thread(target=self._create_then_probe, daemon=True,
+                             args=(name, majority, minority, healed))
+        t.start()
+        self.threads.append(t)
+
+    def _create_then_probe(self, name, majority, minority, healed):
+        c = self.ctx.cluster
+        while not healed.is_set():
+            m = c.nodes[majority[self.created_n % len(majority)]]
+            try:
+                r = requests.put(m.url("/v1/queues/" + name), json={}, timeout=PROBE_TIMEOUT_S,
+                                 headers={"Authorization": "Bearer " + TOKEN})
+            except requests.RequestException:
+                r = None
+            if r is not None and r.status_code in (200, 201):
+                break
+            if r is not None and r.status_code not in (503,):
+                self.ctx.history.note("create %s on the majority" % name, r)
+                return
+            time.sleep(0.1)
+        if healed.is_set():
+            return
+        for i in minority:
+            m = c.nodes[i]
+            for what, method, path, params in (
+                    ("receive from a queue created while cut off", "POST",
+                     "/v1/queues/%s/receive" % name, {"max": 1, "wait_ms": 0}),
+                    ("read of a queue created while cut off", "GET", "/v1/queues/" + name, None),
+                    ("publish to a queue created while cut off", "POST",
+                     "/v1/queues/%s/messages" % name, None)):
+                t = threading.Thread(target=self._one, daemon=True,
+                                     args=(i, what, m.url(path), method, params, healed))
+                t.start()
+                self.threads.append(t)
+
     def _one(self, i, what, url, method, params, healed):
         h = self.ctx.history
         try:
             r = requests.request(method, url, params=params, timeout=PROBE_TIMEOUT_S,
-                                 headers={"Authorization": "Bearer " + TOKEN})
+                                 headers={"Authorization": "Bearer " + TOKEN},
+                                 data=b"probe" if method == "POST" and "messages" in url else None)
         except requests.RequestException:
             with h.lock:
                 h.probes["unanswered"] += 1
@@ -165,6 +210,7 @@ def _cut(ctx, probe, minority, hold):
     ctx.log("cut %s | %s (%s) for %.1f s" % (_names(minority), _names(rest), mode, hold))
     time.sleep(0.2)
     probe.during(minority, healed)
+    probe.created(sorted(rest), minority, healed)
     time.sleep(max(0.0, hold - 0.2))
     healed.set()  # answers from here on are not "while cut off"
     c.net.heal()
