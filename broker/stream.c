@@ -66,7 +66,7 @@ struct stream {
     struct event *ev;
     struct evbuffer *out; /* the connection's output buffer */
     struct evbuffer_cb_entry *out_cb;
-    bool wrote;        /* something was sent since the last heartbeat */
+    bool wrote;        /* a chunk went out since the timer last fired */
     bool blocked;      /* over the limit: fed again when the socket drains */
     bool drain_wanted; /* events were written since ops->drained last ran */
     bool wake_wanted;  /* stream_wake: feed at the next event */
@@ -234,7 +234,6 @@ struct request_ctx *stream_request(const struct stream *st)
 static void scratch_add(struct stream *st, const char *text, size_t n)
 {
     evbuffer_add(st->hub->scratch, text, n);
-    st->wrote = true;
 }
 
 bool stream_send_event(struct stream *st, uint64_t id, const char *json, size_t len)
@@ -251,7 +250,6 @@ bool stream_send_event(struct stream *st, uint64_t id, const char *json, size_t 
     size_t n = sse_event(vec.iov_base, vec.iov_len, id, "message", json, len);
     vec.iov_len = n;
     evbuffer_commit_space(st->hub->scratch, &vec, 1);
-    st->wrote = true;
     st->drain_wanted = true;
     if (evbuffer_get_length(st->hub->scratch) >= STREAM_FEED_BYTES) {
         st->more_later = true;
@@ -260,13 +258,18 @@ bool stream_send_event(struct stream *st, uint64_t id, const char *json, size_t 
     return stream_has_room(st);
 }
 
-/* The queued events of this feed go out as one chunk. */
+/* The queued events of this feed go out as one chunk, and the heartbeat
+ * timer starts again: it fires only after MOM_SSE_HEARTBEAT_MS without a
+ * write (a common timeout: re-arming is O(1)). */
 static void flush(struct stream *st)
 {
     struct evbuffer *scratch = st->hub->scratch;
-    if (evbuffer_get_length(scratch))
-        evhtp_send_reply_chunk(st->req, scratch);
+    if (!evbuffer_get_length(scratch))
+        return;
+    evhtp_send_reply_chunk(st->req, scratch);
     evbuffer_drain(scratch, evbuffer_get_length(scratch));
+    st->wrote = true;
+    event_add(st->ev, st->hub->heartbeat_tv);
 }
 
 /* The resource is gone: the last chunk, then evhtp finishes the request
@@ -354,12 +357,12 @@ static void on_stream_event(evutil_socket_t fd, short what, void *arg)
         st->ops->drained(st, st->arg);
     }
     if (what & EV_TIMEOUT) {
-        /* also catches what a lost wake would have missed (a deleted
-         * subscription changes no topic) */
+        /* idle for MOM_SSE_HEARTBEAT_MS: a feed first catches what no
+         * wake announces (a deleted subscription changes no topic) */
+        st->wrote = false;
         feed(st);
         if (!st->ended && !st->wrote && !st->blocked)
             heartbeat(st);
-        st->wrote = false;
     } else if (st->blocked || st->wake_wanted) {
         st->wake_wanted = false;
         feed(st);
