@@ -6,6 +6,8 @@
  * submsg_callback, so the items callback is installed through cb_kind
  * right before the publish or release submessage is decoded (after nanopb
  * has zeroed the oneof).
+ * SetAcl's two user lists are callbacks the same way, copied into struct
+ * command_users.
  * SPDX-License-Identifier: MIT */
 #include "broker/command.h"
 
@@ -57,6 +59,24 @@ static bool encode_receipts(pb_ostream_t *stream, const pb_field_t *field, void 
     return true;
 }
 
+static bool encode_users(pb_ostream_t *stream, const pb_field_t *field, void *const *arg)
+{
+    const struct command_users *list = *arg;
+    for (size_t i = 0; i < list->count; i++) {
+        const char *name = list->names[i];
+        if (!pb_encode_tag_for_field(stream, field) ||
+            !pb_encode_string(stream, (const pb_byte_t *)name,
+                              strnlen(name, COMMAND_USER_SIZE - 1)))
+            return false;
+    }
+    return true;
+}
+
+static bool users_valid(const struct command_users *list)
+{
+    return list->count <= COMMAND_ACL_MAX_USERS && (list->count == 0 || list->names);
+}
+
 #define COMMAND_FIXED_BOUND 4096
 
 /* The reflective encoder: pb_encode walks the descriptors. */
@@ -64,7 +84,8 @@ int command_encode_generic(const struct command *cmd, uint8_t **out, size_t *out
 {
     *out = NULL;
     *out_len = 0;
-    if (cmd->item_count > COMMAND_MAX_BATCH || (cmd->item_count && !cmd->items))
+    if (cmd->item_count > COMMAND_MAX_BATCH || (cmd->item_count && !cmd->items) ||
+        !users_valid(&cmd->acl_publish) || !users_valid(&cmd->acl_consume))
         return MOM_ERR_INVALID;
     mom_v1_Command pb = cmd->pb; /* a copy, so callbacks can be set on a const command */
     pb.cb_kind.funcs.encode = NULL;
@@ -76,9 +97,10 @@ int command_encode_generic(const struct command *cmd, uint8_t **out, size_t *out
         pb.kind.release_leases.receipts.funcs.encode = encode_receipts;
         pb.kind.release_leases.receipts.arg = (void *)cmd;
     } else if (pb.which_kind == mom_v1_Command_set_acl_tag) {
-        /* struct command carries no ACL lists yet: none are encoded. */
-        pb.kind.set_acl.publish.funcs.encode = NULL;
-        pb.kind.set_acl.consume.funcs.encode = NULL;
+        pb.kind.set_acl.publish.funcs.encode = encode_users;
+        pb.kind.set_acl.publish.arg = (void *)&cmd->acl_publish;
+        pb.kind.set_acl.consume.funcs.encode = encode_users;
+        pb.kind.set_acl.consume.arg = (void *)&cmd->acl_consume;
     }
     /* One pass into a buffer sized from an upper bound (a sizing pass first
      * doubled the cost of every nested submessage on the publish path):
@@ -87,6 +109,8 @@ int command_encode_generic(const struct command *cmd, uint8_t **out, size_t *out
     size_t bound = COMMAND_FIXED_BOUND;
     for (size_t i = 0; i < cmd->item_count; i++)
         bound += cmd->items[i].body_len + sizeof cmd->items[i].content_type + 48;
+    if (pb.which_kind == mom_v1_Command_set_acl_tag) /* a name, its tag and length */
+        bound += (cmd->acl_publish.count + cmd->acl_consume.count) * (COMMAND_USER_SIZE + 4);
     uint8_t *buf = malloc(bound);
     if (!buf)
         return MOM_ERR_NOMEM;
@@ -347,8 +371,21 @@ static bool decode_receipt(pb_istream_t *stream, const pb_field_t *field, void *
     return true;
 }
 
+/* One name of a SetAcl list: 1..128 bytes without a NUL. */
+static bool decode_user(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+    (void)field;
+    struct command_users *list = *arg;
+    char name[COMMAND_USER_SIZE];
+    size_t len = stream->bytes_left;
+    if (len >= sizeof name || !pb_read(stream, (pb_byte_t *)name, len) || memchr(name, '\0', len))
+        return false;
+    return command_users_add(list, name, len) == MOM_OK;
+}
+
 /* Runs before a oneof submessage is decoded: installs the items callback
- * into the freshly zeroed publish (or release) member. */
+ * into the freshly zeroed publish (or release) member, the user-list
+ * callbacks into a SetAcl one. */
 static bool decode_kind(pb_istream_t *stream, const pb_field_t *field, void **arg)
 {
     (void)stream;
@@ -360,8 +397,19 @@ static bool decode_kind(pb_istream_t *stream, const pb_field_t *field, void **ar
         }
         rl->receipts.funcs.decode = decode_receipt;
         rl->receipts.arg = *arg;
-    }
-    if (field->tag == mom_v1_Command_publish_tag) {
+    } else if (field->tag == mom_v1_Command_set_acl_tag) {
+        mom_v1_SetAcl *acl = field->pData;
+        struct decode_ctx *ctx = *arg;
+        if (!acl->publish.funcs.decode) {
+            /* Freshly zeroed: the lists of an earlier, replaced SetAcl go. */
+            ctx->cmd->acl_publish.count = 0;
+            ctx->cmd->acl_consume.count = 0;
+        }
+        acl->publish.funcs.decode = decode_user;
+        acl->publish.arg = &ctx->cmd->acl_publish;
+        acl->consume.funcs.decode = decode_user;
+        acl->consume.arg = &ctx->cmd->acl_consume;
+    } else if (field->tag == mom_v1_Command_publish_tag) {
         mom_v1_Publish *pub = field->pData;
         if (!pub->items.funcs.decode) {
             /* Freshly zeroed: items of an earlier, replaced publish go. */
@@ -391,6 +439,11 @@ int command_decode(const uint8_t *buf, size_t len, struct command *out)
     } else if (out->pb.which_kind == mom_v1_Command_release_leases_tag) {
         out->pb.kind.release_leases.receipts.funcs.decode = NULL;
         out->pb.kind.release_leases.receipts.arg = NULL;
+    } else if (out->pb.which_kind == mom_v1_Command_set_acl_tag) {
+        out->pb.kind.set_acl.publish.funcs.decode = NULL;
+        out->pb.kind.set_acl.publish.arg = NULL;
+        out->pb.kind.set_acl.consume.funcs.decode = NULL;
+        out->pb.kind.set_acl.consume.arg = NULL;
     }
     if (!ok) {
         command_cleanup(out);
@@ -404,6 +457,32 @@ int command_decode(const uint8_t *buf, size_t len, struct command *out)
         out->items = NULL;
         out->item_count = 0;
     }
+    if (out->pb.which_kind != mom_v1_Command_set_acl_tag) {
+        /* Likewise the lists of a replaced SetAcl. */
+        free(out->acl_publish.names);
+        free(out->acl_consume.names);
+        memset(&out->acl_publish, 0, sizeof out->acl_publish);
+        memset(&out->acl_consume, 0, sizeof out->acl_consume);
+    }
+    return MOM_OK;
+}
+
+int command_users_add(struct command_users *list, const char *name, size_t len)
+{
+    if (len == 0 || len >= COMMAND_USER_SIZE || list->count >= COMMAND_ACL_MAX_USERS)
+        return MOM_ERR_INVALID;
+    /* Grows in powers of two: a count that is one is where it doubles. */
+    size_t n = list->count;
+    if ((n & (n - 1)) == 0 || !list->names) {
+        size_t cap = n ? n * 2 : 1;
+        char(*names)[COMMAND_USER_SIZE] = realloc(list->names, cap * sizeof *names);
+        if (!names)
+            return MOM_ERR_NOMEM;
+        list->names = names;
+    }
+    memcpy(list->names[n], name, len);
+    list->names[n][len] = '\0';
+    list->count++;
     return MOM_OK;
 }
 
@@ -412,4 +491,8 @@ void command_cleanup(struct command *cmd)
     free(cmd->items);
     cmd->items = NULL;
     cmd->item_count = 0;
+    free(cmd->acl_publish.names);
+    free(cmd->acl_consume.names);
+    memset(&cmd->acl_publish, 0, sizeof cmd->acl_publish);
+    memset(&cmd->acl_consume, 0, sizeof cmd->acl_consume);
 }

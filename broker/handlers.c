@@ -329,6 +329,25 @@ static void handle_delete(struct request_ctx *rc, bool queue)
     server_propose(rc, &cmd);
 }
 
+/* ---- ACLs: PUT is a SetAcl Command (owner or admin, judged at apply),
+ * GET reads this node's state behind the read barrier ---- */
+
+static void handle_acl_put(struct request_ctx *rc, bool queue)
+{
+    struct command cmd;
+    init_command(&cmd, mom_v1_Command_set_acl_tag);
+    struct parse_error err;
+    if (http_parse_acl(rc->body, rc->body_len, &cmd.acl_publish, &cmd.acl_consume, &err)) {
+        server_send_parse_error(rc, &err);
+        return;
+    }
+    mom_v1_SetAcl *a = &cmd.pb.kind.set_acl;
+    a->kind = queue ? mom_v1_ResourceKind_QUEUE : mom_v1_ResourceKind_TOPIC;
+    set_str(a->name, sizeof a->name, rc->match.params[0]);
+    server_propose(rc, &cmd); /* encodes the lists: they are not needed after */
+    command_cleanup(&cmd);
+}
+
 /* ---- publish ---- */
 
 static bool publish_headers(struct request_ctx *rc, bool queue, mom_v1_Publish *pub,
@@ -450,12 +469,10 @@ static void try_receive(struct request_ctx *rc, bool final)
     }
     struct store_caller who = server_caller(rc);
     struct reply r = {0};
-    store_get_queue(s->store, q, &who, &r);
-    if (r.status != 200) {
+    if (!store_may_consume(s->store, mom_v1_ResourceKind_QUEUE, q, &who, &r)) {
         send_reply_and_free(rc, &r);
         return;
     }
-    reply_cleanup(&r);
     if (final || clock_mono_ms() >= rc->deadline_ms)
         send_empty_messages(rc);
     else
@@ -512,13 +529,11 @@ static bool receipt_check(struct request_ctx *rc, char out[RECEIPT_LEASE_MAX])
         return false;
     struct store_caller who = server_caller(rc);
     struct reply r = {0};
-    store_get_queue(rc->srv->store, rc->match.params[0], &who, &r);
-    if (r.status != 200)
+    if (!store_may_consume(rc->srv->store, mom_v1_ResourceKind_QUEUE, rc->match.params[0], &who,
+                           &r))
         send_reply_and_free(rc, &r);
-    else {
-        reply_cleanup(&r);
+    else
         server_fail(rc, API_ERR_RECEIPT_EXPIRED, "the receipt is not a live lease");
-    }
     return false;
 }
 
@@ -738,6 +753,8 @@ static bool uses_local_state(const struct request_ctx *rc)
     case ROUTE_TOPIC_STREAM: /* served from this node's applied state */
     case ROUTE_SUBSCRIPTION_STREAM:
     case ROUTE_QUEUE_STREAM:  /* the queue's existence and access; leases by Command */
+    case ROUTE_QUEUE_ACL_GET:
+    case ROUTE_TOPIC_ACL_GET:
     case ROUTE_QUEUE_RECEIVE: /* an empty or unknown queue is answered locally */
     case ROUTE_AUTH_TOKEN: /* the stored password hash */ return true;
     /* ack, nack and extend with a bad receipt take their own read barrier
@@ -803,6 +820,14 @@ void handlers_dispatch(struct request_ctx *rc)
     case ROUTE_TOPIC_STREAM: stream_topic_handle(rc, false); return;
     case ROUTE_SUBSCRIPTION_STREAM: stream_topic_handle(rc, true); return;
     case ROUTE_QUEUE_STREAM: qstream_handle(rc); return;
+    case ROUTE_QUEUE_ACL_GET:
+        store_get_acl(s->store, mom_v1_ResourceKind_QUEUE, p0, &who, &r);
+        break;
+    case ROUTE_TOPIC_ACL_GET:
+        store_get_acl(s->store, mom_v1_ResourceKind_TOPIC, p0, &who, &r);
+        break;
+    case ROUTE_QUEUE_ACL_PUT: handle_acl_put(rc, true); return;
+    case ROUTE_TOPIC_ACL_PUT: handle_acl_put(rc, false); return;
     case ROUTE_NONE:
     default: /* the prototype's routes arrive rewritten (compat.c) */
         server_fail(rc, API_ERR_NOT_FOUND, "no such route");

@@ -532,3 +532,66 @@ int http_parse_login(const char *body, size_t len, char username[129], char **pa
 {
     return parse_credentials(body, len, true, username, password, password_len, err);
 }
+
+/* One ACL list: an array of user names. */
+static int json_users(const cJSON *item, struct command_users *out, struct parse_error *err)
+{
+    if (!cJSON_IsArray(item))
+        return fail(err, API_ERR_BAD_REQUEST, "field '%s' must be an array of user names",
+                    item->string);
+    size_t i = 0;
+    for (const cJSON *u = item->child; u; u = u->next, i++) {
+        if (i == COMMAND_ACL_MAX_USERS)
+            return fail(err, API_ERR_BAD_REQUEST, "field '%s' holds more than %d users",
+                        item->string, COMMAND_ACL_MAX_USERS);
+        if (!cJSON_IsString(u))
+            return fail(err, API_ERR_BAD_REQUEST, "%s[%zu] must be a string (a user name)",
+                        item->string, i);
+        if (!router_valid_name(u->valuestring))
+            return fail(err, API_ERR_INVALID_NAME,
+                        "%s[%zu] must be a user name matching ^[A-Za-z0-9._-]{1,128}$",
+                        item->string, i);
+        if (command_users_add(out, u->valuestring, strlen(u->valuestring)) != MOM_OK)
+            return fail(err, API_ERR_BAD_REQUEST, "out of memory");
+    }
+    return 0;
+}
+
+static void users_free(struct command_users *u)
+{
+    free(u->names);
+    u->names = NULL;
+    u->count = 0;
+}
+
+int http_parse_acl(const char *body, size_t len, struct command_users *publish,
+                   struct command_users *consume, struct parse_error *err)
+{
+    memset(publish, 0, sizeof *publish);
+    memset(consume, 0, sizeof *consume);
+    cJSON *root;
+    if (parse_object(body, len, false, &root, err))
+        return -1;
+    int rc = 0;
+    bool seen_publish = false, seen_consume = false;
+    for (const cJSON *it = root->child; it && !rc; it = it->next) {
+        bool is_publish = !strcmp(it->string, "publish");
+        if (!is_publish && strcmp(it->string, "consume") != 0) {
+            rc = unknown_field(it, err);
+            break;
+        }
+        bool *seen = is_publish ? &seen_publish : &seen_consume;
+        if (*seen) {
+            rc = fail(err, API_ERR_BAD_REQUEST, "field '%s' is given twice", it->string);
+            break;
+        }
+        *seen = true;
+        rc = json_users(it, is_publish ? publish : consume, err);
+    }
+    cJSON_Delete(root);
+    if (rc) {
+        users_free(publish);
+        users_free(consume);
+    }
+    return rc;
+}

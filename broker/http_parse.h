@@ -1,7 +1,7 @@
 /* Pure parsers for the REST layer: query-string values, integers with the
  * API's rules (digits only, clamped or bounded), and the JSON request bodies
  * (queue/topic settings, batch, nack/extend/ack/subscription bodies, user
- * credentials) into Command fields. They never see evhtp; every error comes
+ * credentials, ACLs) into Command fields. They never see evhtp; every error comes
  * back as an error kind (api_error.h) and a message for the client.
  * SPDX-License-Identifier: MIT */
 #ifndef MOM_BROKER_HTTP_PARSE_H
@@ -66,6 +66,15 @@ int http_parse_credentials(const char *body, size_t len, char username[129], cha
  * length. */
 int http_parse_login(const char *body, size_t len, char username[129], char **password,
                      size_t *password_len, struct parse_error *err);
+
+/* {"publish":[users],"consume":[users]}, a JSON object (required): each
+ * list optional (missing = empty), at most COMMAND_ACL_MAX_USERS names
+ * matching the name rule (duplicates allowed; the store drops them); any
+ * other field, or either field twice, is refused. The lists are filled
+ * with command_users_add and belong to the caller (command_cleanup); on
+ * error they are freed and zeroed. */
+int http_parse_acl(const char *body, size_t len, struct command_users *publish,
+                   struct command_users *consume, struct parse_error *err);
 
 #define HTTP_MAX_DELAY_MS 86400000ull
 #define HTTP_MAX_VISIBILITY_MS 43200000ull

@@ -455,6 +455,31 @@ int render_subscription_answer(struct reply *r, const struct topic *t,
     return finish(&b, r, created ? 201 : 200);
 }
 
+static void render_users(struct jbuf *b, const struct acl_list *l)
+{
+    jbuf_lit(b, "[");
+    for (size_t i = 0; i < l->count; i++) {
+        if (i)
+            jbuf_lit(b, ",");
+        jbuf_cstr(b, l->users[i]);
+    }
+    jbuf_lit(b, "]");
+}
+
+int render_acl(struct reply *r, const struct resource *res)
+{
+    if (!r)
+        return MOM_OK;
+    struct jbuf b;
+    jbuf_init(&b);
+    jbuf_lit(&b, "{\"publish\":");
+    render_users(&b, &res->acl[ACL_PUBLISH]);
+    jbuf_lit(&b, ",\"consume\":");
+    render_users(&b, &res->acl[ACL_CONSUME]);
+    jbuf_lit(&b, "}");
+    return finish(&b, r, 200);
+}
+
 int render_user_created(struct reply *r, const struct user *u)
 {
     if (!r)

@@ -66,6 +66,7 @@ struct qmsg;
 struct topic;
 struct subscription;
 struct user;
+struct resource;
 
 /* {"error":{"code","message"}} with the kind's status (api_error.c). */
 void render_error(struct reply *r, enum api_error e, const char *fmt, ...)
@@ -82,6 +83,8 @@ int render_queue_answer(struct reply *r, const struct queue *q, bool created);
 int render_topic_answer(struct reply *r, const struct topic *t, bool created);
 int render_subscription_answer(struct reply *r, const struct topic *t,
                                const struct subscription *sub, bool created);
+/* 200 {"publish":[users],"consume":[users]}: a queue's or topic's ACL. */
+int render_acl(struct reply *r, const struct resource *res);
 /* 201 {"username","created_at"} of a registered user. */
 int render_user_created(struct reply *r, const struct user *u);
 /* {"messages":[...],"next_offset":end} of a topic's offsets start..end-1; 200. */

@@ -53,6 +53,10 @@ enum route {
     ROUTE_TOPIC_STREAM, /* event streams (broker/stream.c) */
     ROUTE_SUBSCRIPTION_STREAM,
     ROUTE_QUEUE_STREAM, /* queue streams (broker/qstream.c) */
+    ROUTE_QUEUE_ACL_GET,
+    ROUTE_QUEUE_ACL_PUT,
+    ROUTE_TOPIC_ACL_GET,
+    ROUTE_TOPIC_ACL_PUT,
     /* the prototype's routes (broker/compat.c): under /api ... */
     ROUTE_API_REGISTER,
     ROUTE_API_LOGIN,

@@ -284,13 +284,15 @@ void server_propose(struct request_ctx *rc, struct command *cmd)
     p->rc = rc;
     p->done = NULL;
     /* an item body must live in the request (a batch item's decoded
-     * base64 is freed when its handler returns) */
+     * base64 is freed when its handler returns); SetAcl's lists are the
+     * handler's, so it is applied from the logged bytes */
     p->has_cmd =
-        cmd->item_count == 0 ||
-        (cmd->item_count == 1 &&
-         (cmd->items[0].body_len == 0 ||
-          (rc->body && (const char *)cmd->items[0].body >= rc->body &&
-           (const char *)cmd->items[0].body + cmd->items[0].body_len <= rc->body + rc->body_len)));
+        cmd->pb.which_kind != mom_v1_Command_set_acl_tag &&
+        (cmd->item_count == 0 ||
+         (cmd->item_count == 1 && (cmd->items[0].body_len == 0 ||
+                                   (rc->body && (const char *)cmd->items[0].body >= rc->body &&
+                                    (const char *)cmd->items[0].body + cmd->items[0].body_len <=
+                                        rc->body + rc->body_len))));
     if (p->has_cmd) {
         p->cmd = *cmd;
         p->cmd.items = NULL;

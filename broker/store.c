@@ -1,7 +1,8 @@
-/* The store's core: lifecycle, the apply dispatcher, users, access checks,
+/* The store's core: lifecycle, the apply dispatcher, users,
  * Idempotency-Keys, the deadline heap behind Tick and store_next_deadline,
- * and stats. Queue, topic and snapshot logic live in store_queue.c,
- * store_topic.c and store_snapshot.c (layout in store_internal.h).
+ * and stats. Access checks and ACLs live in store_acl.c; queue, topic and
+ * snapshot logic in store_queue.c, store_topic.c and store_snapshot.c
+ * (layout in store_internal.h).
  *
  * "now" for a command is max(Command.time_ms, last applied time): apply
  * never reads a clock, and time never runs backwards.
@@ -24,16 +25,6 @@ void store_notify(struct store *s, enum store_change change, const char *name)
 {
     if (s->observer)
         s->observer(s->observer_arg, change, name);
-}
-
-bool store_may_use(const struct resource *r, const struct store_caller *who)
-{
-    return !r->private_access || store_may_admin(r, who);
-}
-
-bool store_may_admin(const struct resource *r, const struct store_caller *who)
-{
-    return who->admin || (who->user && strcmp(who->user, r->owner) == 0);
 }
 
 bool store_may_delete(const struct resource *res, const char *noun, enum api_error not_found,
@@ -144,6 +135,7 @@ void store_resource_cleanup(struct resource *r)
     free(r->name);
     free(r->owner);
     hashmap_free(r->idem);
+    store_acl_cleanup(r);
     r->name = NULL;
     r->owner = NULL;
     r->idem = NULL;
@@ -459,9 +451,8 @@ int store_restore_user(struct store *s, const char *name, const char *hash, uint
 
 /* ---- publish (queues and topics share validation and idempotency) ---- */
 
-/* The queue or topic a command names, or NULL with r holding the 404. */
-static struct resource *resource_lookup(const struct store *s, bool is_queue, const char *name,
-                                        struct reply *r)
+struct resource *store_lookup_resource(const struct store *s, bool is_queue, const char *name,
+                                       struct reply *r)
 {
     struct resource *res =
         is_queue ? (struct resource *)queue_find(s, name) : (struct resource *)topic_find(s, name);
@@ -500,13 +491,12 @@ static int apply_publish(struct store *s, uint64_t index, uint64_t now, const st
             return MOM_OK;
         }
     }
-    struct resource *res = resource_lookup(s, is_queue, p->name, out);
+    struct resource *res = store_lookup_resource(s, is_queue, p->name, out);
     if (!res)
         return MOM_OK;
     struct store_caller who = {cmd->pb.user, cmd->pb.admin};
-    if (!store_may_use(res, &who)) {
-        render_error(out, API_ERR_FORBIDDEN, "%s '%s' is private", is_queue ? "queue" : "topic",
-                     p->name);
+    if (!store_may(res, &who, ACL_PUBLISH)) {
+        store_forbidden(out, res, ACL_PUBLISH);
         return MOM_OK;
     }
     const char *key = p->idempotency_key[0] ? p->idempotency_key : NULL;
@@ -527,24 +517,6 @@ static int apply_publish(struct store *s, uint64_t index, uint64_t now, const st
         rc = store_idem_remember(s, res, key, now, r);
     reply_cleanup(&local);
     return rc;
-}
-
-static int apply_set_acl(struct store *s, const struct command *cmd, struct reply *r)
-{
-    const mom_v1_SetAcl *a = &cmd->pb.kind.set_acl;
-    bool is_queue = a->kind == mom_v1_ResourceKind_QUEUE;
-    struct resource *res = resource_lookup(s, is_queue, a->name, r);
-    if (!res)
-        return MOM_OK;
-    struct store_caller who = {cmd->pb.user, cmd->pb.admin};
-    if (!store_may_admin(res, &who)) {
-        render_error(r, API_ERR_FORBIDDEN, "only the owner or an admin may change the ACL");
-        return MOM_OK;
-    }
-    /* struct command carries no ACL lists yet; until it does, "private"
-     * means owner and admins only (docs/api.md) and SetAcl changes nothing. */
-    render_error(r, API_ERR_BAD_REQUEST, "ACLs are not supported yet");
-    return MOM_OK;
 }
 
 /* ---- apply ---- */
@@ -601,7 +573,7 @@ int store_apply(struct store *s, uint64_t index, const struct command *cmd, stru
         rc = topic_apply_seek_subscription(s, now, cmd, out);
         break;
     case mom_v1_Command_register_user_tag: rc = apply_register_user(s, now, cmd, out); break;
-    case mom_v1_Command_set_acl_tag: rc = apply_set_acl(s, cmd, out); break;
+    case mom_v1_Command_set_acl_tag: rc = store_apply_set_acl(s, cmd, out); break;
     case mom_v1_Command_noop_tag:
     default: render_no_content(out); break;
     }

@@ -89,6 +89,22 @@ void store_read_subscription(const struct store *s, const char *topic, const cha
                              uint32_t max, const struct store_caller *who, struct reply *out,
                              bool *empty);
 
+/* ---- access (store_acl.c) ----
+ * A public queue or topic lets every authenticated caller publish and
+ * consume; a private one its owner, admins and the users on its ACL's
+ * publish or consume list. Consuming is receive, ack/nack/extend, topic
+ * reads and every subscription read, ack and create (streams included).
+ * These return whether who may; when not, out (may be NULL) holds the
+ * answer: queue_not_found/topic_not_found (404) or forbidden (403). */
+bool store_may_publish(const struct store *s, mom_v1_ResourceKind kind, const char *name,
+                       const struct store_caller *who, struct reply *out);
+bool store_may_consume(const struct store *s, mom_v1_ResourceKind kind, const char *name,
+                       const struct store_caller *who, struct reply *out);
+/* GET /v1/{queues|topics}/{name}/acl: {"publish":[users],"consume":[users]}
+ * (sorted, distinct) for the owner or an admin, else 403; 404 unknown. */
+void store_get_acl(const struct store *s, mom_v1_ResourceKind kind, const char *name,
+                   const struct store_caller *who, struct reply *out);
+
 /* Whether a Receive at command-clock time now_ms could lease something
  * (the queue exists and has a visible message). */
 bool store_queue_has_visible(const struct store *s, const char *queue, uint64_t now_ms);

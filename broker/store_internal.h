@@ -1,6 +1,7 @@
 /* Internal layout of the store (broker/store.h), shared by its parts:
- * store.c (lifecycle, dispatch, users, idempotency, access, deadlines),
- * store_queue.c, store_topic.c, store_snapshot.c and store_metrics.c, and read by render.c,
+ * store.c (lifecycle, dispatch, users, idempotency, deadlines),
+ * store_acl.c (access checks and ACLs), store_queue.c, store_topic.c,
+ * store_snapshot.c and store_metrics.c, and read by render.c,
  * which builds the answers from these structs. Nothing else includes this
  * header.
  *
@@ -46,6 +47,20 @@
 
 enum res_kind { RES_QUEUE = 0, RES_TOPIC = 1 };
 
+/* What a caller wants to do with a queue or topic. */
+enum acl_right {
+    ACL_PUBLISH = 0, /* publish (single and batch) */
+    ACL_CONSUME = 1, /* receive, ack/nack/extend, topic reads, subscriptions */
+    ACL_ANY = 2,     /* either: see it in lists and GET it */
+};
+#define ACL_LISTS 2 /* the ACL's lists, indexed by ACL_PUBLISH and ACL_CONSUME */
+
+/* One ACL list: distinct user names in strcmp order (binary-searched). */
+struct acl_list {
+    char **users; /* owned, each owned; NULL when empty */
+    size_t count;
+};
+
 /* What queues and topics share. */
 struct resource {
     char *name;  /* owned; also the key in the store's map */
@@ -53,10 +68,11 @@ struct resource {
     uint64_t created_at;
     uint64_t incarnation; /* log index of the creating command */
     bool private_access;
-    uint8_t kind;         /* enum res_kind */
-    struct hashmap *idem; /* key -> struct idem_entry; NULL until used */
-    uint64_t deadline;    /* STORE_NO_TIME when none */
-    size_t deadline_pos;  /* index in store.deadlines or STORE_NOT_IN_HEAP */
+    struct acl_list acl[ACL_LISTS]; /* kept for public ones too, but only checked when private */
+    uint8_t kind;                   /* enum res_kind */
+    struct hashmap *idem;           /* key -> struct idem_entry; NULL until used */
+    uint64_t deadline;              /* STORE_NO_TIME when none */
+    size_t deadline_pos;            /* index in store.deadlines or STORE_NOT_IN_HEAP */
 };
 
 /* A remembered 2xx answer to a publish with an Idempotency-Key. */
@@ -164,10 +180,9 @@ struct store {
  * Failures are answered with render_error(r, API_ERR_..., ...) and successes
  * with the render_* shapes: the store never names an HTTP status. */
 void store_notify(struct store *s, enum store_change change, const char *name);
-/* Publish/consume/read permission: public, or the owner, or an admin. */
-bool store_may_use(const struct resource *r, const struct store_caller *who);
-/* Delete permission: the owner or an admin. */
-bool store_may_admin(const struct resource *r, const struct store_caller *who);
+/* The queue or topic a command names, or NULL with r holding the 404. */
+struct resource *store_lookup_resource(const struct store *s, bool is_queue, const char *name,
+                                       struct reply *r);
 /* The checks every queue or topic delete shares: not_found when res is
  * NULL, forbidden unless cmd's caller owns it or is an admin. Returns
  * whether it may be deleted; else r holds the error. noun is "queue"/"topic". */
@@ -197,6 +212,22 @@ uint64_t store_message_id(uint64_t index, size_t item);
 int store_intern_content_type(struct store *s, const char *ct, uint32_t *id);
 /* Users for the snapshot: restore one. */
 int store_restore_user(struct store *s, const char *name, const char *hash, uint64_t created_at);
+
+/* ---- store_acl.c ---- */
+/* Whether who may do `right` with r: a public resource lets everyone; a
+ * private one its owner, admins and the users on the right's ACL list
+ * (ACL_ANY: on either list). */
+bool store_may(const struct resource *r, const struct store_caller *who, enum acl_right right);
+/* Delete and ACL permission: the owner or an admin. */
+bool store_may_admin(const struct resource *r, const struct store_caller *who);
+/* Fills r with the 403 answer for a caller refused `right` on res. */
+void store_forbidden(struct reply *r, const struct resource *res, enum acl_right right);
+/* Replaces one of res's ACL lists with users[0..n-1] (copied, sorted,
+ * duplicates dropped). On MOM_ERR_NOMEM the list is unchanged. */
+int store_acl_set(struct resource *res, enum acl_right list, const char *const *users, size_t n);
+/* Frees both lists. */
+void store_acl_cleanup(struct resource *res);
+int store_apply_set_acl(struct store *s, const struct command *cmd, struct reply *r);
 
 /* ---- store_queue.c ---- */
 struct queue *queue_find(const struct store *s, const char *name);

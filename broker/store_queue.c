@@ -335,29 +335,30 @@ int queue_restore_message(struct store *s, struct queue *q, struct qmsg *m)
 /* ---- lookups shared by the commands ---- */
 
 /* The queue named, or NULL with r holding the error (not found, or
- * private to others). */
+ * private and who may not do `right`). */
 static struct queue *usable_queue(const struct store *s, const char *name,
-                                  const struct store_caller *who, struct reply *r)
+                                  const struct store_caller *who, enum acl_right right,
+                                  struct reply *r)
 {
     struct queue *q = queue_find(s, name);
     if (!q) {
         render_error(r, API_ERR_QUEUE_NOT_FOUND, "queue '%s' does not exist", name);
         return NULL;
     }
-    if (!store_may_use(&q->res, who)) {
-        render_error(r, API_ERR_FORBIDDEN, "queue '%s' is private", name);
+    if (!store_may(&q->res, who, right)) {
+        store_forbidden(r, &q->res, right);
         return NULL;
     }
     return q;
 }
 
-/* The queue a command names, advanced to now, or NULL with r holding the
- * error. */
+/* The queue a consuming command names, advanced to now, or NULL with r
+ * holding the error. */
 static struct queue *lookup(struct store *s, const char *name, uint64_t now,
                             const struct command *cmd, struct reply *r)
 {
     struct store_caller who = {cmd->pb.user, cmd->pb.admin};
-    struct queue *q = usable_queue(s, name, &who, r);
+    struct queue *q = usable_queue(s, name, &who, ACL_CONSUME, r);
     if (q)
         queue_advance(s, q, now);
     return q;
@@ -736,7 +737,7 @@ void store_list_queues(const struct store *s, const struct store_caller *who, st
     struct render_list list;
     render_list_open(&list, "queues");
     for (size_t i = 0; i < s->nqueues; i++)
-        if (store_may_use(&s->queue_list[i]->res, who))
+        if (store_may(&s->queue_list[i]->res, who, ACL_ANY))
             render_list_queue(&list, s->queue_list[i]);
     (void)render_list_close(&list, out);
 }
@@ -744,7 +745,7 @@ void store_list_queues(const struct store *s, const struct store_caller *who, st
 void store_get_queue(const struct store *s, const char *name, const struct store_caller *who,
                      struct reply *out)
 {
-    const struct queue *q = usable_queue(s, name, who, out);
+    const struct queue *q = usable_queue(s, name, who, ACL_ANY, out);
     if (q)
         (void)render_queue_answer(out, q, false);
 }

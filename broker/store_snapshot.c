@@ -2,11 +2,13 @@
  * back, so a node can drop old log segments and a lagging follower can be
  * sent the state (InstallSnapshot).
  *
- * Format (version 2; version 1 is read too). All integers little endian; u8/u32/u64 are unsigned.
+ * Format (version 3; versions 1 and 2 are read too). All integers little
+ * endian; u8/u32/u64 are unsigned.
  *   str  = u32 length, then that many bytes (no NUL, none inside)
  *   blob = u32 length, then bytes; length 0xFFFFFFFF means "null" (no bytes)
  *
- *   header   "MOMSNAP\0" (8 bytes), u32 version (2; 1 lacks QCNT),
+ *   header   "MOMSNAP\0" (8 bytes), u32 version (3; 2 lacks ACLS, 1 lacks
+ *            QCNT and ACLS),
  *            u64 applied_index, u64 last_time, u64 dropped_no_dlq
  *   USERS    u32 tag 'USER' (0x52455355), u64 count, then per user (by
  *            name): str name, str password_hash, u64 created_at
@@ -34,10 +36,16 @@
  *            QUEUES order: u64 published, u64 acked, u64 dead_lettered
  *            (the metrics counters, so that they survive a restart and a
  *            follower that installs the snapshot agrees with the leader)
+ *   ACLS     (version 3) u32 tag 'ACLS', u64 count, then per queue or topic
+ *            whose ACL has a user (queues by name, then topics by name):
+ *            u8 kind (0 queue, 1 topic), str name, u32 publish count, str
+ *            per user, u32 consume count, str per user (each list in
+ *            strcmp order, no duplicates, at most 1000 valid names; an
+ *            older snapshot reads as every ACL empty)
  *   END      u32 tag 'END!'
  *   trailer  u32 CRC32C (common/crc32c.h) of every byte before it
  *
- * Example start: 4d 4f 4d 53 4e 41 50 00 | 02 00 00 00 | <applied index>...
+ * Example start: 4d 4f 4d 53 4e 41 50 00 | 03 00 00 00 | <applied index>...
  * The reader consumes exactly the snapshot's bytes (nothing after the
  * trailer), checks every length against a bound and every structural rule
  * it can (sorted ready seqs, seq < next_seq, no duplicate names), then the
@@ -45,6 +53,7 @@
  * MOM_ERR_IO when the stream itself failed). A reader refuses other
  * versions; a format change bumps the version.
  * SPDX-License-Identifier: MIT */
+#include "broker/router.h"
 #include "broker/store_internal.h"
 
 #include "common/crc32c.h"
@@ -56,7 +65,8 @@
 #include <string.h>
 
 #define SNAP_MAGIC "MOMSNAP"
-#define SNAP_VERSION 2u
+#define SNAP_VERSION 3u
+#define SNAP_VERSION_NO_ACLS 2u
 #define SNAP_VERSION_NO_QCNT 1u
 #define TAG(a, b, c, d)                                                                            \
     ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
@@ -65,9 +75,11 @@
 #define TAG_TOPIC TAG('T', 'O', 'P', 'C')
 #define TAG_IDEM TAG('I', 'D', 'E', 'M')
 #define TAG_QCNT TAG('Q', 'C', 'N', 'T')
+#define TAG_ACLS TAG('A', 'C', 'L', 'S')
 #define TAG_END TAG('E', 'N', 'D', '!')
 #define NULL_BLOB 0xFFFFFFFFu
 #define MAX_NAME 128u
+#define MAX_ACL_USERS COMMAND_ACL_MAX_USERS
 #define MAX_SHORT 1024u     /* owners, keys, content types, hashes */
 #define MAX_BODY (1u << 28) /* message bodies and remembered answers */
 
@@ -254,6 +266,39 @@ static int write_topic(struct writer *w, const struct store *s, const struct top
     return MOM_OK;
 }
 
+static bool acl_empty(const struct resource *res)
+{
+    return res->acl[ACL_PUBLISH].count == 0 && res->acl[ACL_CONSUME].count == 0;
+}
+
+static void write_acl(struct writer *w, const struct resource *res)
+{
+    w_u8(w, res->kind);
+    w_str(w, res->name);
+    for (size_t l = 0; l < ACL_LISTS; l++) {
+        w_u32(w, (uint32_t)res->acl[l].count);
+        for (size_t i = 0; i < res->acl[l].count; i++)
+            w_str(w, res->acl[l].users[i]);
+    }
+}
+
+static void write_acls(struct writer *w, const struct store *s)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < s->nqueues; i++)
+        n += !acl_empty(&s->queue_list[i]->res);
+    for (size_t i = 0; i < s->ntopics; i++)
+        n += !acl_empty(&s->topic_list[i]->res);
+    w_u32(w, TAG_ACLS);
+    w_u64(w, n);
+    for (size_t i = 0; i < s->nqueues; i++)
+        if (!acl_empty(&s->queue_list[i]->res))
+            write_acl(w, &s->queue_list[i]->res);
+    for (size_t i = 0; i < s->ntopics; i++)
+        if (!acl_empty(&s->topic_list[i]->res))
+            write_acl(w, &s->topic_list[i]->res);
+}
+
 int store_snapshot_write(const struct store *s, FILE *f)
 {
     struct writer w = {.f = f};
@@ -314,6 +359,7 @@ int store_snapshot_write(const struct store *s, FILE *f)
         w_u64(&w, s->queue_list[i]->acked);
         w_u64(&w, s->queue_list[i]->dead_lettered);
     }
+    write_acls(&w, s);
     w_u32(&w, TAG_END);
 
     uint32_t crc = w.crc;
@@ -657,6 +703,62 @@ static int read_queue_counters(struct reader *r, struct store *s)
     return r->err;
 }
 
+/* One ACL list: at most MAX_ACL_USERS valid names in strictly increasing
+ * order, handed to store_acl_set. */
+static void read_acl_list(struct reader *r, struct resource *res, enum acl_right list)
+{
+    uint32_t n = r_u32(r);
+    if (r->err)
+        return;
+    if (n > MAX_ACL_USERS) {
+        corrupt(r);
+        return;
+    }
+    char **users = n ? calloc(n, sizeof *users) : NULL;
+    if (n && !users) {
+        corrupt(r);
+        return;
+    }
+    for (uint32_t i = 0; i < n && !r->err; i++) {
+        users[i] = r_str(r, MAX_NAME);
+        if (users[i] &&
+            (!router_valid_name(users[i]) || (i > 0 && strcmp(users[i - 1], users[i]) >= 0)))
+            corrupt(r);
+    }
+    if (!r->err && store_acl_set(res, list, (const char *const *)users, n) != MOM_OK)
+        corrupt(r);
+    for (uint32_t i = 0; i < n; i++)
+        free(users[i]);
+    free(users);
+}
+
+static int read_acls(struct reader *r, struct store *s)
+{
+    uint64_t n = r_u64(r);
+    for (uint64_t i = 0; i < n && !r->err; i++) {
+        uint8_t kind = r_u8(r);
+        char *name = r_str(r, MAX_NAME);
+        struct resource *res = NULL;
+        if (!r->err) {
+            if (kind == RES_QUEUE)
+                res = (struct resource *)queue_find(s, name);
+            else if (kind == RES_TOPIC)
+                res = (struct resource *)topic_find(s, name);
+        }
+        free(name);
+        /* each resource once, and never with an empty ACL */
+        if (!res || !acl_empty(res)) {
+            corrupt(r);
+            break;
+        }
+        for (size_t l = 0; l < ACL_LISTS; l++)
+            read_acl_list(r, res, (enum acl_right)l);
+        if (!r->err && acl_empty(res))
+            corrupt(r);
+    }
+    return r->err;
+}
+
 int store_snapshot_read(struct store *s, FILE *f)
 {
     store_clear(s);
@@ -665,7 +767,8 @@ int store_snapshot_read(struct store *s, FILE *f)
     if (r_bytes(&r, magic, 8) && memcmp(magic, SNAP_MAGIC, 8) != 0)
         corrupt(&r);
     uint32_t version = r.err ? 0 : r_u32(&r);
-    if (!r.err && version != SNAP_VERSION && version != SNAP_VERSION_NO_QCNT)
+    if (!r.err && version != SNAP_VERSION && version != SNAP_VERSION_NO_ACLS &&
+        version != SNAP_VERSION_NO_QCNT)
         corrupt(&r);
     uint64_t applied = r_u64(&r), last_time = r_u64(&r), dropped = r_u64(&r);
     if (check_tag(&r, TAG_USER))
@@ -682,8 +785,10 @@ int store_snapshot_read(struct store *s, FILE *f)
     }
     if (check_tag(&r, TAG_IDEM))
         read_idem(&r, s);
-    if (version == SNAP_VERSION && check_tag(&r, TAG_QCNT))
+    if (version >= SNAP_VERSION_NO_ACLS && check_tag(&r, TAG_QCNT))
         read_queue_counters(&r, s);
+    if (version >= SNAP_VERSION && check_tag(&r, TAG_ACLS))
+        read_acls(&r, s);
     check_tag(&r, TAG_END);
     uint32_t crc = r.crc;
     if (!r.err && r_u32(&r) != crc)

@@ -288,16 +288,19 @@ static void reply_messages(const struct store *s, const struct topic *t, uint64_
 
 /* ---- lookups ---- */
 
+/* The topic named, or NULL with r holding the error (not found, or
+ * private and who may not do `right`). */
 static struct topic *lookup_topic(const struct store *s, const char *name,
-                                  const struct store_caller *who, struct reply *r)
+                                  const struct store_caller *who, enum acl_right right,
+                                  struct reply *r)
 {
     struct topic *t = topic_find(s, name);
     if (!t) {
         render_error(r, API_ERR_TOPIC_NOT_FOUND, "topic '%s' does not exist", name);
         return NULL;
     }
-    if (!store_may_use(&t->res, who)) {
-        render_error(r, API_ERR_FORBIDDEN, "topic '%s' is private", name);
+    if (!store_may(&t->res, who, right)) {
+        store_forbidden(r, &t->res, right);
         return NULL;
     }
     return t;
@@ -330,8 +333,8 @@ static struct subscription *lookup_sub(const struct store *s, const char *topic,
                                        struct topic **tout)
 {
     struct subscription *sub = find_sub(s, topic, name, r, tout);
-    if (sub && !store_may_use(&(*tout)->res, who)) {
-        render_error(r, API_ERR_FORBIDDEN, "topic '%s' is private", topic);
+    if (sub && !store_may(&(*tout)->res, who, ACL_CONSUME)) {
+        store_forbidden(r, &(*tout)->res, ACL_CONSUME);
         return NULL;
     }
     return sub;
@@ -440,7 +443,7 @@ int topic_apply_create_subscription(struct store *s, uint64_t now, const struct 
         return MOM_OK;
     }
     struct store_caller who = {cmd->pb.user, cmd->pb.admin};
-    struct topic *t = lookup_topic(s, c->topic, &who, r);
+    struct topic *t = lookup_topic(s, c->topic, &who, ACL_CONSUME, r);
     if (!t)
         return MOM_OK;
     topic_advance(s, t, now);
@@ -545,7 +548,7 @@ void store_list_topics(const struct store *s, const struct store_caller *who, st
     struct render_list list;
     render_list_open(&list, "topics");
     for (size_t i = 0; i < s->ntopics; i++)
-        if (store_may_use(&s->topic_list[i]->res, who))
+        if (store_may(&s->topic_list[i]->res, who, ACL_ANY))
             render_list_topic(&list, s->topic_list[i]);
     (void)render_list_close(&list, out);
 }
@@ -553,7 +556,7 @@ void store_list_topics(const struct store *s, const struct store_caller *who, st
 void store_get_topic(const struct store *s, const char *name, const struct store_caller *who,
                      struct reply *out)
 {
-    const struct topic *t = lookup_topic(s, name, who, out);
+    const struct topic *t = lookup_topic(s, name, who, ACL_ANY, out);
     if (t)
         (void)render_topic_answer(out, t, false);
 }
@@ -564,7 +567,7 @@ void store_read_topic(const struct store *s, const char *topic, enum store_from 
 {
     if (empty)
         *empty = true;
-    const struct topic *t = lookup_topic(s, topic, who, out);
+    const struct topic *t = lookup_topic(s, topic, who, ACL_CONSUME, out);
     if (!t)
         return;
     uint64_t start;
@@ -589,7 +592,7 @@ void store_read_topic(const struct store *s, const char *topic, enum store_from 
 void store_list_subscriptions(const struct store *s, const char *topic,
                               const struct store_caller *who, struct reply *out)
 {
-    const struct topic *t = lookup_topic(s, topic, who, out);
+    const struct topic *t = lookup_topic(s, topic, who, ACL_ANY, out);
     if (!t)
         return;
     size_t n;
@@ -620,6 +623,8 @@ void store_list_user_subscriptions(const struct store *s, const struct store_cal
     render_list_open(&list, "subscriptions");
     for (size_t i = 0; i < s->ntopics && !list.b.oom; i++) {
         const struct topic *t = s->topic_list[i];
+        if (!store_may(&t->res, who, ACL_CONSUME))
+            continue; /* a subscription the caller can no longer read */
         size_t n;
         bool oom;
         struct subscription **subs = topic_sorted_subs(t, &n, &oom);
@@ -651,7 +656,7 @@ bool store_topic_stream_start(const struct store *s, const char *topic, enum sto
                               uint64_t offset, const struct store_caller *who, uint64_t *start,
                               struct reply *out)
 {
-    const struct topic *t = lookup_topic(s, topic, who, out);
+    const struct topic *t = lookup_topic(s, topic, who, ACL_CONSUME, out);
     if (!t)
         return false;
     switch (from) {

@@ -31,8 +31,9 @@ SRC_fuzz_peer_token := replication/peer_token.c broker/cluster_token.c broker/jw
                        common/log.c common/number.c common/base64.c
 SRC_fuzz_wal     := replication/wal.c common/crc32c.c common/err.c common/log.c
 SRC_fuzz_snapshot := broker/store.c broker/store_queue.c broker/store_topic.c \
-                     broker/store_snapshot.c broker/render.c broker/reply.c broker/command.c \
-                     broker/api_error.c broker/receipt.c common/fsutil.c \
+                     broker/store_acl.c broker/store_snapshot.c broker/render.c broker/reply.c \
+                     broker/command.c broker/api_error.c broker/router.c broker/receipt.c \
+                     common/fsutil.c \
                      common/hashmap.c common/siphash.c common/heap.c common/strtab.c \
                      common/crc32c.c common/err.c common/log.c common/clock.c \
                      $(BUILD)/proto/mom.pb.c
@@ -41,9 +42,9 @@ SRC_fuzz_node_wire := replication/node_wire.c common/err.c $(BUILD)/proto/mom.pb
 SRC_fuzz_base64  := common/base64.c common/err.c
 SRC_fuzz_router  := broker/router.c
 SRC_fuzz_query   := broker/http_parse.c broker/stream_params.c broker/router.c broker/api_error.c common/number.c \
-                    common/base64.c common/err.c
+                    common/base64.c common/err.c broker/command.c $(BUILD)/proto/mom.pb.c
 SRC_fuzz_http_body := broker/http_parse.c broker/stream_params.c broker/router.c broker/api_error.c common/number.c \
-                      common/base64.c common/err.c
+                      common/base64.c common/err.c broker/command.c $(BUILD)/proto/mom.pb.c
 SRC_fuzz_jws     := broker/jws.c common/err.c common/log.c common/number.c common/base64.c
 SRC_fuzz_stream_params := broker/stream_params.c common/clock.c
 SRC_fuzz_receipt := broker/receipt.c common/fsutil.c common/err.c
@@ -56,8 +57,8 @@ LIB_fuzz_node_wire := -l:libprotobuf-nanopb.a
 LIB_fuzz_snapshot := -l:libprotobuf-nanopb.a -lcjson -lcrypto
 LIB_fuzz_qcredit := $(LIB_fuzz_snapshot)
 LIB_fuzz_base64  := -lcrypto
-LIB_fuzz_query := -lcjson -lcrypto
-LIB_fuzz_http_body := -lcjson -lcrypto
+LIB_fuzz_query := -lcjson -lcrypto -l:libprotobuf-nanopb.a
+LIB_fuzz_http_body := -lcjson -lcrypto -l:libprotobuf-nanopb.a
 LIB_fuzz_jws := -ljwt -lcjson -lcrypto
 LIB_fuzz_receipt := -lcrypto
 

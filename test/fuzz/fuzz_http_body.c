@@ -3,7 +3,8 @@
  * C-string message; an accepted body must give values inside the API's
  * bounds (delays, visibility timeouts, batch sizes, content types,
  * user names and password lengths; a login's impossible password comes
- * back empty), and a parsed batch must be freeable.
+ * back empty; ACL lists of at most 1000 valid user names), and a parsed
+ * batch or ACL must be freeable.
  * SPDX-License-Identifier: MIT */
 #include "broker/http_parse.h"
 #include "broker/router.h"
@@ -97,6 +98,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         refused(rc, &e);
     else if (by_time ? v != 0 : t != 0)
         abort(); /* exactly one of offset and time */
+
+    struct command_users pub, con;
+    rc = http_parse_acl(body, size, &pub, &con, &e);
+    if (rc == 0) {
+        const struct command_users *lists[2] = {&pub, &con};
+        for (int l = 0; l < 2; l++) {
+            if (lists[l]->count > COMMAND_ACL_MAX_USERS)
+                abort();
+            for (size_t i = 0; i < lists[l]->count; i++)
+                if (!router_valid_name(lists[l]->names[i]))
+                    abort();
+        }
+        free(pub.names);
+        free(con.names);
+    } else {
+        refused(rc, &e);
+        if (pub.names || con.names || pub.count || con.count)
+            abort();
+    }
 
     for (int login = 0; login < 2; login++) {
         char user[129];

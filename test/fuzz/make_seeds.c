@@ -1,7 +1,7 @@
 /* Writes the seed corpus of the fuzz harnesses into test/fuzz/corpus/: real
  * traffic captured from an h2conn client/server pair (gRPC Ping calls with
  * HPACK-compressed headers, trailers, flow control) plus hand-made frames,
- * encoded Commands of the kinds the log holds most, the node's RaftMessage
+ * encoded Commands of the kinds the log holds most (and a SetAcl), the node's RaftMessage
  * and Forward messages, WAL segment images (clean, torn, damaged) and
  * store snapshots.
  * Not part of any build; run from the repository root after `make`:
@@ -200,10 +200,24 @@ static void command_seeds(void)
     c.pb.kind.seek_subscription.time_ms = 0;
     c.pb.kind.seek_subscription.offset = 42;
     command_seed("seek_offset", &c);
+
+    memset(&c, 0, sizeof c);
+    c.pb.time_ms = 1764300000006u;
+    strcpy(c.pb.user, "alice");
+    c.pb.which_kind = mom_v1_Command_set_acl_tag;
+    c.pb.kind.set_acl.kind = mom_v1_ResourceKind_TOPIC;
+    strcpy(c.pb.kind.set_acl.name, "news");
+    if (command_users_add(&c.acl_publish, "bob", 3) != 0 ||
+        command_users_add(&c.acl_consume, "carol", 5) != 0 ||
+        command_users_add(&c.acl_consume, "bob", 3) != 0)
+        exit(1);
+    command_seed("set_acl", &c);
+    command_cleanup(&c);
 }
 
 /* Snapshots of a store that holds users, a queue with ready, delayed and
- * leased messages, a topic with a subscription and an idempotency key:
+ * leased messages and an ACL, a topic with a subscription and an
+ * idempotency key:
  * flag byte 0 (read as is) and 1 (the harness recomputes the CRC). */
 static uint64_t snap_index;
 
@@ -272,6 +286,15 @@ static void snapshot_seeds(void)
     strcpy(c.pb.kind.receive.queue, "jobs");
     c.pb.kind.receive.max = 1;
     snap_apply(st, &c);
+    memset(&c.pb.kind, 0, sizeof c.pb.kind);
+    c.pb.which_kind = mom_v1_Command_set_acl_tag;
+    strcpy(c.pb.kind.set_acl.name, "jobs");
+    if (command_users_add(&c.acl_publish, "bob", 3) != 0 ||
+        command_users_add(&c.acl_consume, "carol", 5) != 0 ||
+        command_users_add(&c.acl_consume, "bob", 3) != 0)
+        exit(1);
+    snap_apply(st, &c);
+    command_cleanup(&c);
 
     char *p = NULL;
     size_t n = 0;

@@ -211,6 +211,14 @@ def test_real_answers_match_the_schemas(spec, momd_factory):
     r.close()
     check(alice.get("/v1/queues/oq/stream", params={"prefetch": 0}), q + "/stream")  # 400
     check(alice.get("/v1/queues/none/stream"), q + "/stream")  # 404
+    qacl = q + "/acl"
+    check(alice.put("/v1/queues/oq2/acl", json={"publish": ["bob"], "consume": []}), qacl, "put")
+    check(alice.put("/v1/queues/oq2/acl", json={"publish": [1]}), qacl, "put")  # 400
+    check(bob.put("/v1/queues/oq2/acl", json={}), qacl, "put")  # 403
+    check(alice.put("/v1/queues/none/acl", json={}), qacl, "put")  # 404
+    check(alice.get("/v1/queues/oq2/acl"), qacl)
+    check(bob.get("/v1/queues/oq2/acl"), qacl)  # 403
+    check(alice.get("/v1/queues/none/acl"), qacl)  # 404
     check(bob.delete("/v1/queues/oq"), q)  # 403
     check(alice.delete("/v1/queues/oq"), q)
     check(alice.delete("/v1/queues/oq"), q)  # 404
@@ -279,6 +287,12 @@ def test_real_answers_match_the_schemas(spec, momd_factory):
     check(bob.delete("/v1/topics/ot/subscriptions/os"), s)  # 403
     check(alice.delete("/v1/topics/ot/subscriptions/os"), s)
     check(alice.delete("/v1/topics/ot/subscriptions/os"), s)  # 404
+    tacl = t + "/acl"
+    check(alice.put("/v1/topics/ot/acl", json={"consume": ["bob", "carol"]}), tacl, "put")
+    check(alice.put("/v1/topics/ot/acl", json={"readers": []}), tacl, "put")  # 400
+    check(bob.put("/v1/topics/ot/acl", json={}), tacl, "put")  # 403
+    check(alice.get("/v1/topics/ot/acl"), tacl)
+    check(alice.get("/v1/topics/none/acl"), tacl)  # 404
     check(alice.delete("/v1/topics/ot"), t)
     check(alice.delete("/v1/topics/ot"), t)  # 404
 

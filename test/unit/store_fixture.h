@@ -382,6 +382,39 @@ static struct command c_user(const char *name, const char *hash)
     return c;
 }
 
+/* Adds the names of a comma list ("" = none) to a SetAcl list. */
+static void users_from_csv(struct command_users *u, const char *csv)
+{
+    while (*csv) {
+        size_t n = strcspn(csv, ",");
+        assert_int_equal(command_users_add(u, csv, n), MOM_OK);
+        csv += n + (csv[n] == ',');
+    }
+}
+
+/* A SetAcl with malloc'd lists: free them with command_cleanup (fx_acl does). */
+static struct command c_acl(const char *user, bool admin, bool topic, const char *name,
+                            const char *publish, const char *consume)
+{
+    struct command c = cmd_new(user, mom_v1_Command_set_acl_tag);
+    c.pb.admin = admin;
+    c.pb.kind.set_acl.kind = topic ? mom_v1_ResourceKind_TOPIC : mom_v1_ResourceKind_QUEUE;
+    snprintf(c.pb.kind.set_acl.name, sizeof c.pb.kind.set_acl.name, "%s", name);
+    users_from_csv(&c.acl_publish, publish);
+    users_from_csv(&c.acl_consume, consume);
+    return c;
+}
+
+/* Applies a SetAcl and returns its answer. */
+static struct res fx_acl(struct fx *f, const char *user, bool admin, bool topic, const char *name,
+                         const char *publish, const char *consume)
+{
+    struct command c = c_acl(user, admin, topic, name, publish, consume);
+    struct res r = fx_run(f, &c);
+    command_cleanup(&c);
+    return r;
+}
+
 /* ---- reads ---- */
 
 static struct res r_get_queue(struct fx *f, const char *user, bool admin, const char *name)
@@ -397,6 +430,16 @@ static struct res r_get_topic(struct fx *f, const char *user, bool admin, const 
     struct store_caller who = {user, admin};
     struct reply rep = {0};
     store_get_topic(f->s, name, &who, &rep);
+    return res_from(&rep);
+}
+
+static struct res r_get_acl(struct fx *f, const char *user, bool admin, bool topic,
+                            const char *name)
+{
+    struct store_caller who = {user, admin};
+    struct reply rep = {0};
+    store_get_acl(f->s, topic ? mom_v1_ResourceKind_TOPIC : mom_v1_ResourceKind_QUEUE, name, &who,
+                  &rep);
     return res_from(&rep);
 }
 

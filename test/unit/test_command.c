@@ -1,7 +1,8 @@
 /* Unit tests for broker/command: encode/decode round trips for every kind
  * of Command (a 1 MiB body and a 1000-item batch included), zero-copy item
  * bodies, the batch limit (also through protobuf's merge of repeated
- * publish fields), and garbage/truncated input failing cleanly.
+ * publish fields), SetAcl's user lists (order, bounds, names that cannot
+ * be users), and garbage/truncated input failing cleanly.
  * SPDX-License-Identifier: MIT */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -205,7 +206,117 @@ static void test_simple_kinds(void **state)
     buf = round_trip(&c, &d);
     assert_int_equal(d.pb.kind.set_acl.kind, mom_v1_ResourceKind_TOPIC);
     assert_string_equal(d.pb.kind.set_acl.name, "events");
+    assert_int_equal(d.acl_publish.count + d.acl_consume.count, 0);
     free(buf);
+}
+
+/* SetAcl carries its lists in order, duplicates and all (the store sorts). */
+static void test_set_acl_lists(void **state)
+{
+    (void)state;
+    struct command c = base(mom_v1_Command_set_acl_tag), d;
+    c.pb.kind.set_acl.kind = mom_v1_ResourceKind_QUEUE;
+    strcpy(c.pb.kind.set_acl.name, "orders");
+    static const char *const pub[] = {"zed", "amy", "zed"};
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(command_users_add(&c.acl_publish, pub[i], strlen(pub[i])), MOM_OK);
+    char longest[129];
+    memset(longest, 'u', 128);
+    longest[128] = '\0';
+    assert_int_equal(command_users_add(&c.acl_consume, longest, 128), MOM_OK);
+    assert_int_equal(command_users_add(&c.acl_consume, longest, 129), MOM_ERR_INVALID);
+    assert_int_equal(command_users_add(&c.acl_consume, "", 0), MOM_ERR_INVALID);
+    uint8_t *buf = round_trip(&c, &d);
+    assert_int_equal(d.acl_publish.count, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(d.acl_publish.names[i], pub[i]);
+    assert_int_equal(d.acl_consume.count, 1);
+    assert_string_equal(d.acl_consume.names[0], longest);
+    /* the reflective encoder writes the same bytes, and again after decode */
+    uint8_t *generic, *again;
+    size_t len, glen, alen;
+    assert_int_equal(command_encode(&c, &again, &alen), MOM_OK);
+    assert_int_equal(command_encode_generic(&d, &generic, &glen), MOM_OK);
+    len = alen;
+    assert_int_equal(glen, len);
+    assert_memory_equal(generic, again, len);
+    free(generic);
+    free(again);
+    command_cleanup(&d);
+    free(buf);
+
+    /* 1000 users a list is the most */
+    command_cleanup(&c);
+    c = base(mom_v1_Command_set_acl_tag);
+    strcpy(c.pb.kind.set_acl.name, "q");
+    for (int i = 0; i < COMMAND_ACL_MAX_USERS; i++) {
+        char name[16];
+        int n = snprintf(name, sizeof name, "user%d", i);
+        assert_int_equal(command_users_add(&c.acl_consume, name, (size_t)n), MOM_OK);
+    }
+    assert_int_equal(command_users_add(&c.acl_consume, "one-more", 8), MOM_ERR_INVALID);
+    buf = round_trip(&c, &d);
+    assert_int_equal(d.acl_consume.count, COMMAND_ACL_MAX_USERS);
+    assert_string_equal(d.acl_consume.names[999], "user999");
+    command_cleanup(&d);
+    free(buf);
+    command_cleanup(&c);
+    assert_null(c.acl_consume.names);
+}
+
+/* Hand-made SetAcl entries that no encoder writes are refused: an empty
+ * name, one of 129 bytes, one with a NUL, a 1001st user. */
+static void test_set_acl_bad_lists(void **state)
+{
+    (void)state;
+    struct command d;
+    /* Command{set_acl(25){publish(3): "ab"}} decodes */
+    static const uint8_t good[] = {0xca, 0x01, 0x04, 0x1a, 0x02, 'a', 'b'};
+    assert_int_equal(command_decode(good, sizeof good, &d), MOM_OK);
+    assert_int_equal(d.acl_publish.count, 1);
+    assert_string_equal(d.acl_publish.names[0], "ab");
+    command_cleanup(&d);
+    static const uint8_t empty[] = {0xca, 0x01, 0x02, 0x22, 0x00};
+    assert_int_equal(command_decode(empty, sizeof empty, &d), MOM_ERR_INVALID);
+    assert_null(d.acl_consume.names);
+    static const uint8_t nul[] = {0xca, 0x01, 0x04, 0x1a, 0x02, 'a', 0};
+    assert_int_equal(command_decode(nul, sizeof nul, &d), MOM_ERR_INVALID);
+    /* publish(3) of 129 bytes: inner length 3 + 129 = 132 (0x84 0x01) */
+    uint8_t big[4 + 3 + 129];
+    memcpy(big, (const uint8_t[]){0xca, 0x01, 0x84, 0x01, 0x1a, 0x81, 0x01}, 7);
+    memset(big + 7, 'a', 129);
+    assert_int_equal(command_decode(big, sizeof big, &d), MOM_ERR_INVALID);
+    big[5] = 0x80; /* 128 bytes: inner 131, one 'a' left over as garbage */
+    big[2] = 0x83;
+    assert_int_equal(command_decode(big, sizeof big - 1, &d), MOM_OK);
+    assert_int_equal(strlen(d.acl_publish.names[0]), 128);
+    command_cleanup(&d);
+    /* 1001 one-letter users: 3003 inner bytes (0xbb 0x17) */
+    size_t n = 4 + 3 * 1001;
+    uint8_t *many = malloc(n);
+    memcpy(many, (const uint8_t[]){0xca, 0x01, 0xbb, 0x17}, 4);
+    for (size_t i = 0; i < 1001; i++)
+        memcpy(many + 4 + 3 * i, (const uint8_t[]){0x22, 0x01, 'x'}, 3);
+    assert_int_equal(command_decode(many, n, &d), MOM_ERR_INVALID);
+    assert_null(d.acl_consume.names);
+    /* the same with 1000 (inner 3000 = 0xb8 0x17) decodes */
+    many[2] = 0xb8;
+    assert_int_equal(command_decode(many, n - 3, &d), MOM_OK);
+    assert_int_equal(d.acl_consume.count, 1000);
+    command_cleanup(&d);
+    free(many);
+    /* a SetAcl replaced by a later member leaves no lists */
+    uint8_t replaced[sizeof good + 2];
+    memcpy(replaced, good, sizeof good);
+    replaced[sizeof good] = 0xa2; /* tick(20): tag 162 = 0xa2 0x01, then length 0 */
+    replaced[sizeof good + 1] = 0x01;
+    uint8_t with_len[sizeof replaced + 1];
+    memcpy(with_len, replaced, sizeof replaced);
+    with_len[sizeof replaced] = 0x00;
+    assert_int_equal(command_decode(with_len, sizeof with_len, &d), MOM_OK);
+    assert_int_equal(d.pb.which_kind, mom_v1_Command_tick_tag);
+    assert_null(d.acl_publish.names);
+    assert_int_equal(d.acl_publish.count, 0);
 }
 
 static void test_publish_single(void **state)
@@ -401,6 +512,14 @@ static void fill_kind(struct command *c, pb_size_t kind, bool full)
         strcpy(c->pb.kind.register_user.username, name);
         memset(c->pb.kind.register_user.password_hash, 'h', 255);
         break;
+    case mom_v1_Command_set_acl_tag:
+        strcpy(c->pb.kind.set_acl.name, name);
+        c->pb.kind.set_acl.kind = full ? mom_v1_ResourceKind_TOPIC : mom_v1_ResourceKind_QUEUE;
+        for (int i = 0; full && i < 3; i++) {
+            assert_int_equal(command_users_add(&c->acl_publish, name, strlen(name)), MOM_OK);
+            assert_int_equal(command_users_add(&c->acl_consume, "u", 1), MOM_OK);
+        }
+        break;
     default: /* noop, tick: no fields */ break;
     }
 }
@@ -444,7 +563,10 @@ static void test_enveloped_kinds_match_pb_encode(void **state)
             assert_int_equal(d.pb.which_kind, kinds[k]);
             assert_int_equal(d.pb.time_ms, c.pb.time_ms);
             assert_string_equal(d.pb.user, c.pb.user);
+            assert_int_equal(d.acl_publish.count, c.acl_publish.count);
+            assert_int_equal(d.acl_consume.count, c.acl_consume.count);
             command_cleanup(&d);
+            command_cleanup(&c);
             free(fast);
             free(generic);
         }
@@ -768,6 +890,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simple_kinds),
+        cmocka_unit_test(test_set_acl_lists),
+        cmocka_unit_test(test_set_acl_bad_lists),
         cmocka_unit_test(test_publish_single),
         cmocka_unit_test(test_publish_empty_body),
         cmocka_unit_test(test_publish_layout_matches_pb_encode),

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -211,12 +212,81 @@ static void test_bodies(void **state)
     assert_string_equal(api_error_code(e.kind), "invalid_name");
 }
 
+/* Parses an ACL body; on success checks the lists against the comma lists
+ * want_publish/want_consume and frees them; returns the kind's code or "". */
+static const char *acl(const char *body, const char *want_publish, const char *want_consume)
+{
+    static struct parse_error e;
+    struct command_users pub, con;
+    if (http_parse_acl(body, strlen(body), &pub, &con, &e) != 0) {
+        assert_null(pub.names);
+        assert_null(con.names);
+        assert_int_equal(pub.count + con.count, 0);
+        assert_true(strlen(e.message) > 0);
+        return api_error_code(e.kind);
+    }
+    const struct command_users *lists[2] = {&pub, &con};
+    const char *wants[2] = {want_publish, want_consume};
+    for (int l = 0; l < 2; l++) {
+        char joined[512] = "";
+        for (size_t i = 0; i < lists[l]->count; i++) {
+            if (i)
+                strcat(joined, ",");
+            strcat(joined, lists[l]->names[i]);
+        }
+        assert_string_equal(joined, wants[l]);
+        free(lists[l]->names);
+    }
+    return "";
+}
+
+static void test_acl(void **state)
+{
+    (void)state;
+    assert_string_equal(acl("{\"publish\":[\"b\",\"a\",\"b\"],\"consume\":[]}", "b,a,b", ""), "");
+    assert_string_equal(acl("{}", "", ""), "");
+    assert_string_equal(acl(" {\"consume\":[\"x.y_z-1\"]} ", "", "x.y_z-1"), "");
+    assert_string_equal(acl("", "", ""), "bad_request"); /* a body is required */
+    assert_string_equal(acl("{", "", ""), "invalid_json");
+    assert_string_equal(acl("[]", "", ""), "bad_request");
+    assert_string_equal(acl("{\"publish\":\"a\"}", "", ""), "bad_request");
+    assert_string_equal(acl("{\"publish\":null}", "", ""), "bad_request");
+    assert_string_equal(acl("{\"publish\":[\"a\",1]}", "", ""), "bad_request");
+    assert_string_equal(acl("{\"consume\":[[\"a\"]]}", "", ""), "bad_request");
+    assert_string_equal(acl("{\"consume\":[\"a b\"]}", "", ""), "invalid_name");
+    assert_string_equal(acl("{\"consume\":[\"\"]}", "", ""), "invalid_name");
+    assert_string_equal(acl("{\"publish\":[\"a\"],\"owner\":\"b\"}", "", ""), "bad_request");
+    assert_string_equal(acl("{\"publish\":[],\"publish\":[\"a\"]}", "", ""), "bad_request");
+    /* 128-byte names and 1000 users are the most */
+    char body[16 * 1024];
+    char name[129];
+    memset(name, 'n', 128);
+    name[128] = '\0';
+    snprintf(body, sizeof body, "{\"publish\":[\"%s\"]}", name);
+    assert_string_equal(acl(body, name, ""), "");
+    snprintf(body, sizeof body, "{\"publish\":[\"%sn\"]}", name);
+    assert_string_equal(acl(body, "", ""), "invalid_name");
+    for (int users = 1000; users <= 1001; users++) {
+        size_t o = (size_t)snprintf(body, sizeof body, "{\"consume\":[");
+        for (int i = 0; i < users; i++)
+            o += (size_t)snprintf(body + o, sizeof body - o, "%s\"u\"", i ? "," : "");
+        snprintf(body + o, sizeof body - o, "]}");
+        struct parse_error e;
+        struct command_users pub, con;
+        int rc = http_parse_acl(body, strlen(body), &pub, &con, &e);
+        assert_int_equal(rc, users == 1000 ? 0 : -1);
+        assert_int_equal(con.count, users == 1000 ? 1000 : 0);
+        free(con.names);
+        free(pub.names);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_query),          cmocka_unit_test(test_uint),
         cmocka_unit_test(test_queue_settings), cmocka_unit_test(test_batch),
-        cmocka_unit_test(test_bodies),
+        cmocka_unit_test(test_bodies),         cmocka_unit_test(test_acl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,6 +40,19 @@ static void test_routes_and_params(void **state)
     assert_int_equal(match(HTTP_GET, "/v1/topics/t/subscriptions/s/seek", &m),
                      ROUTER_METHOD_NOT_ALLOWED);
     assert_int_equal(m.allowed, HTTP_POST);
+    assert_int_equal(match(HTTP_PUT, "/v1/queues/orders/acl", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_QUEUE_ACL_PUT);
+    assert_string_equal(m.params[0], "orders");
+    assert_int_equal(match(HTTP_GET, "/v1/topics/news/acl", &m), ROUTER_OK);
+    assert_int_equal(m.route, ROUTE_TOPIC_ACL_GET);
+    assert_string_equal(m.params[0], "news");
+    assert_int_equal(match(HTTP_DELETE, "/v1/topics/news/acl", &m), ROUTER_METHOD_NOT_ALLOWED);
+    char allow[64];
+    router_allow_header(m.allowed, allow, sizeof allow);
+    assert_string_equal(allow, "GET, PUT");
+    char label[64];
+    router_route_label(ROUTE_QUEUE_ACL_PUT, label, sizeof label);
+    assert_string_equal(label, "/v1/queues/{queue}/acl");
 }
 
 static void test_batch_versus_receipt(void **state)

@@ -1,10 +1,13 @@
 /* Unit tests for store snapshots: a rich state (users, queues with ready,
  * returned, delayed and leased messages, dead-letters, TTL, a re-created
- * queue, topics with retention and subscriptions, idempotency keys, stats)
+ * queue, topics with retention and subscriptions, idempotency keys, stats,
+ * ACLs on private and public resources)
  * is written and read into a new store; both stores must render every read
  * identically and then give byte-identical answers to the same further
  * commands. A flipped byte anywhere, a truncation or trailing garbage in
- * the header is MOM_ERR_CORRUPT and leaves the store empty.
+ * the header is MOM_ERR_CORRUPT and leaves the store empty; so is an ACL
+ * section that breaks its rules under a good CRC. Versions 1 and 2 (before
+ * the ACLS section) are still read.
  * SPDX-License-Identifier: MIT */
 #include "test/unit/store_fixture.h"
 
@@ -133,6 +136,17 @@ static void build_state(struct fx *f, struct receipts *rc)
     f->now += 1000;
     run_ok(f, c_publish("carol", true, "aged", "a2", 0, NULL), 201);
     run_ok(f, c_sub("carol", "aged", "mine", true), 201);
+
+    /* ACLs: private ones that open them to bob, a public one stored only. */
+    struct command acl = c_acl("carol", false, false, "priv", "bob", "bob,alice");
+    run_ok(f, acl, 200);
+    command_cleanup(&acl);
+    acl = c_acl("root", true, true, "aged", "", "bob");
+    run_ok(f, acl, 200);
+    command_cleanup(&acl);
+    acl = c_acl("alice", false, false, "work", "zed", "");
+    run_ok(f, acl, 200);
+    command_cleanup(&acl);
 }
 
 static char *render(struct reply *rep)
@@ -174,6 +188,18 @@ static char *render_all(const struct store *s)
     store_get_subscription(s, "aged", "mine", &carol, &rep);
     parts[n++] = render(&rep);
     store_get_queue(s, "priv", &carol, &rep);
+    parts[n++] = render(&rep);
+    store_list_queues(s, &bob, &rep);
+    parts[n++] = render(&rep);
+    store_read_topic(s, "aged", STORE_FROM_EARLIEST, 0, 1000, &bob, &rep, NULL);
+    parts[n++] = render(&rep);
+    store_get_acl(s, mom_v1_ResourceKind_QUEUE, "priv", &admin, &rep);
+    parts[n++] = render(&rep);
+    store_get_acl(s, mom_v1_ResourceKind_QUEUE, "work", &admin, &rep);
+    parts[n++] = render(&rep);
+    store_get_acl(s, mom_v1_ResourceKind_TOPIC, "aged", &admin, &rep);
+    parts[n++] = render(&rep);
+    store_get_acl(s, mom_v1_ResourceKind_TOPIC, "ev", &admin, &rep);
     parts[n++] = render(&rep);
     struct store_stats st;
     store_get_stats(s, &st);
@@ -343,6 +369,22 @@ static void test_round_trip(void **state)
     res_free(&r);
     r = both(a, b, c_publish("carol", false, "priv", "p2", 0, NULL));
     res_free(&r);
+    /* The ACLs survived: bob consumes carol's private queue, not publishes
+     * to her topic; after a change on both, still the same. */
+    r = both(a, b, c_receive("bob", "priv", 10, 1000, false));
+    assert_int_equal(r.status, 200);
+    res_free(&r);
+    r = both(a, b, c_publish("bob", true, "aged", "no", 0, NULL));
+    assert_int_equal(r.status, 403);
+    res_free(&r);
+    struct command acl = c_acl("carol", false, true, "aged", "bob", "bob");
+    r = both(a, b, acl);
+    assert_int_equal(r.status, 200);
+    res_free(&r);
+    command_cleanup(&acl);
+    r = both(a, b, c_publish("bob", true, "aged", "yes", 0, NULL));
+    assert_int_equal(r.status, 201);
+    res_free(&r);
     r = both(a, b, c_user("alice", "other"));
     assert_int_equal(r.status, 409);
     res_free(&r);
@@ -362,34 +404,143 @@ static void test_round_trip(void **state)
     fx_free(b);
 }
 
+static void assert_empty(struct store *s);
+
+/* Rewrites buf (len bytes) as the older version that lacks the last
+ * `drop` bytes before END (its newest sections), with a fresh CRC; returns
+ * the new length. */
+static size_t as_version(uint8_t *out, const uint8_t *buf, size_t len, uint8_t version, size_t drop)
+{
+    size_t end = len - 8; /* END! and the CRC */
+    memcpy(out, buf, end - drop);
+    memcpy(out + end - drop, buf + end, 4);
+    out[8] = version;
+    size_t n = end - drop + 4;
+    uint32_t crc = crc32c(out, n);
+    for (int i = 0; i < 4; i++)
+        out[n + (size_t)i] = (uint8_t)(crc >> (8 * i));
+    return n + 4;
+}
+
 static void test_empty_round_trip(void **state)
 {
     (void)state;
     struct fx *a = fx_new(), *b = fx_new();
     size_t len;
     uint8_t *buf = snapshot_bytes(a->s, &len);
-    assert_memory_equal(buf, "MOMSNAP\0\2\0\0\0", 12);
+    assert_memory_equal(buf, "MOMSNAP\0\3\0\0\0", 12);
     assert_int_equal(read_bytes(b->s, buf, len), MOM_OK);
     assert_same(a, b);
-    /* version 1 (no QCNT section: tag and count, 12 bytes before END) is
-     * still read */
-    assert_true(len > 20);
-    assert_memory_equal(buf + len - 20, "QCNT", 4);
-    uint8_t v1[256];
-    assert_true(len - 12 <= sizeof v1);
-    memcpy(v1, buf, len - 20);
-    memcpy(v1 + len - 20, buf + len - 8, 4); /* END! */
-    v1[8] = 1;
-    uint32_t crc = crc32c(v1, len - 16);
-    for (int i = 0; i < 4; i++)
-        v1[len - 16 + (size_t)i] = (uint8_t)(crc >> (8 * i));
-    struct fx *c = fx_new();
-    assert_int_equal(read_bytes(c->s, v1, len - 12), MOM_OK);
-    assert_same(a, c);
-    fx_free(c);
+    /* version 2 (no ACLS: tag and count, 12 bytes before END) and version
+     * 1 (no QCNT either) are still read */
+    assert_true(len > 32);
+    assert_memory_equal(buf + len - 20, "ACLS", 4);
+    assert_memory_equal(buf + len - 32, "QCNT", 4);
+    uint8_t old[256];
+    assert_true(len <= sizeof old);
+    for (uint8_t version = 2; version >= 1; version--) {
+        size_t n = as_version(old, buf, len, version, version == 2 ? 12 : 24);
+        struct fx *c = fx_new();
+        assert_int_equal(read_bytes(c->s, old, n), MOM_OK);
+        assert_same(a, c);
+        fx_free(c);
+        /* a version with the sections of another is refused */
+        old[8] = version == 2 ? 3 : 2;
+        uint32_t crc = crc32c(old, n - 4);
+        for (int i = 0; i < 4; i++)
+            old[n - 4 + (size_t)i] = (uint8_t)(crc >> (8 * i));
+        c = fx_new();
+        assert_int_equal(read_bytes(c->s, old, n), MOM_ERR_CORRUPT);
+        fx_free(c);
+    }
     free(buf);
     fx_free(a);
     fx_free(b);
+}
+
+/* A version 2 snapshot of a rich state reads as that state with every ACL
+ * empty. */
+static void test_version_2_has_empty_acls(void **state)
+{
+    (void)state;
+    struct fx *a = fx_new();
+    struct command c = c_create_queue("alice", "q", NULL);
+    fx_expect(a, &c, 201);
+    struct res r = fx_acl(a, "alice", false, false, "q", "bob", "carol");
+    res_free(&r);
+    size_t len;
+    uint8_t *buf = snapshot_bytes(a->s, &len);
+    /* ACLS: tag, count 1, kind, str "q", 1 x str "bob", 1 x str "carol" */
+    size_t acls = 4 + 8 + 1 + (4 + 1) + 4 + (4 + 3) + 4 + (4 + 5);
+    assert_memory_equal(buf + len - 8 - acls, "ACLS", 4);
+    uint8_t *old = malloc(len);
+    size_t n = as_version(old, buf, len, 2, acls);
+    struct fx *b = fx_new();
+    assert_int_equal(read_bytes(b->s, old, n), MOM_OK);
+    r = r_get_acl(b, "alice", false, false, "q");
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.text, "{\"publish\":[],\"consume\":[]}");
+    res_free(&r);
+    free(old);
+    free(buf);
+    fx_free(a);
+    fx_free(b);
+}
+
+/* Replaces the first `from` in buf by `to` (same length) and fixes the CRC. */
+static void patch(uint8_t *buf, size_t len, const char *from, const char *to, size_t n)
+{
+    uint8_t *at = memmem(buf, len - 4, from, n);
+    assert_non_null(at);
+    memcpy(at, to, n);
+    uint32_t crc = crc32c(buf, len - 4);
+    for (int i = 0; i < 4; i++)
+        buf[len - 4 + (size_t)i] = (uint8_t)(crc >> (8 * i));
+}
+
+/* An ACL section with a good CRC that breaks a rule is corrupt: unsorted
+ * or repeated users, a name that cannot be a user, an unknown resource, a
+ * list over the limit, a resource listed twice. */
+static void test_acl_rules(void **state)
+{
+    (void)state;
+    struct fx *a = fx_new();
+    struct command c = c_create_queue("alice", "q", NULL);
+    fx_expect(a, &c, 201);
+    c = c_create_queue("alice", "r", NULL);
+    fx_expect(a, &c, 201);
+    struct res r = fx_acl(a, "alice", false, false, "q", "", "ann,bea");
+    res_free(&r);
+    r = fx_acl(a, "alice", false, false, "r", "cy", "");
+    res_free(&r);
+    size_t len;
+    uint8_t *buf = snapshot_bytes(a->s, &len);
+    uint8_t *bad = malloc(len);
+    struct store *s = store_new();
+    static const struct {
+        const char *from, *to;
+        size_t n;
+    } cases[] = {
+        {"ann\3\0\0\0bea", "bea\3\0\0\0ann", 10},             /* unsorted */
+        {"ann\3\0\0\0bea", "ann\3\0\0\0ann", 10},             /* repeated */
+        {"ann", "a n", 3},                                    /* not a name */
+        {"\1\0\0\0q\0\0\0\0", "\1\0\0\0x\0\0\0\0", 9},        /* no such queue */
+        {"\0\1\0\0\0q\0\0\0\0", "\1\1\0\0\0q\0\0\0\0", 10},   /* no such topic */
+        {"\2\0\0\0\3\0\0\0ann", "\xe9\3\0\0\3\0\0\0ann", 11}, /* 1001 users */
+        {"\1\0\0\0r\1\0\0\0", "\1\0\0\0q\1\0\0\0", 9},        /* q twice */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(bad, buf, len);
+        patch(bad, len, cases[i].from, cases[i].to, cases[i].n);
+        if (read_bytes(s, bad, len) != MOM_ERR_CORRUPT)
+            fail_msg("case %zu was read", i);
+        assert_empty(s);
+    }
+    assert_int_equal(read_bytes(s, buf, len), MOM_OK);
+    store_free(s);
+    free(bad);
+    free(buf);
+    fx_free(a);
 }
 
 static void assert_empty(struct store *s)
@@ -465,6 +616,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_empty_round_trip),
+        cmocka_unit_test(test_version_2_has_empty_acls),
+        cmocka_unit_test(test_acl_rules),
         cmocka_unit_test(test_corrupt),
         cmocka_unit_test(test_write_error),
     };
