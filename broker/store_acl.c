@@ -216,6 +216,10 @@ int store_apply_set_acl(struct store *s, const struct command *cmd, struct reply
     }
     store_acl_cleanup(res);
     memcpy(res->acl, staged.acl, sizeof res->acl);
+    /* Wake the long polls and streams of this resource: each checks its
+     * caller again and a caller taken off a list gets its 403 (or its
+     * stream ends) now rather than at the next message. */
+    store_notify(s, res->kind == RES_QUEUE ? STORE_QUEUE_READY : STORE_TOPIC_APPENDED, res->name);
     return render_acl(r, res);
 }
 

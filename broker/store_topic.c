@@ -522,6 +522,11 @@ int topic_apply_seek_subscription(struct store *s, uint64_t now, const struct co
         render_error(r, API_ERR_FORBIDDEN, "only the subscription's owner or an admin may seek it");
         return MOM_OK;
     }
+    struct store_caller who = {cmd->pb.user, cmd->pb.admin};
+    if (!store_may(&t->res, &who, ACL_CONSUME)) { /* an owner taken off the consume list */
+        store_forbidden(r, &t->res, ACL_CONSUME);
+        return MOM_OK;
+    }
     topic_advance(s, t, now);
     uint64_t to;
     if (k->by_time) {

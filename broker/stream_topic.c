@@ -4,7 +4,8 @@
  * them, while the stream has room) and ack=auto (a SubscriptionAck Command
  * for what has left for the socket, like any ack). A stream holds only
  * names and its next offset: it reads the store afresh on every feed, so a
- * deleted topic or subscription ends it, and retention that passed it
+ * deleted topic or subscription ends it, as does an ACL change that takes
+ * the caller's right to consume (checked on every feed), and retention that passed it
  * moves it up to the first retained offset as a read would.
  * SPDX-License-Identifier: MIT */
 #include "broker/stream_topic.h"
@@ -38,6 +39,9 @@ static bool on_message(void *arg, uint64_t offset, const char *json, size_t len)
 static bool feed(struct stream *st, void *arg)
 {
     struct topic_stream *ts = arg;
+    struct store_caller who = {ts->who->user, ts->who->admin};
+    if (!store_may_consume(ts->srv->store, mom_v1_ResourceKind_TOPIC, ts->topic, &who, NULL))
+        return false; /* gone, or its ACL no longer lets the caller read: the stream ends */
     int rc = store_topic_each(ts->srv->store, ts->topic, ts->sub, &ts->next, on_message, st);
     return rc != MOM_ERR_NOTFOUND; /* out of memory: tried again at the next wake */
 }

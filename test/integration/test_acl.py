@@ -5,10 +5,12 @@
 # cluster's leader that every follower applies and that survives restarts.
 import glob
 import os
+import threading
 
 import pytest
 
 from conftest import Client, assert_error, body_bytes, mint, wait_until
+from sse_client import SSEClient
 from test_cluster import Cluster, cluster  # noqa: F401  (the fixture)
 
 KINDS = ("queues", "topics")
@@ -174,6 +176,73 @@ def test_topic_subscriptions_follow_the_consume_list(alice, bob, carol):
     assert carol.get("/v1/subscriptions").json()["subscriptions"] == []
     assert_error(carol.get("/v1/topics/t/subscriptions/cs/messages"), 403, "forbidden")
     assert carol.delete("/v1/topics/t/subscriptions/cs").status_code == 204
+
+
+def open_stream(m, path, token):
+    host, port = m.host_port()
+    return SSEClient(host, port, path, token=token).connect()
+
+
+def test_topic_streams_follow_the_consume_list(momd, alice, carol):
+    create(alice, "topics", "st", access="private")
+    put_acl(alice, "topics", "st", publish=["bob"], consume=["carol"])
+    alice.publish_topic("st", b"first")
+    # bob may publish, not read: refused before the stream opens
+    s = open_stream(momd, "/v1/topics/st/stream?from=earliest", mint("bob"))
+    assert s.read_head() == 403 and s.json()["error"]["code"] == "forbidden"
+    s.close()
+    assert carol.put("/v1/topics/st/subscriptions/cs", json={"start": "earliest"}).status_code \
+        == 201
+    s = open_stream(momd, "/v1/topics/st/subscriptions/cs/stream", mint("bob"))
+    assert s.read_head() == 403
+    s.close()
+    live = open_stream(momd, "/v1/topics/st/stream?from=earliest", mint("carol"))
+    assert live.read_head() == 200
+    assert live.next_event()["json"]["body"] == "first"
+    # carol taken off the list: her stream ends at once, without another message
+    put_acl(alice, "topics", "st", publish=["bob"], consume=[])
+    assert live.wait_end(timeout=10)
+    live.close()
+
+
+def test_long_polls_end_when_the_acl_takes_the_right(alice):
+    create(alice, "queues", "lq", access="private")
+    create(alice, "topics", "lt", access="private")
+    put_acl(alice, "queues", "lq", consume=["carol"])
+    put_acl(alice, "topics", "lt", consume=["carol"])
+    got = {}
+
+    def poll(key, fn):
+        got[key] = fn()
+
+    cq, ct = (Client(alice.momd, mint("carol")) for _ in range(2))  # a session per thread
+    threads = [
+        threading.Thread(target=poll, args=("q", lambda: cq.post(
+            "/v1/queues/lq/receive", params={"wait_ms": 20000}, timeout=30))),
+        threading.Thread(target=poll, args=("t", lambda: ct.get(
+            "/v1/topics/lt/messages", params={"from": "latest", "wait_ms": 20000}, timeout=30))),
+    ]
+    for t in threads:
+        t.start()
+    wait_until(lambda: alice.momd.open_http_connections() >= 3, what="two long polls waiting")
+    put_acl(alice, "queues", "lq", consume=[])
+    put_acl(alice, "topics", "lt", consume=[])
+    for t in threads:
+        t.join(timeout=15)
+        assert not t.is_alive(), "a long poll outlived the ACL change"
+    assert_error(got["q"], 403, "forbidden")
+    assert_error(got["t"], 403, "forbidden")
+
+
+def test_seek_needs_consume(alice, carol):
+    create(alice, "topics", "sk", access="private")
+    put_acl(alice, "topics", "sk", consume=["carol"])
+    assert carol.put("/v1/topics/sk/subscriptions/cs").status_code == 201
+    assert carol.post("/v1/topics/sk/subscriptions/cs/seek", json={"offset": 0}).status_code \
+        == 200  # the subscription object
+    put_acl(alice, "topics", "sk")
+    assert_error(carol.post("/v1/topics/sk/subscriptions/cs/seek", json={"offset": 0}), 403,
+                 "forbidden")
 
 
 def test_lists_leave_out_what_the_caller_cannot_use(alice, bob, admin):

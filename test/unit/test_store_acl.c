@@ -4,7 +4,8 @@
  * matrix of owner, admin, publish list, consume list and others against
  * publish, receive, ack, topic reads, subscriptions, lists and GETs on
  * private and public queues and topics, through apply and through
- * store_may_publish/store_may_consume.
+ * store_may_publish/store_may_consume; a SetAcl wakes the resource's
+ * waiters so that they check their caller again.
  * SPDX-License-Identifier: MIT */
 #include "test/unit/store_fixture.h"
 
@@ -58,7 +59,9 @@ static void test_set_and_get(void **state)
     const char *now = "{\"publish\":[\"Bob\",\"amy\",\"zed\"],\"consume\":[\"amy\",\"carol\"]}";
     expect_acl(f, false, "q", now);
 
-    /* refusals change nothing */
+    assert_true(fx_saw(f, "ready:q")); /* waiters of q check their caller again */
+    f->nevents = 0;
+    /* refusals change nothing (and wake no one) */
     expect_error(fx_acl(f, "bob", false, false, "q", "bob", "bob"), 403, "forbidden");
     expect_error(fx_acl(f, "amy", false, false, "q", "amy", "amy"), 403, "forbidden");
     expect_error(fx_acl(f, "alice", false, false, "q", "ok,not ok", ""), 400, "bad_request");
@@ -70,6 +73,7 @@ static void test_set_and_get(void **state)
     expect_error(fx_run(f, &c), 400, "bad_request");
     command_cleanup(&c);
     expect_acl(f, false, "q", now);
+    assert_int_equal(f->nevents, 0);
 
     /* reading it: owner and admins only */
     r = r_get_acl(f, "alice", false, false, "q");
@@ -258,6 +262,9 @@ static void test_private_topic_matrix(void **state)
         assert_int_equal(r.status, sees ? 200 : 403);
         res_free(&r);
     }
+    /* seeking is consuming too: her own subscription, while she may */
+    c = c_seek("conny", "t", "s-conny", false, 0);
+    fx_expect(f, &c, 200);
     /* GET /v1/subscriptions leaves out topics the caller can no longer read */
     struct store_caller conny = {"conny", false};
     struct reply rep = {0};
@@ -271,6 +278,10 @@ static void test_private_topic_matrix(void **state)
     struct res after = res_from(&rep);
     assert_int_equal(cJSON_GetArraySize(jget(after.json, "subscriptions")), 0);
     res_free(&after);
+    c = c_seek("conny", "t", "s-conny", false, 0);
+    expect_error(fx_run(f, &c), 403, "forbidden");
+    /* the change woke the topic's long polls and streams (they check again) */
+    assert_true(fx_saw(f, "append:t"));
     /* her subscription is still hers to delete */
     c = c_unsub("conny", "t", "s-conny");
     fx_expect(f, &c, 204);
