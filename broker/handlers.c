@@ -752,7 +752,7 @@ static bool uses_local_state(const struct request_ctx *rc)
     case ROUTE_USER_SUBSCRIPTIONS:
     case ROUTE_TOPIC_STREAM: /* served from this node's applied state */
     case ROUTE_SUBSCRIPTION_STREAM:
-    case ROUTE_QUEUE_STREAM:  /* the queue's existence and access; leases by Command */
+    case ROUTE_QUEUE_STREAM: /* the queue's existence and access; leases by Command */
     case ROUTE_QUEUE_ACL_GET:
     case ROUTE_TOPIC_ACL_GET:
     case ROUTE_QUEUE_RECEIVE: /* an empty or unknown queue is answered locally */

@@ -159,8 +159,9 @@ static bool feed(struct stream *st, void *arg)
     struct server *s = qs->srv;
     const char *queue = qcredit_queue(qs->credit);
     qs->st = st;
-    if (qs->refused || !store_queue_exists(s->store, queue))
-        return false; /* deleted (or no longer ours): the stream ends */
+    struct store_caller who = {qs->user, qs->admin};
+    if (qs->refused || !store_may_consume(s->store, mom_v1_ResourceKind_QUEUE, queue, &who, NULL))
+        return false; /* deleted, or its ACL took the caller's right: the stream ends */
     if (!send_pending(qs, st) || qs->receiving || !stream_has_room(st))
         return true;
     uint64_t now = now_ms(s);
@@ -204,13 +205,11 @@ void qstream_handle(struct request_ctx *rc)
     const char *queue = rc->match.params[0];
     struct store_caller who = server_caller(rc);
     struct reply r = {0};
-    store_get_queue(rc->srv->store, queue, &who, &r);
-    if (r.status != 200) {
-        server_send(rc, &r);
+    if (!store_may_consume(rc->srv->store, mom_v1_ResourceKind_QUEUE, queue, &who, &r)) {
+        server_send(rc, &r); /* 404, or 403 for a caller off a private queue's consume list */
         reply_cleanup(&r);
         return;
     }
-    reply_cleanup(&r);
     struct qstream *qs = calloc(1, sizeof *qs);
     if (qs)
         qs->credit = qcredit_new(queue, (uint32_t)prefetch);

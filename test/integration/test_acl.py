@@ -205,6 +205,22 @@ def test_topic_streams_follow_the_consume_list(momd, alice, carol):
     live.close()
 
 
+def test_queue_streams_follow_the_consume_list(momd, alice):
+    create(alice, "queues", "sq", access="private")
+    put_acl(alice, "queues", "sq", publish=["bob"], consume=["carol"])
+    alice.publish("sq", b"one")
+    s = open_stream(momd, "/v1/queues/sq/stream?prefetch=1", mint("bob"))
+    assert s.read_head() == 403 and s.json()["error"]["code"] == "forbidden"
+    s.close()
+    live = open_stream(momd, "/v1/queues/sq/stream?prefetch=1", mint("carol"))
+    assert live.read_head() == 200
+    ev = live.next_event()
+    assert ev["json"]["body"] == "one" and ev["json"]["receipt"]
+    put_acl(alice, "queues", "sq", publish=["bob"], consume=[])
+    assert live.wait_end(timeout=10)
+    live.close()
+
+
 def test_long_polls_end_when_the_acl_takes_the_right(alice):
     create(alice, "queues", "lq", access="private")
     create(alice, "topics", "lt", access="private")
