@@ -1,7 +1,8 @@
 # The network fault layer (netfault.py): its proxies are transparent byte
 # pipes, each fault holds, cuts or delays exactly the bytes it names, and a
 # real cluster behind them behaves as docs/architecture.md's failure modes
-# say: an isolated node answers 503 (never a stale read or a 404), the
+# say: an isolated node answers 503 (never a stale read or a 404, also for
+# a queue created on the majority side after the cut), the
 # majority side keeps committing, a healed node catches up; a one-way cut
 # of a leader's link to a follower does not stop the cluster.
 # SPDX-License-Identifier: MIT
@@ -291,11 +292,18 @@ def test_five_nodes_minority_answers_503_majority_commits_then_heals(cluster5):
     newl = agreed_leader(c, majority)
     assert newl in majority
     publish_until_acked(c, majority, b"during", "k1")
+    # a queue the minority never heard of: 503 there too, never 404
+    r = requests.put(c.nodes[newl].url("/v1/queues/q2"), json={}, headers=auth(), timeout=10)
+    assert r.status_code == 201, r.text
     for i in minority:
-        r = queue_depth(c.nodes[i], timeout=15)
-        assert r.status_code == 503, (i, r.status_code, r.text)
-        r = publish(c.nodes[i], b"lost?", "k2", timeout=15)
-        assert r.status_code == 503, (i, r.status_code, r.text)
+        url = c.nodes[i].url
+        for r in (queue_depth(c.nodes[i], timeout=15),
+                  publish(c.nodes[i], b"lost?", "k2", timeout=15),
+                  requests.get(url("/v1/queues/q2"), headers=auth(), timeout=15),
+                  requests.post(url("/v1/queues/q2/receive"), headers=auth(), timeout=15),
+                  requests.post(url("/v1/queues/q2/messages"), data=b"x", headers=auth(),
+                                timeout=15)):
+            assert r.status_code == 503, (i, r.request.method, r.url, r.status_code, r.text)
     c.net.heal()
     c.leader(timeout=30)
     for m in c.nodes:
