@@ -87,10 +87,12 @@ static bool add_pending(void *arg, uint64_t seq, const char *json, size_t len)
     struct qstream *qs = arg;
     struct pending_event *p =
         grow_array(qs->pending, &qs->cap, qs->n + 1, sizeof *p, QSTREAM_RECEIVE_MAX);
-    char *copy = p ? malloc(len + 1) : NULL;
-    if (!copy)
+    if (!p)
         return false; /* out of memory: the lease is held, unsent, until it ends */
     qs->pending = p;
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return false;
     memcpy(copy, json, len + 1);
     qs->pending[qs->n++] = (struct pending_event){seq, copy, len};
     return true;
