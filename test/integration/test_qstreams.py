@@ -4,7 +4,8 @@
 # vanishes (another consumer gets them long before the visibility timeout),
 # two streams competing on one queue, a stream on a follower of a
 # three-node cluster (leases through the leader, release included), a
-# deleted queue ending its streams, the errors before a stream opens, and a
+# reader that stops reading (the stream stops leasing), a deleted queue
+# ending its streams, the errors before a stream opens, and a
 # node stopping under open streams (their leases wait for their timeout).
 # The visibility timeouts here are 10 minutes: a lease that comes back
 # during a test came back through the release, not through its timeout.
@@ -164,6 +165,29 @@ def test_two_streams_never_hold_the_same_message(momd):
     assert seen[a] and seen[b]
     a.close()
     b.close()
+
+
+def test_a_reader_that_does_not_read_stops_the_leasing(momd_factory):
+    """Events that wait for the socket hold the stream's leasing: a client
+    that stops reading keeps what one Receive gave it (100 of prefetch
+    1000) and the rest stays for other consumers; once it reads, it gets
+    everything it was given, in order."""
+    m = momd_factory(env={"MOM_SSE_MAX_BUFFER": "65536"})
+    c = Client(m, mint("alice"))
+    c.create_queue("q", visibility_timeout_ms=LONG_VT)
+    body = b"x" * 200000  # 100 events: 20 MB, far beyond the socket's buffers
+    for _ in range(150):
+        c.publish("q", body)
+    host, port = m.host_port()
+    s = SSEClient(host, port, "/v1/queues/q/stream?prefetch=1000", token=mint("alice"),
+                  rcvbuf=4096, timeout=60).connect()
+    assert s.read_head() == 200
+    wait_until(lambda: c.get_queue("q")["in_flight"] == 100, timeout=30, what="one Receive")
+    # the stream leases nothing more while its events wait: the rest is ours
+    other = c.receive("q", max=100, visibility_timeout_ms=LONG_VT)
+    assert [x["seq"] for x in other] == list(range(101, 151))
+    assert [e["json"]["seq"] for e in s.events(100)] == list(range(1, 101))
+    s.close()
 
 
 def test_deleted_queue_ends_its_streams(momd):
