@@ -50,7 +50,7 @@ bool http_query_get(const char *query, const char *key, char *out, size_t outlen
                 if (c == '+')
                     c = ' ';
                 else if (c == '%' && end - v >= 2 && hex_digit_value(v[0]) >= 0 &&
-                         hex_digit_value(v[1]) >= 0) {
+                         hex_digit_value(v[1]) >= 0 && (v[0] != '0' || v[1] != '0')) {
                     c = (char)(hex_digit_value(v[0]) * 16 + hex_digit_value(v[1]));
                     v += 2;
                 }

@@ -20,7 +20,9 @@ struct parse_error {
 };
 
 /* Finds key in a raw query string ("a=1&b=2"), percent-decoding the value
- * into out. Returns true when present. */
+ * into out. "%00" is left as it is (three bytes): a decoded NUL would cut
+ * the value short, so "from=earliest%00x" must reach the value's parser as
+ * what it is, not as "earliest". Returns true when present. */
 bool http_query_get(const char *query, const char *key, char *out, size_t outlen);
 
 /* Unsigned decimal integer, digits only. Values above max are clamped when

@@ -3,7 +3,7 @@
  * "<key>\0<query>" (without a NUL, the first byte picks a known key).
  * http_query_get is checked against a plain reference (first '&'-separated
  * item whose name is the key; '+' is a space; %XX with two hex digits is
- * decoded, anything else copied) at several output sizes, and
+ * decoded except %00, anything else copied) at several output sizes, and
  * http_parse_uint on the value against a reference over the digits with
  * exact overflow, clamped and bounded.
  * SPDX-License-Identifier: MIT */
@@ -43,7 +43,8 @@ static bool ref_get(const char *q, const char *key, char *out, size_t *outlen)
                 char c = *v++;
                 if (c == '+')
                     c = ' ';
-                else if (c == '%' && end - v >= 2 && hexv(v[0]) >= 0 && hexv(v[1]) >= 0) {
+                else if (c == '%' && end - v >= 2 && hexv(v[0]) >= 0 && hexv(v[1]) >= 0 &&
+                         (v[0] != '0' || v[1] != '0')) {
                     c = (char)(hexv(v[0]) * 16 + hexv(v[1]));
                     v += 2;
                 }

@@ -148,6 +148,8 @@ def test_read_from_time_long_poll(alice):
     ("-1", "from must be"),
     ("1.5", "from must be"),
     ("18446744073709551616", "too large"),
+    ("earliest\x00x", "from must be"),  # %00 is not cut off: the whole value is judged
+    ("time:2026-01-01T00:00:00Z\x00", "extra characters"),
     ("time:2026-01-01T00:00:00." + "0" * 200 + "Z", "longer than"),
 ])
 def test_read_from_bad_values_are_400(alice, value, fragment):

@@ -25,6 +25,11 @@ static void test_query(void **state)
     assert_false(http_query_get(NULL, "max", v, sizeof v));
     assert_true(http_query_get("flag", "flag", v, sizeof v));
     assert_string_equal(v, "");
+    /* %00 stays as it is: a decoded NUL would cut the value short */
+    assert_true(http_query_get("from=earliest%00x&a=%41", "from", v, sizeof v));
+    assert_string_equal(v, "earliest%00x");
+    assert_true(http_query_get("from=earliest%00x&a=%41", "a", v, sizeof v));
+    assert_string_equal(v, "A");
 }
 
 static void test_uint(void **state)
