@@ -237,12 +237,18 @@ struct store_caller server_caller(const struct request_ctx *rc)
     return (struct store_caller){.user = rc->id.user, .admin = rc->id.admin};
 }
 
+/* The time a Command is stamped with: the wall clock, but never below the
+ * last stamp applied and never running more than 1% faster than the
+ * monotonic clock since this process's previous stamp (a forward jump of
+ * the leader's wall clock must not end leases early). */
 uint64_t server_now_stamp(struct server *s)
 {
-    uint64_t now = clock_wall_ms();
+    uint64_t mono = clock_mono_ms();
+    uint64_t now = clock_stamp_next(s->own_stamp, s->own_stamp_mono, clock_wall_ms(), mono);
     if (now < s->last_stamp)
         now = s->last_stamp;
-    s->last_stamp = now;
+    s->last_stamp = s->own_stamp = now;
+    s->own_stamp_mono = mono;
     return now;
 }
 

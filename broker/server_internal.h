@@ -48,7 +48,8 @@ struct server {
     struct event *cron_ev;
     uint16_t http_port;
     char node_id_text[16];
-    uint64_t last_stamp; /* highest time_ms given to a Command */
+    uint64_t last_stamp;                /* highest time_ms given to a Command */
+    uint64_t own_stamp, own_stamp_mono; /* this process's last stamp, and when */
     bool tick_in_flight;
     int tick_marker;             /* its address is the ctx of Tick proposals */
     struct request_ctx *waiters; /* long polls, doubly linked */

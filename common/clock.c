@@ -25,6 +25,16 @@ uint64_t clock_mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+uint64_t clock_stamp_next(uint64_t prev, uint64_t prev_mono, uint64_t wall, uint64_t mono)
+{
+    if (prev_mono == 0)
+        return wall;
+    uint64_t elapsed = mono > prev_mono ? mono - prev_mono : 0;
+    uint64_t limit = prev + elapsed + elapsed / 100u;
+    uint64_t next = wall < limit ? wall : limit;
+    return next < prev ? prev : next;
+}
+
 void clock_format_rfc3339(uint64_t wall_ms, char out[25])
 {
     time_t secs = (time_t)(wall_ms / 1000u);

@@ -97,6 +97,6 @@ def power_all(ctx):
     _outages(ctx, ctx.cluster.n)
 
 
-register("power-one", power1, prepare=prepare)
+register("power-one", power1, prepare=prepare, ci=False)  # the short run has power-minority
 register("power-minority", power_minority, nodes=5, prepare=prepare)
 register("power-all", power_all, prepare=prepare)
