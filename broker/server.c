@@ -1,6 +1,6 @@
 /* The server core on the loop: evhtp set-up and the request life cycle
  * (413 before the body, routing, 404/405, authentication), the one place a
- * reply is written (common headers, resume of paused requests), Commands
+ * reply is written (common headers, release of held requests), Commands
  * proposed to the replication node and answered on apply, long-poll waiters
  * woken by the store's change notices, and the cron that proposes Ticks.
  * A request's context dies only in evhtp's on_request_fini hook; a proposal
@@ -153,9 +153,9 @@ void server_send_typed(struct request_ctx *rc, const struct reply *r, const char
     account(rc->srv, req, rc->compat_route ? rc->compat_route : rc->match.route, rc->method,
             r->status, rc->start_us, rc->id.user, r->body ? r->body_len : 0);
     reply_cleanup(&translated);
-    if (rc->paused) {
-        rc->paused = false;
-        evhtp_request_resume(req);
+    if (rc->held) {
+        rc->held = false;
+        server_conn_release(rc);
     }
 }
 
@@ -190,17 +190,17 @@ void server_start_stream(struct request_ctx *rc)
     add_header(req, "Cache-Control", "no-cache");
     evhtp_send_reply_chunk_start(req, EVHTP_RES_OK);
     account(rc->srv, req, rc->match.route, rc->method, 200, rc->start_us, rc->id.user, 0);
-    if (rc->paused) {
-        rc->paused = false;
-        evhtp_request_resume(req);
+    if (rc->held) {
+        rc->held = false;
+        server_conn_release(rc);
     }
 }
 
 static void pause_request(struct request_ctx *rc)
 {
-    if (!rc->paused) {
-        rc->paused = true;
-        evhtp_request_pause(rc->req);
+    if (!rc->held) {
+        rc->held = true;
+        server_conn_hold(rc);
     }
 }
 

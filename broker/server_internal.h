@@ -122,7 +122,7 @@ struct request_ctx {
     size_t body_len;
     const char *query;
     uint64_t start_us; /* monotonic arrival time, for metrics and the access log */
-    bool paused;
+    bool held;         /* waiting for its answer (server_conn_hold) */
     bool done;
     bool read_ok;                /* passed the read barrier (clusters) */
     struct hasher_job *hash_job; /* password work in flight (login, register) */
@@ -183,7 +183,7 @@ struct store_caller server_caller(const struct request_ctx *rc);
 void server_pause(struct request_ctx *rc);
 /* Starts a chunked 200 answer for an event stream (stream.c): the common
  * headers, Content-Type text/event-stream, Cache-Control no-cache; counts
- * it and resumes a paused request. Nothing else is sent through rc then. */
+ * it and releases a held request. Nothing else is sent through rc then. */
 void server_start_stream(struct request_ctx *rc);
 /* Adds a response header (copied). */
 void server_add_header(struct request_ctx *rc, const char *name, const char *value);
@@ -198,6 +198,15 @@ uint64_t server_now_stamp(struct server *s);
 evhtp_res server_conn_on_accept(evhtp_connection_t *conn, void *arg);
 void server_conn_request_started(struct request_ctx *rc);
 void server_conn_request_done(struct request_ctx *rc);
+/* Holds rc's request until server_conn_release (a Command, a wait, the
+ * hasher): evhtp's pause without stopping reading, so holding a request
+ * costs no epoll_ctl. Reading stops only when bytes of a pipelined request
+ * arrive meanwhile. */
+void server_conn_hold(struct request_ctx *rc);
+/* After the answer is queued: resumes the connection when the hold had to
+ * pause it. A client that closed meanwhile gets the answer written at once,
+ * as far as its socket takes it, before evhtp frees the connection. */
+void server_conn_release(struct request_ctx *rc);
 
 /* handlers.c */
 void handlers_dispatch(struct request_ctx *rc);

@@ -7,8 +7,10 @@
 
 import http.client
 import json
+import re
 import resource
 import socket
+import struct
 import threading
 import time
 
@@ -341,6 +343,52 @@ def test_random_bytes_and_pipelined_garbage(momd, alice):
     s.close()
     assert healthy_status(momd) == 200
     assert sorted(drain(alice, "g", len(acked))) == sorted(acked)
+
+
+def test_pipelined_and_half_closed_clients_get_every_held_answer(momd, alice):
+    # A publish is held until its commit while its connection keeps reading:
+    # requests pipelined behind it, in the same segment or arriving while it
+    # waits, and a client that shuts its sending side meanwhile must all get
+    # their answers, in order.
+    alice.create_queue("pipe")
+    auth = ("Authorization: Bearer %s\r\n" % alice.token).encode()
+
+    def publish(body, close=False):
+        return (b"POST /v1/queues/pipe/messages HTTP/1.1\r\nHost: x\r\n" + auth +
+                b"Content-Type: text/plain\r\nContent-Length: %d\r\n" % len(body) +
+                (b"Connection: close\r\n" if close else b"") + b"\r\n" + body)
+
+    s = connect(momd)
+    s.sendall(publish(b"p1") + publish(b"p2") + publish(b"p3") +
+              b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data, eof = read_all(s)
+    s.close()
+    assert eof
+    assert re.findall(rb"HTTP/1.1 (\d+) ", data) == [b"201", b"201", b"201", b"200"], data
+    for i in range(20):  # the next request arrives while the first may be held
+        s = connect(momd)
+        s.sendall(publish(b"a%d" % i))
+        s.sendall(publish(b"b%d" % i))
+        s.shutdown(socket.SHUT_WR)
+        data, eof = read_all(s)
+        s.close()
+        assert data.count(b"HTTP/1.1 201") == 2 and eof, data
+    s = connect(momd)
+    s.sendall(publish(b"last"))
+    s.shutdown(socket.SHUT_WR)
+    data, eof = read_all(s)
+    s.close()
+    assert data.startswith(b"HTTP/1.1 201") and eof
+    got = drain(alice, "pipe", 44)
+    assert len(got) == 44 and len(set(got)) == 44
+    # Clients that reset the connection while their publish is held.
+    alice.create_queue("pipe-rst")
+    for i in range(10):
+        s = connect(momd)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.sendall(publish(b"r%d" % i).replace(b"/pipe/", b"/pipe-rst/"))
+        s.close()
+    assert healthy_status(momd) == 200
 
 
 # ---- strict decoding ------------------------------------------------------------
