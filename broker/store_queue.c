@@ -504,6 +504,10 @@ static int build_messages(struct store *s, uint64_t index, uint64_t now, const s
     int rc = MOM_OK;
     for (size_t i = 0; i < cmd->item_count; i++) {
         const struct command_item *it = &cmd->items[i];
+        if (it->body_len >= STORE_MAX_MESSAGE_BODY) {
+            rc = MOM_ERR_TOO_LARGE;
+            break;
+        }
         struct qmsg *m = malloc(offsetof(struct qmsg, body) + it->body_len);
         if (!m) {
             rc = MOM_ERR_NOMEM;
@@ -521,7 +525,6 @@ static int build_messages(struct store *s, uint64_t index, uint64_t now, const s
         m->id = store_message_id(index, i);
         m->published_at = now;
         m->expires_at = expiry_for(q, now);
-        m->due = 0;
         m->heap_pos = 0;
         m->body_len = (uint32_t)it->body_len;
         m->delivery_count = 0;

@@ -18,7 +18,7 @@
  *            str dead_letter_queue ("" = none), u64 max_length,
  *            u64 message_ttl_ms, u64 next_seq, u64 message count, then per
  *            message: u8 state (0 ready, 1 delayed, 2 leased), u64 seq,
- *            u64 id, u64 published_at, u64 expires_at, u64 due,
+ *            u64 id, u64 published_at, u64 expires_at, u64 due (0 when ready),
  *            u32 delivery_count, str content_type, str publisher, blob body.
  *            Ready messages come first, in increasing seq order.
  *   TOPICS   u32 tag 'TOPC', u64 count, then per topic:
@@ -146,7 +146,7 @@ static void w_qmsg(struct writer *w, const struct store *s, const struct qmsg *m
     w_u64(w, m->id);
     w_u64(w, m->published_at);
     w_u64(w, m->expires_at);
-    w_u64(w, m->due);
+    w_u64(w, m->state == QMSG_READY ? 0 : m->due); /* a ready message's holds its link */
     w_u32(w, m->delivery_count);
     w_interned(w, s, m->content_type);
     w_interned(w, s, m->publisher);
@@ -498,7 +498,7 @@ static struct qmsg *read_qmsg(struct reader *r, struct store *s)
     }
     uint32_t len = r_u32(r);
     struct qmsg *m = NULL;
-    if (!r->err && len <= MAX_BODY)
+    if (!r->err && len <= MAX_BODY && state <= QMSG_LEASED)
         m = malloc(offsetof(struct qmsg, body) + len);
     if (!m || !r_bytes(r, m->body, len)) {
         corrupt(r);
@@ -507,13 +507,15 @@ static struct qmsg *read_qmsg(struct reader *r, struct store *s)
         strtab_release(s->strs, pub);
         return NULL;
     }
-    m->next = NULL;
-    m->state = state;
+    m->state = state & 3u; /* checked above */
     m->seq = seq;
     m->id = id;
     m->published_at = published;
     m->expires_at = expires;
-    m->due = due;
+    if (state == QMSG_READY)
+        m->next = NULL;
+    else
+        m->due = due;
     m->heap_pos = 0;
     m->delivery_count = count;
     m->content_type = ct;
