@@ -43,6 +43,9 @@ DEPS_TEST  := libcmocka-dev python3-pytest python3-requests python3-grpcio pytho
               python3-selenium libfaketime
 DEPS_FUZZ  := clang libclang-rt-14-dev
 DEPS_BENCH := wrk python3-requests python3-jwt python3-cryptography procps
+# `make bench-peers` also (rabbitmq-server on its own line: optional)
+DEPS_PEERS := redis-server redis-tools nginx-light python3-fastapi uvicorn python3-uvloop \
+              python3-httptools
 
 PROTO_SRC := proto/mom.proto
 PROTO_C   := $(BUILD)/proto/mom.pb.c
@@ -66,7 +69,7 @@ BENCH_BIN  := $(BENCH_SRC:test/bench/%.c=$(BUILD)/bench/%)
 # keep objects of test binaries between runs
 .SECONDARY:
 
-.PHONY: all run test unit sim integration asan fuzz bench chaos cluster deps deps-build deps-test \
+.PHONY: all run test unit sim integration asan fuzz bench bench-peers chaos cluster deps deps-build deps-test \
         deps-fuzz deps-bench deps-check fmt fmt-check clean demo demo-down demo-clean test-demo \
         install
 all: $(BUILD)/momd
@@ -179,6 +182,17 @@ fuzz: deps-fuzz
 bench: deps-bench
 	@$(MAKE) --no-print-directory all $(BENCH_BIN) $(BUILD)/bench/momd_nometrics
 	$(PYTHON) test/bench/run_bench.py --momd $(abspath $(BUILD)/momd) --bench-dir $(abspath $(BUILD)/bench)
+
+# momd beside Redis, nginx, FastAPI + uvicorn and RabbitMQ's HTTP API, all from
+# Debian, pinned the same way (test/bench/bench_peers.py; BENCH_PEERS_ARGS
+# passes options, e.g. --duration 5). RabbitMQ is skipped with a note when
+# it cannot be installed or started.
+bench-peers: deps-bench
+	$(call install_debs,$(DEPS_PEERS))
+	-$(call install_debs,rabbitmq-server)
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	$(PYTHON) test/bench/bench_peers.py --momd $(abspath $(BUILD)/momd) \
+	  --bench-dir $(abspath $(BUILD)/bench) $(BENCH_PEERS_ARGS)
 
 # Fault runs on real clusters (test/chaos/run.py says what is checked):
 # CHAOS_SECONDS of faults per scenario, CHAOS_SEED (default: the time,
