@@ -25,6 +25,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <fcntl.h>
@@ -126,6 +128,112 @@ void server_send(struct request_ctx *rc, const struct reply *r)
     server_send_typed(rc, r, "application/json");
 }
 
+/* An answer's status line and headers, built in place. */
+struct head {
+    char buf[640];
+    size_t len;
+    bool overflow;
+};
+
+static void head_add(struct head *h, const char *s, size_t n)
+{
+    if (n > sizeof h->buf - h->len) {
+        h->overflow = true;
+        return;
+    }
+    memcpy(h->buf + h->len, s, n);
+    h->len += n;
+}
+
+static void head_str(struct head *h, const char *s)
+{
+    head_add(h, s, strlen(s));
+}
+
+static void head_u64(struct head *h, uint64_t v)
+{
+    char t[20];
+    size_t i = sizeof t;
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    head_add(h, t + i, sizeof t - i);
+}
+
+/* Writes what evhtp_send_reply would for an answer whose only headers are
+ * the common ones, as one block appended to the connection's output:
+ * evhtp allocates every header as a list entry (the value copied), walks
+ * the list for Content-Type and twice for Content-Length, and appends each
+ * header in four pieces. The bytes are evhtp's: the status line with its
+ * reason phrase, X-Mom-Node, Retry-After on 429 and 503, Content-Type with
+ * a body, then what evhtp adds itself in its order (Content-Length of a
+ * body; "Connection: close" to an HTTP/1.1 client that asked to close, then
+ * "Content-Length: 0" without a body; "Connection: keep-alive" to an
+ * HTTP/1.0 client that asked to keep the connection; "Content-Type:
+ * text/plain" without a body), and the request is finished as evhtp would.
+ * Returns false, having written nothing, when evhtp must build the answer:
+ * headers were added for it, CORS is on, or the request is unusual. */
+static bool send_direct(struct request_ctx *rc, const struct reply *r, const char *content_type)
+{
+    evhtp_request_t *req = rc->req;
+    if (!TAILQ_EMPTY(req->headers_out) || rc->srv->cfg->cors_origins[0] ||
+        (req->flags & EVHTP_REQ_FLAG_CHUNKED) || evbuffer_get_length(req->buffer_out) ||
+        (req->proto != EVHTP_PROTO_11 && req->proto != EVHTP_PROTO_10) || !req->conn ||
+        !req->conn->bev || htparser_get_multipart(req->conn->parser) == 1)
+        return false;
+    size_t body_len = r->body ? r->body_len : 0;
+    bool keepalive = (req->flags & EVHTP_REQ_FLAG_KEEPALIVE) != 0;
+    struct head h = {.len = 0};
+    req->status = (evhtp_res)r->status;
+    head_str(&h, "HTTP/");
+    head_u64(&h, htparser_get_major(req->conn->parser));
+    head_add(&h, ".", 1);
+    head_u64(&h, htparser_get_minor(req->conn->parser));
+    head_add(&h, " ", 1);
+    head_u64(&h, (uint64_t)r->status);
+    head_add(&h, " ", 1);
+    head_str(&h, evhtp_request_get_status_code_str(req));
+    head_str(&h, "\r\nX-Mom-Node: ");
+    head_str(&h, rc->srv->node_id_text);
+    head_add(&h, "\r\n", 2);
+    if (r->status == 429 || r->status == 503)
+        head_str(&h, "Retry-After: 1\r\n");
+    if (body_len) {
+        head_str(&h, "Content-Type: ");
+        head_str(&h, content_type);
+        head_str(&h, "\r\nContent-Length: ");
+        head_u64(&h, body_len);
+        head_add(&h, "\r\n", 2);
+    }
+    if (req->proto == EVHTP_PROTO_11) {
+        if (!keepalive)
+            head_str(&h, "Connection: close\r\n");
+        if (!body_len)
+            head_str(&h, "Content-Length: 0\r\n");
+    } else if (keepalive) {
+        head_str(&h, "Connection: keep-alive\r\n");
+    }
+    if (!body_len)
+        head_str(&h, "Content-Type: text/plain\r\n");
+    head_add(&h, "\r\n", 2);
+    if (h.overflow)
+        return false;
+    struct evbuffer *out = bufferevent_get_output(req->conn->bev);
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)(h.len + body_len), &v, 1) != 1 ||
+        v.iov_len < h.len + body_len)
+        return false;
+    memcpy(v.iov_base, h.buf, h.len);
+    if (body_len)
+        memcpy((char *)v.iov_base + h.len, r->body, body_len);
+    v.iov_len = h.len + body_len;
+    if (evbuffer_commit_space(out, &v, 1) != 0)
+        return false;
+    req->flags |= EVHTP_REQ_FLAG_FINISHED;
+    return true;
+}
+
 void server_send_typed(struct request_ctx *rc, const struct reply *r, const char *content_type)
 {
     if (rc->done)
@@ -138,16 +246,18 @@ void server_send_typed(struct request_ctx *rc, const struct reply *r, const char
     if (compat_translate(rc, r, &translated))
         r = &translated;
     evhtp_request_t *req = rc->req;
-    add_header(req, "X-Mom-Node", rc->srv->node_id_text);
-    add_cors_headers(rc->srv, req);
-    if ((r->status == 429 || r->status == 503) &&
-        !evhtp_header_find(req->headers_out, "Retry-After"))
-        add_header(req, "Retry-After", "1");
-    if (r->body && r->body_len) {
-        add_header(req, "Content-Type", content_type);
-        evbuffer_add(req->buffer_out, r->body, r->body_len);
+    if (!send_direct(rc, r, content_type)) {
+        add_header(req, "X-Mom-Node", rc->srv->node_id_text);
+        add_cors_headers(rc->srv, req);
+        if ((r->status == 429 || r->status == 503) &&
+            !evhtp_header_find(req->headers_out, "Retry-After"))
+            add_header(req, "Retry-After", "1");
+        if (r->body && r->body_len) {
+            add_header(req, "Content-Type", content_type);
+            evbuffer_add(req->buffer_out, r->body, r->body_len);
+        }
+        evhtp_send_reply(req, (evhtp_res)r->status);
     }
-    evhtp_send_reply(req, (evhtp_res)r->status);
     /* a prototype route is counted under its own pattern, not the /v1
      * route it was rewritten into */
     account(rc->srv, req, rc->compat_route ? rc->compat_route : rc->match.route, rc->method,
