@@ -353,7 +353,7 @@ static void handle_acl_put(struct request_ctx *rc, bool queue)
 static bool publish_headers(struct request_ctx *rc, bool queue, mom_v1_Publish *pub,
                             uint64_t *delay_ms)
 {
-    const char *key = evhtp_header_find(rc->req->headers_in, "Idempotency-Key");
+    const char *key = server_header(rc->req->headers_in, "Idempotency-Key");
     if (key) {
         size_t n = strlen(key);
         bool printable = n >= 1 && n <= 256;
@@ -367,7 +367,7 @@ static bool publish_headers(struct request_ctx *rc, bool queue, mom_v1_Publish *
         memcpy(pub->idempotency_key, key, n + 1);
     }
     *delay_ms = 0;
-    const char *delay = evhtp_header_find(rc->req->headers_in, "Mom-Delay-Ms");
+    const char *delay = server_header(rc->req->headers_in, "Mom-Delay-Ms");
     if (delay) {
         if (!queue) {
             server_fail(rc, API_ERR_BAD_REQUEST, "topics do not take Mom-Delay-Ms");
@@ -393,8 +393,8 @@ static void handle_publish(struct request_ctx *rc, bool queue)
     memset(&item, 0, sizeof item);
     if (!publish_headers(rc, queue, pub, &item.delay_ms))
         return;
-    const char *ct = rc->content_type ? rc->content_type
-                                      : evhtp_header_find(rc->req->headers_in, "Content-Type");
+    const char *ct =
+        rc->content_type ? rc->content_type : server_header(rc->req->headers_in, "Content-Type");
     if (ct) {
         if (strlen(ct) >= sizeof item.content_type) {
             server_fail(rc, API_ERR_BAD_REQUEST, "Content-Type is longer than 255 bytes");

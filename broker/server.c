@@ -79,7 +79,7 @@ static void add_cors_headers(const struct server *s, evhtp_request_t *req)
     if (!s->cfg->cors_origins[0])
         return;
     add_header(req, "Vary", "Origin");
-    const char *origin = evhtp_header_find(req->headers_in, "Origin");
+    const char *origin = server_header(req->headers_in, "Origin");
     if (!cors_origin_allowed(s->cfg->cors_origins, origin))
         return;
     add_header(req, "Access-Control-Allow-Origin", origin);
@@ -250,7 +250,7 @@ void server_send_typed(struct request_ctx *rc, const struct reply *r, const char
         add_header(req, "X-Mom-Node", rc->srv->node_id_text);
         add_cors_headers(rc->srv, req);
         if ((r->status == 429 || r->status == 503) &&
-            !evhtp_header_find(req->headers_out, "Retry-After"))
+            !server_header(req->headers_out, "Retry-After"))
             add_header(req, "Retry-After", "1");
         if (r->body && r->body_len) {
             add_header(req, "Content-Type", content_type);
@@ -831,7 +831,7 @@ static evhtp_res on_read_discard(evhtp_request_t *req, struct evbuffer *buf, voi
 /* Content-Length above max_body: 413, decided before the body (docs/api.md). */
 static bool body_too_large(const struct server *s, evhtp_headers_t *hdrs, uint64_t *length)
 {
-    const char *cl = evhtp_header_find(hdrs, "Content-Length");
+    const char *cl = server_header(hdrs, "Content-Length");
     if (!cl)
         return false;
     char *end;
@@ -874,7 +874,7 @@ static evhtp_res on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *a
     struct server *s = arg;
     char message[160];
     uint64_t length = 0;
-    if (evhtp_header_find(hdrs, "Transfer-Encoding")) {
+    if (server_header(hdrs, "Transfer-Encoding")) {
         snprintf(message, sizeof message,
                  "chunked request bodies are not accepted; send Content-Length");
         send_too_large(s, req, API_ERR_LENGTH_REQUIRED, message);
@@ -882,7 +882,7 @@ static evhtp_res on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *a
         snprintf(message, sizeof message, "the body is larger than %llu bytes",
                  (unsigned long long)s->cfg->max_body);
         send_too_large(s, req, API_ERR_PAYLOAD_TOO_LARGE, message);
-        const char *expect = evhtp_header_find(hdrs, "Expect");
+        const char *expect = server_header(hdrs, "Expect");
         if (!expect && length <= DRAIN_LIMIT) {
             /* Answered; keep reading the body into the void so that the
              * close after it does not reset the connection under the 413. */
@@ -903,7 +903,7 @@ static evhtp_res on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *a
 
 static bool authenticate(struct request_ctx *rc)
 {
-    const char *h = evhtp_header_find(rc->req->headers_in, "Authorization");
+    const char *h = server_header(rc->req->headers_in, "Authorization");
     char *query_token = NULL;
     const char *token = NULL;
     if (h && strncasecmp(h, "Bearer ", 7) == 0) {

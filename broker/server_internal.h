@@ -22,6 +22,8 @@
 #include <evhtp.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
+#include <strings.h>
 
 struct metrics;
 struct node;
@@ -149,6 +151,21 @@ struct request_ctx {
     char *compat_body;        /* freed with the request */
     const char *content_type; /* a publish's type when not from the header */
 };
+
+/* The value of the first header called name (case-insensitive), or NULL.
+ * evhtp_header_find runs strcasecmp on every header of the list, about 70
+ * calls per publish; this compares lengths first. */
+static inline const char *server_header(evhtp_headers_t *hdrs, const char *name)
+{
+    size_t len = strlen(name);
+    evhtp_header_t *kv;
+    TAILQ_FOREACH(kv, hdrs, next)
+    {
+        if (kv->klen == len && strncasecmp(kv->key, name, len) == 0)
+            return kv->val;
+    }
+    return NULL;
+}
 
 /* Sends r (status and body) with the common headers and finishes the request. */
 void server_send(struct request_ctx *rc, const struct reply *r);
