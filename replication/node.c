@@ -39,12 +39,12 @@
 #include "replication/node_internal.h"
 
 #include "common/clock.h"
-#include "common/crc32c.h"
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/grow.h"
 #include "common/log.h"
 #include "replication/grpcmsg.h"
+#include "replication/hard_state.h"
 #include "replication/syncer.h"
 #include "replication/wal.h"
 
@@ -118,25 +118,17 @@ void node_fail_pending_from(struct node *n, uint64_t from, int err)
 
 /* ---- hard state file ---- */
 
-/* group dir/raft-state: "term vote abstain incarnation cluster_id
- * crc32c=XXXXXXXX\n" — the cluster id in hex (0 = none yet), then the
- * CRC32C of the text before " crc32c=" as 8 hex digits, so that a flipped
- * digit (another valid-looking term, vote or cluster id) is found, not
- * believed. Files written before the CRC have four or five fields and are
- * still read; the next write adds it. Replaced atomically. */
+/* group dir/raft-state (text in hard_state.h), replaced atomically. */
 static int hard_state_write(struct node *n, const struct raft_hard_state *hs)
 {
-    char path[1200], tmp[1200], text[160];
+    char path[1200], tmp[1200], text[HARD_STATE_TEXT_MAX];
     snprintf(path, sizeof path, "%s/raft-state", n->dir);
     snprintf(tmp, sizeof tmp, "%s/raft-state.tmp", n->dir);
-    int len = snprintf(text, sizeof text, "%" PRIu64 " %u %d %" PRIu64 " %" PRIx64, hs->term,
-                       hs->vote, hs->abstain ? 1 : 0, n->incarnation, hs->cluster_id);
-    len += snprintf(text + len, sizeof text - (size_t)len, " crc32c=%08" PRIx32 "\n",
-                    crc32c(text, (size_t)len));
+    size_t len = hard_state_format(hs, n->incarnation, text);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return mom_err_from_errno(errno);
-    bool ok = write(fd, text, (size_t)len) == (ssize_t)len;
+    bool ok = write(fd, text, len) == (ssize_t)len;
     if (ok && n->sync != NODE_SYNC_NEVER)
         ok = fsync(fd) == 0;
     int rc = ok ? MOM_OK : mom_err_from_errno(errno);
@@ -146,73 +138,6 @@ static int hard_state_write(struct node *n, const struct raft_hard_state *hs)
     if (rc == MOM_OK && n->sync != NODE_SYNC_NEVER)
         rc = fs_fsync_dir(n->dir);
     return rc;
-}
-
-/* One unsigned number filling [p, e) exactly, in base 10 or 16. */
-static bool parse_u64(const char *p, const char *e, int base, uint64_t max, uint64_t *out)
-{
-    if (p == e || e - p > 20)
-        return false;
-    uint64_t v = 0;
-    for (; p < e; p++) {
-        unsigned d;
-        if (*p >= '0' && *p <= '9')
-            d = (unsigned)(*p - '0');
-        else if (base == 16 && *p >= 'a' && *p <= 'f')
-            d = (unsigned)(*p - 'a' + 10);
-        else
-            return false;
-        if (v > (max - d) / (unsigned)base)
-            return false;
-        v = v * (unsigned)base + d;
-    }
-    *out = v;
-    return true;
-}
-
-/* Parses the raft-state text (format above): MOM_OK or MOM_ERR_CORRUPT. */
-static int hard_state_parse(const char *text, size_t len, struct raft_hard_state *hs,
-                            uint64_t *incarnation)
-{
-    if (len == 0 || text[len - 1] != '\n')
-        return MOM_ERR_CORRUPT;
-    const char *tok[7], *end[7];
-    int n = 0;
-    const char *p = text, *stop = text + len - 1;
-    while (p <= stop) {
-        const char *e = p;
-        while (e < stop && *e != ' ')
-            e++;
-        if (e == p || n == 7)
-            return MOM_ERR_CORRUPT; /* an empty field, or too many */
-        tok[n] = p;
-        end[n++] = e;
-        p = e + 1;
-    }
-    static const char mark[] = "crc32c=";
-    if (n == 6) {
-        uint64_t crc;
-        size_t ml = sizeof mark - 1;
-        if ((size_t)(end[5] - tok[5]) != ml + 8 || memcmp(tok[5], mark, ml) != 0 ||
-            !parse_u64(tok[5] + ml, end[5], 16, UINT32_MAX, &crc) ||
-            crc32c(text, (size_t)(end[4] - text)) != (uint32_t)crc)
-            return MOM_ERR_CORRUPT;
-    } else if (n != 4 && n != 5) {
-        return MOM_ERR_CORRUPT;
-    }
-    uint64_t term, vote, abstain, inc, cid = 0;
-    if (!parse_u64(tok[0], end[0], 10, UINT64_MAX, &term) ||
-        !parse_u64(tok[1], end[1], 10, UINT32_MAX, &vote) ||
-        !parse_u64(tok[2], end[2], 10, 1, &abstain) ||
-        !parse_u64(tok[3], end[3], 10, UINT64_MAX, &inc) ||
-        (n >= 5 && !parse_u64(tok[4], end[4], 16, UINT64_MAX, &cid)))
-        return MOM_ERR_CORRUPT;
-    hs->term = term;
-    hs->vote = (uint32_t)vote;
-    hs->abstain = abstain != 0;
-    hs->cluster_id = cid;
-    *incarnation = inc;
-    return MOM_OK;
 }
 
 /* MOM_OK with *found; MOM_ERR_CORRUPT when present but unreadable. */

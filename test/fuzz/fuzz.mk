@@ -48,6 +48,7 @@ SRC_fuzz_http_body := broker/http_parse.c broker/stream_params.c broker/router.c
 SRC_fuzz_jws     := broker/jws.c common/err.c common/log.c common/number.c common/base64.c
 SRC_fuzz_stream_params := broker/stream_params.c common/clock.c
 SRC_fuzz_receipt := broker/receipt.c common/fsutil.c common/err.c
+SRC_fuzz_hard_state := replication/hard_state.c common/crc32c.c common/err.c
 LIB_fuzz_headers := -lnghttp2
 LIB_fuzz_h2conn  := -lnghttp2
 LIB_fuzz_grpcmsg := -l:libprotobuf-nanopb.a
