@@ -12,28 +12,16 @@
 
 import os
 import signal
-import socket
 import sys
 import time
 
 import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from conftest import Momd, mint  # noqa: E402
+from conftest import Momd, free_ports, mint  # noqa: E402
 
 CLUSTER_SECRET = "chaos-cluster-secret-0123456789abcdef"
 
-
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 class NoLeader(Exception):

@@ -8,9 +8,11 @@ import base64
 import json
 import os
 import queue
+import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -232,6 +234,42 @@ class Momd:
 
 
 # ---- tokens -----------------------------------------------------------------
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(n):
+    """n distinct ports of 127.0.0.1, free now, for a node to bind later
+    (peer ports that MOM_PEERS must name before the node starts). They are
+    picked below the kernel's ephemeral range: a port the kernel hands out
+    on its own (another listener on port 0, a proxy's or a client's
+    outgoing connection) can then never take one of them between this pick
+    and the node's bind."""
+    low, high = 10000, _ephemeral_low() - 1
+    ports = []
+    while len(ports) < n:
+        port = random.randint(low, high)
+        if port in ports:
+            continue
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        ports.append(port)
+    return ports
+
+
+def free_port():
+    return free_ports(1)[0]
+
 
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")

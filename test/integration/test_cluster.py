@@ -7,28 +7,16 @@
 import os
 import re
 import signal
-import socket
 import threading
 import time
 
 import pytest
 import requests
 
-from conftest import Client, Momd, MomdStartError, mint
+from conftest import Client, Momd, MomdStartError, free_ports, mint
 
 CLUSTER_SECRET = "cluster-test-secret-0123456789abcdef"
 
-
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 class Cluster:

@@ -18,7 +18,7 @@ import grpc
 import jwt
 import pytest
 
-from conftest import REPO, Client, mint, wait_until
+from conftest import REPO, Client, free_port, mint, wait_until
 
 CLUSTER_SECRET = "peer-cluster-secret-0123456789abcdef"
 SERVICE = "mom.v1.Peer"
@@ -51,14 +51,6 @@ def peer_token(sub="node:2", secret=CLUSTER_SECRET, aud="mom-peer", exp_in=60, *
 def bearer(tok):
     return (("authorization", "Bearer " + tok),)
 
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def start_peer_momd(momd_factory, peers=None, secret=CLUSTER_SECRET):

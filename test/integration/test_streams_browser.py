@@ -7,11 +7,10 @@
 # SPDX-License-Identifier: MIT
 
 import os
-import socket
 
 import pytest
 
-from conftest import Client, mint
+from conftest import Client, free_port, mint
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -42,13 +41,6 @@ def browser():
     finally:
         d.quit()
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def received(d):
