@@ -451,11 +451,19 @@ int store_restore_user(struct store *s, const char *name, const char *hash, uint
 
 /* ---- publish (queues and topics share validation and idempotency) ---- */
 
+struct resource *resource_find(const struct store *s, unsigned kind, const char *name)
+{
+    if (kind == RES_QUEUE)
+        return (struct resource *)queue_find(s, name);
+    if (kind == RES_TOPIC)
+        return (struct resource *)topic_find(s, name);
+    return NULL;
+}
+
 struct resource *store_lookup_resource(const struct store *s, bool is_queue, const char *name,
                                        struct reply *r)
 {
-    struct resource *res =
-        is_queue ? (struct resource *)queue_find(s, name) : (struct resource *)topic_find(s, name);
+    struct resource *res = resource_find(s, is_queue ? RES_QUEUE : RES_TOPIC, name);
     if (!res)
         render_error(r, is_queue ? API_ERR_QUEUE_NOT_FOUND : API_ERR_TOPIC_NOT_FOUND,
                      "%s '%s' does not exist", is_queue ? "queue" : "topic", name);

@@ -191,6 +191,9 @@ struct store {
  * Failures are answered with render_error(r, API_ERR_..., ...) and successes
  * with the render_* shapes: the store never names an HTTP status. */
 void store_notify(struct store *s, enum store_change change, const char *name);
+/* The queue or topic called name (kind RES_QUEUE or RES_TOPIC); NULL when
+ * there is none or kind is neither. */
+struct resource *resource_find(const struct store *s, unsigned kind, const char *name);
 /* The queue or topic a command names, or NULL with r holding the 404. */
 struct resource *store_lookup_resource(const struct store *s, bool is_queue, const char *name,
                                        struct reply *r);

@@ -672,13 +672,7 @@ static int read_idem(struct reader *r, struct store *s)
             answer.body_len = len;
         }
         answer.status = (int)status;
-        struct resource *res = NULL;
-        if (!r->err) {
-            if (kind == RES_QUEUE)
-                res = (struct resource *)queue_find(s, name);
-            else if (kind == RES_TOPIC)
-                res = (struct resource *)topic_find(s, name);
-        }
+        struct resource *res = r->err ? NULL : resource_find(s, kind, name);
         if (!res || !reply_is_success(&answer) || !key[0] || hashmap_get_str(res->idem, key) ||
             store_idem_remember(s, res, key, time, &answer) != MOM_OK)
             corrupt(r);
@@ -740,13 +734,7 @@ static int read_acls(struct reader *r, struct store *s)
     for (uint64_t i = 0; i < n && !r->err; i++) {
         uint8_t kind = r_u8(r);
         char *name = r_str(r, MAX_NAME);
-        struct resource *res = NULL;
-        if (!r->err) {
-            if (kind == RES_QUEUE)
-                res = (struct resource *)queue_find(s, name);
-            else if (kind == RES_TOPIC)
-                res = (struct resource *)topic_find(s, name);
-        }
+        struct resource *res = r->err ? NULL : resource_find(s, kind, name);
         free(name);
         /* each resource once, and never with an empty ACL */
         if (!res || !acl_empty(res)) {

@@ -16,8 +16,8 @@ static const char crc_mark[] = " crc32c=";
 size_t hard_state_format(const struct raft_hard_state *hs, uint64_t incarnation,
                          char out[HARD_STATE_TEXT_MAX])
 {
-    int len = snprintf(out, HARD_STATE_TEXT_MAX, "%" PRIu64 " %u %d %" PRIu64 " %" PRIx64,
-                       hs->term, hs->vote, hs->abstain ? 1 : 0, incarnation, hs->cluster_id);
+    int len = snprintf(out, HARD_STATE_TEXT_MAX, "%" PRIu64 " %u %d %" PRIu64 " %" PRIx64, hs->term,
+                       hs->vote, hs->abstain ? 1 : 0, incarnation, hs->cluster_id);
     len += snprintf(out + len, HARD_STATE_TEXT_MAX - (size_t)len, "%s%08" PRIx32 "\n", crc_mark,
                     crc32c(out, (size_t)len));
     return (size_t)len;

@@ -23,8 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char text[HARD_STATE_TEXT_MAX];
     size_t len = hard_state_format(&hs, inc, text);
     if (hard_state_parse(text, len, &again, &inc2) != MOM_OK || again.term != hs.term ||
-        again.vote != hs.vote || again.abstain != hs.abstain ||
-        again.cluster_id != hs.cluster_id || inc2 != inc)
+        again.vote != hs.vote || again.abstain != hs.abstain || again.cluster_id != hs.cluster_id ||
+        inc2 != inc)
         abort();
     return 0;
 }

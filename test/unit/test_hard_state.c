@@ -83,14 +83,14 @@ static void damage_is_refused(void **state)
     static const char *const bad[] = {
         "",
         "\n",
-        "5 3 1\n",              /* too few fields */
+        "5 3 1\n", /* too few fields */
         "5 3 1 99 0 crc32c=00000000 x\n",
-        "5  3 1 99\n",          /* an empty field */
-        "5 3 2 99\n",           /* abstain is 0 or 1 */
-        "5 4294967296 0 99\n",  /* vote beyond 32 bits */
+        "5  3 1 99\n",                   /* an empty field */
+        "5 3 2 99\n",                    /* abstain is 0 or 1 */
+        "5 4294967296 0 99\n",           /* vote beyond 32 bits */
         "18446744073709551616 3 1 99\n", /* term beyond 64 bits */
         "+5 3 1 99\n",
-        "5 3 1 99 FF\n",        /* the cluster id is lowercase hex */
+        "5 3 1 99 FF\n", /* the cluster id is lowercase hex */
         "5 3 1 99 ff crc32c=zzzzzzzz\n",
         "5 3 1 99 ff crc32c=0\n",
         "5 3 1 99 ff crc=00000000\n",
