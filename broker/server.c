@@ -367,7 +367,9 @@ uint64_t server_now_stamp(struct server *s)
 static void send_storage_error(struct request_ctx *rc, int err)
 {
     if (err == MOM_ERR_UNAVAILABLE && node_writable(rc->srv->node))
-        server_fail(rc, API_ERR_UNAVAILABLE, "no leader could commit the write in time; retry");
+        server_fail(rc, API_ERR_UNAVAILABLE,
+                    "the write was not confirmed (no commit in time, or the leader changed); "
+                    "it may still commit: retry with the same Idempotency-Key");
     else if (err == MOM_ERR_NOSPACE)
         server_fail(rc, API_ERR_STORAGE_FULL, "the log cannot be written: disk full");
     else

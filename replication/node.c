@@ -481,6 +481,30 @@ static void flush(struct node *n)
     }
 }
 
+/* After a change of role or term: a leader that lost its leadership fails
+ * its proposals that have not committed (they may still commit under the
+ * next leader: the answer is 503, outcome unknown, and the client retries
+ * with its Idempotency-Key) instead of letting them wait out the commit
+ * timeout; its ReadIndex barriers are failed by the core (fail_reads). A
+ * newer term also fails what this node sent to the leader it knew: the
+ * forwarded proposals (same answer) and the barriers still waiting for the
+ * leader's read index. */
+static void leadership_check(struct node *n)
+{
+    bool leader = raft_role(n->raft) == RAFT_LEADER;
+    uint64_t term = raft_term(n->raft);
+    bool newer = term > n->seen_term;
+    bool lost = n->was_leader && (!leader || newer);
+    n->was_leader = leader;
+    n->seen_term = term;
+    if (lost)
+        node_fail_pending_from(n, raft_commit_index(n->raft) + 1, MOM_ERR_UNAVAILABLE);
+    if (newer) {
+        node_forward_fail_all(n);
+        node_read_fail_calls(n);
+    }
+}
+
 static void pump(struct node *n)
 {
     for (int rounds = 0; rounds < 1000; rounds++) {
@@ -490,6 +514,7 @@ static void pump(struct node *n)
             handle_ready(n, &rd);
             any = true;
         }
+        leadership_check(n);
         uint64_t before = n->persisted_id;
         flush(n);
         if (!any && n->persisted_id == before)

@@ -2,7 +2,8 @@
  * Follower: node_propose on a follower sends the encoded Command to the
  * leader and keeps a struct fwd_call on n->fwd_calls until the reply, which
  * becomes cb.forwarded (the leader's HTTP status, body and the entry's log
- * index) or cb.fail.
+ * index) or cb.fail; when this node learns a newer term first, cb.fail
+ * (node_forward_fail_all) and the late reply is dropped.
  * Leader: a forwarded Command is restamped (cb.restamp) and proposed with
  * the call as its waiter; when it is applied, node_forward_answer replies
  * with what apply produced. A Forward{read_index} goes to node_read.c.
@@ -28,6 +29,8 @@ static void on_forward_reply(int status, const char *message, const uint8_t *rep
         fc->next->prev = fc->prev;
     void *ctx = fc->ctx;
     free(fc);
+    if (!ctx)
+        return; /* failed already (node_forward_fail_all) */
     if (status != GRPC_OK) {
         log_debug("forward failed: %s %s", grpcmsg_status_name(status), message ? message : "");
         n->cb.fail(n->arg, ctx, MOM_ERR_UNAVAILABLE);
@@ -136,12 +139,24 @@ void node_forward_on_request(struct peer_request *req, const uint8_t *body, size
         peer_respond(req, GRPC_UNAVAILABLE, mom_strerror(rc), NULL, 0);
 }
 
+void node_forward_fail_all(struct node *n)
+{
+    for (struct fwd_call *fc = n->fwd_calls; fc; fc = fc->next) {
+        void *ctx = fc->ctx;
+        if (!ctx)
+            continue;
+        fc->ctx = NULL; /* the call stays until its reply or deadline frees it */
+        n->cb.fail(n->arg, ctx, MOM_ERR_UNAVAILABLE);
+    }
+}
+
 void node_forward_close(struct node *n)
 {
     while (n->fwd_calls) {
         struct fwd_call *fc = n->fwd_calls;
         n->fwd_calls = fc->next;
-        n->cb.fail(n->arg, fc->ctx, MOM_ERR_CLOSED);
+        if (fc->ctx)
+            n->cb.fail(n->arg, fc->ctx, MOM_ERR_CLOSED);
         free(fc);
     }
 }

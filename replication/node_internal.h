@@ -140,6 +140,9 @@ struct node {
     struct event *everysec_ev;
     struct event *tick_ev;
     bool kicked;
+    /* leadership as of the last pump (node_leadership_changed) */
+    bool was_leader;
+    uint64_t seen_term;
     bool startup; /* node_open: sync on the loop thread */
 
     /* Leader's proposals in index order: a ring of capacity cap. */
@@ -231,6 +234,9 @@ void node_read_states(struct node *n, const struct raft_ready *rd);
 void node_read_forwarded(struct node *n, struct peer_request *req);
 /* node_close: fails every barrier with MOM_ERR_CLOSED. */
 void node_read_close(struct node *n);
+/* Follower: fails the barriers still waiting for a leader's answer
+ * (the leader they asked may never answer). */
+void node_read_fail_calls(struct node *n);
 
 /* ---- node_forward.c ---- */
 /* Follower: sends the Command to the leader; ctx gets forwarded or fail.
@@ -243,6 +249,10 @@ void node_forward_answer(struct node *n, struct peer_request *fwd, uint64_t inde
 void node_forward_on_request(struct peer_request *req, const uint8_t *body, size_t len, void *arg);
 /* node_close: fails the calls still waiting for the leader. */
 void node_forward_close(struct node *n);
+/* Follower: fails the forwarded proposals still waiting for their leader's
+ * answer with MOM_ERR_UNAVAILABLE (the outcome is unknown); a late answer
+ * is dropped. */
+void node_forward_fail_all(struct node *n);
 
 /* ---- node_cluster.c ---- */
 /* Frees the health table and the peer channel (GOAWAY). Accepts NULL. */

@@ -183,6 +183,14 @@ void node_read_forwarded(struct node *n, struct peer_request *req)
     node_kick(n);
 }
 
+void node_read_fail_calls(struct node *n)
+{
+    for (struct read_wait *w = n->reads; w; w = w->next)
+        if (w->call_out && !w->done && !w->have_index)
+            w->deadline = 0; /* answered 503 by node_read_progress */
+    node_read_progress(n, false);
+}
+
 void node_read_close(struct node *n)
 {
     while (n->reads) {
