@@ -8,7 +8,9 @@
 # majority, fires receives, publishes and GETs at the cut-off node across
 # the keepalive drop, heals and fires again while it catches up. Every
 # answer must be 503 or a success; the first 404 fails the test with the
-# request that got it.
+# request that got it. Tries alternate between the two kinds of cut: every
+# third one drops the connections (netfault "reset": RST, new ones refused)
+# instead of holding the bytes.
 # STALE404_TRIES (default 3) sets the number of tries; STALE404_CUT_S the
 # length of each cut (default 4.5 s).
 # SPDX-License-Identifier: MIT
@@ -73,7 +75,7 @@ def test_cut_off_follower_never_answers_404_for_a_queue_created_after_the_cut(tm
             f = (li + 1 + t % 2) % 3
             rest = [i for i in range(3) if i != f]
             node = c.nodes[f]
-            c.net.partition([{f}, set(rest)])
+            c.net.partition([{f}, set(rest)], mode="reset" if t % 3 == 2 else "stall")
             q = "q%d" % t
             create_on(c, rest, q)
             cut_end = time.monotonic() + CUT_S
