@@ -592,29 +592,8 @@ int mkdir(const char *name, mode_t mode)
 
 /* The same calls under their large-file names (programs built with
  * _FILE_OFFSET_BITS=64 call these; on LP64 they are the same functions). */
-int open64(const char *name, int flags, ...)
-{
-    mode_t mode = 0;
-    if (flags & (O_CREAT | __O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
-    return do_open(AT_FDCWD, name, flags, mode, 0);
-}
-
-int openat64(int dirfd, const char *name, int flags, ...)
-{
-    mode_t mode = 0;
-    if (flags & (O_CREAT | __O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
-    return do_open(dirfd, name, flags, mode, 1);
-}
+int open64(const char *name, int flags, ...) __attribute__((alias("open")));
+int openat64(int dirfd, const char *name, int flags, ...) __attribute__((alias("openat")));
 
 ssize_t pwrite64(int fd, const void *buf, size_t len, off_t off)
 {

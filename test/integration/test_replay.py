@@ -11,9 +11,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import MomdStartError, assert_error, mint
+from conftest import assert_error, mint
 from sse_client import SSEClient
-from test_cluster import Cluster, wait_for
+from test_cluster import cluster, wait_for  # noqa: F401  (the fixture)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -319,21 +319,6 @@ def test_topic_stream_from_time(momd, alice):
     s, status = open_stream(momd, "/v1/topics/t/stream?from=time:2026-02-30T00:00:00Z")
     assert status == 400 and b"no such date" in s.body_text, s.body_text
     s.close()
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path)
-    try:
-        c.start()
-    except MomdStartError as e:
-        c.stop_all()
-        pytest.fail(str(e), pytrace=False)
-    yield c
-    c.stop_all()
-    problems = [p for p in (m.sanitizer_report() for m in c.nodes) if p]
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
 
 
 def test_replay_through_followers(cluster):
