@@ -410,9 +410,12 @@ struct raft_snapshot_meta raft_snapshot(const struct raft *r);
 /* Term of the entry at index (snapshot index included); false when unknown. */
 bool raft_term_at(const struct raft *r, uint64_t index, uint64_t *term);
 /* The entry at index when it is in memory (pointer valid until the next
- * non-const call); false otherwise. */
+ * non-const call); false otherwise (compacted, or in a cluster of one
+ * already applied and handed to storage: its data was released). */
 bool raft_entry_at(const struct raft *r, uint64_t index, struct raft_entry *out);
-/* Bytes of entry data held in memory (to decide when to snapshot). */
+/* Bytes of entry data appended since the snapshot (to decide when to
+ * snapshot). In a cluster of one most of it is no longer in memory: an
+ * entry's data is freed once it is applied and handed to storage. */
 uint64_t raft_log_bytes(const struct raft *r);
 /* Leader: whether a leadership transfer is in progress. */
 uint32_t raft_transferee(const struct raft *r);

@@ -67,7 +67,11 @@ struct raft {
     /* The log: index i lives at log[log_off + (i - snap_index - 1)]. */
     struct raft_entry *log;
     size_t log_cap, log_off, log_len;
-    uint64_t log_bytes;
+    uint64_t log_bytes; /* sum of the entries' len, released ones included */
+    /* A cluster of one sends no entries, so an entry's data is freed once it
+     * is applied and handed to storage (release_sent in raft.c): entries
+     * (snap_index, released] keep index, term and len but data is NULL. */
+    uint64_t released;
     /* Data of compacted entries, freed a slice at a time (raft_release):
      * freeing 100k entries at once held the loop for 10-20 ms. */
     const uint8_t **garbage;

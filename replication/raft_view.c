@@ -97,7 +97,7 @@ bool raft_term_at(const struct raft *r, uint64_t index, uint64_t *term)
 
 bool raft_entry_at(const struct raft *r, uint64_t index, struct raft_entry *out)
 {
-    if (index <= r->snap_index || index > last_index(r))
+    if (index <= r->snap_index || index <= r->released || index > last_index(r))
         return false;
     *out = *entry_ptr(r, index);
     return true;
@@ -138,11 +138,15 @@ int raft_check_invariants(const struct raft *r)
         CHECK(e->index == r->snap_index + 1 + (uint64_t)i);
         CHECK(e->term >= prev);
         CHECK(e->term <= r->term);
-        CHECK((e->len == 0) == (e->data == NULL));
+        if (e->index <= r->released)
+            CHECK(e->data == NULL && e->index <= r->applied && e->index < r->unstable_from);
+        else
+            CHECK((e->len == 0) == (e->data == NULL));
         prev = e->term;
         bytes += e->len;
     }
     CHECK(bytes == r->log_bytes);
+    CHECK(r->released == 0 || r->n == 1);
     CHECK(r->vote <= r->n);
     CHECK(r->lead <= r->n);
     CHECK((r->role == RAFT_LEADER) == (r->lead == r->cfg.id));

@@ -1,6 +1,7 @@
 /* Unit tests for replication/raft: targeted scenarios on a small synchronous
  * harness (nodes persist each Ready at once, messages go through a FIFO that
- * links can cut): single-node commit, elections, log repair with conflict
+ * links can cut): single-node commit and its release of applied entries,
+ * elections, log repair with conflict
  * hints, pre-vote, check-quorum, snapshots and InstallSnapshot, leadership
  * transfer, ReadIndex, the abstain rule for wiped storage, the Figure 8 rule
  * (no commit of older-term entries by counting) and message validation.
@@ -328,6 +329,85 @@ static void test_single_node_commits(void **state)
     assert_false(raft_ready(r, &rd));
     assert_int_equal(raft_check_invariants(r), MOM_OK);
     raft_free(r);
+}
+
+/* Hands one Ready over and marks it durable at once. */
+static void ready_cycle(struct raft *r)
+{
+    struct raft_ready rd;
+    while (raft_ready(r, &rd)) {
+        raft_advance(r, &rd);
+        raft_persisted(r, rd.id);
+    }
+}
+
+/* A cluster of one frees an entry's data once it is applied and handed to
+ * storage (nothing will send it); the byte count that paces snapshots
+ * still counts it, and compaction and new proposals work as before. A
+ * member of a larger cluster keeps its applied entries for its peers. */
+static void test_single_node_releases_applied_entries(void **state)
+{
+    (void)state;
+    struct raft_config cfg = base_cfg(1);
+    cfg.id = 1;
+    struct raft *r = NULL;
+    assert_int_equal(raft_new(&cfg, NULL, NULL, &r), MOM_OK);
+    assert_int_equal(raft_campaign(r), MOM_OK);
+    ready_cycle(r);
+    assert_int_equal(raft_role(r), RAFT_LEADER);
+    assert_int_equal(raft_applied_index(r), 1); /* the cluster-id entry */
+    uint64_t bytes0 = raft_log_bytes(r);
+
+    uint64_t idx = 0, term = 0, v = 5;
+    assert_int_equal(raft_propose(r, (const uint8_t *)&v, 8, &idx, &term), MOM_OK);
+    struct raft_entry e;
+    assert_true(raft_entry_at(r, idx, &e)); /* not yet handed to storage */
+    struct raft_ready rd;
+    assert_true(raft_ready(r, &rd));
+    assert_int_equal(rd.n_entries, 1);
+    assert_true(rd.entries[0].data != NULL);
+    raft_advance(r, &rd);
+    assert_true(raft_entry_at(r, idx, &e)); /* handed over, not yet applied */
+    assert_int_equal(val_of(&e), 5);
+    raft_persisted(r, rd.id);
+    assert_true(raft_ready(r, &rd));
+    assert_int_equal(rd.n_committed, 1);
+    assert_int_equal(val_of(&rd.committed[0]), 5); /* data valid until advance */
+    raft_advance(r, &rd);
+    raft_persisted(r, rd.id);
+    assert_int_equal(raft_applied_index(r), idx);
+    assert_false(raft_entry_at(r, idx, &e)); /* released */
+    uint64_t t = 0;
+    assert_true(raft_term_at(r, idx, &t));
+    assert_int_equal(t, term);
+    assert_int_equal(raft_log_bytes(r), bytes0 + 8);
+    assert_int_equal(raft_check_invariants(r), MOM_OK);
+
+    /* compaction over released entries defers nothing */
+    assert_int_equal(raft_compact(r, idx), MOM_OK);
+    assert_int_equal(raft_release(r, 10), 0);
+    assert_int_equal(raft_log_bytes(r), 0);
+    for (uint64_t k = 0; k < 3; k++)
+        assert_int_equal(raft_propose(r, (const uint8_t *)&k, 8, &idx, &term), MOM_OK);
+    ready_cycle(r);
+    assert_int_equal(raft_applied_index(r), idx);
+    assert_false(raft_entry_at(r, idx, &e));
+    assert_int_equal(raft_log_bytes(r), 24);
+    assert_int_equal(raft_check_invariants(r), MOM_OK);
+    raft_free(r);
+
+    /* three members: the leader keeps what it applied */
+    struct raft_config cfg3 = base_cfg(3);
+    struct tnet *tn = tnet_new(&cfg3);
+    elect(tn, 1);
+    uint64_t i3 = propose(tn, 1, 9);
+    flush(tn);
+    tick_all(tn, 2);
+    assert_int_equal(tn->nodes[1].applied_index, i3);
+    assert_true(raft_entry_at(tn->nodes[1].r, i3, &e));
+    assert_int_equal(val_of(&e), 9);
+    assert_int_equal(raft_check_invariants(tn->nodes[1].r), MOM_OK);
+    tnet_free(tn);
 }
 
 static void test_three_node_election(void **state)
@@ -1038,6 +1118,7 @@ int main(void)
     log_set_level(MOM_LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_single_node_commits),
+        cmocka_unit_test(test_single_node_releases_applied_entries),
         cmocka_unit_test(test_three_node_election),
         cmocka_unit_test(test_conflicting_follower_repaired),
         cmocka_unit_test(test_prevote_prevents_disruption),
