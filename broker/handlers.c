@@ -520,7 +520,7 @@ static bool receipt_check(struct request_ctx *rc, char out[RECEIPT_LEASE_MAX])
 {
     const char *text = rc->match.params[1];
     struct receipt_lease l;
-    if (receipt_verify(&rc->srv->receipt_key, rc->match.params[0], text, strlen(text), &l)) {
+    if (receipt_verify(rc->srv->receipts, rc->match.params[0], text, strlen(text), &l)) {
         receipt_lease_text(&l, out);
         return true;
     }

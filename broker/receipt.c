@@ -3,7 +3,8 @@
  * a node without a cluster secret. The store writes receipts into receive
  * answers; the ack, nack and extend handlers check them before anything is
  * proposed, and the Command carries only the lease numbers, so applying a
- * Command never needs the key. Owns nothing on the heap.
+ * Command never needs the key. A signer (receipt.h) owns its three OpenSSL
+ * digest contexts; nothing else here is on the heap.
  * SPDX-License-Identifier: MIT */
 #include "broker/receipt.h"
 
@@ -16,12 +17,21 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define KEY_LABEL "mom receipt key v1"
 #define MAC_LABEL "mom receipt v1"
 #define MAC_BYTES 16
 #define MAX_QUEUE_NAME 256 /* names are at most 128 bytes */
+#define SHA256_BLOCK 64
+#define SHA256_BYTES 32
+
+struct receipt_signer {
+    EVP_MD_CTX *inner; /* SHA-256 after (key ^ ipad): never written after new */
+    EVP_MD_CTX *outer; /* SHA-256 after (key ^ opad): never written after new */
+    EVP_MD_CTX *work;  /* a copy of one of them, finished by each MAC */
+};
 
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 static const char hexdig[] = "0123456789abcdef";
@@ -80,6 +90,61 @@ int receipt_key_load_or_create(const char *data_dir, struct receipt_key *out, bo
     return rc;
 }
 
+void receipt_signer_free(struct receipt_signer *sg)
+{
+    if (!sg)
+        return;
+    EVP_MD_CTX_free(sg->inner); /* frees wipe the digest states */
+    EVP_MD_CTX_free(sg->outer);
+    EVP_MD_CTX_free(sg->work);
+    free(sg);
+}
+
+/* ctx := SHA-256 after one block of (key zero-padded to 64 bytes) ^ pad. */
+static bool start_pad(EVP_MD_CTX *ctx, const struct receipt_key *key, uint8_t pad)
+{
+    uint8_t block[SHA256_BLOCK];
+    memset(block, pad, sizeof block);
+    for (size_t i = 0; i < RECEIPT_KEY_LEN; i++)
+        block[i] ^= key->bytes[i];
+    bool ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+              EVP_DigestUpdate(ctx, block, sizeof block) == 1;
+    OPENSSL_cleanse(block, sizeof block);
+    return ok;
+}
+
+struct receipt_signer *receipt_signer_new(const struct receipt_key *key)
+{
+    /* HMAC (RFC 2104) with a key no longer than the block: H((K ^ opad) ||
+     * H((K ^ ipad) || m)); the two pad blocks are hashed here, once. */
+    _Static_assert(RECEIPT_KEY_LEN <= SHA256_BLOCK, "the key fits one block");
+    struct receipt_signer *sg = calloc(1, sizeof *sg);
+    if (!sg)
+        return NULL;
+    sg->inner = EVP_MD_CTX_new();
+    sg->outer = EVP_MD_CTX_new();
+    sg->work = EVP_MD_CTX_new();
+    if (!sg->inner || !sg->outer || !sg->work || !start_pad(sg->inner, key, 0x36) ||
+        !start_pad(sg->outer, key, 0x5c)) {
+        receipt_signer_free(sg);
+        return NULL;
+    }
+    return sg;
+}
+
+/* out := HMAC-SHA256 of the n bytes at msg under the signer's key. */
+static bool hmac_sha256(struct receipt_signer *sg, const uint8_t *msg, size_t n,
+                        uint8_t out[SHA256_BYTES])
+{
+    unsigned int len = 0;
+    return EVP_MD_CTX_copy_ex(sg->work, sg->inner) == 1 &&
+           EVP_DigestUpdate(sg->work, msg, n) == 1 &&
+           EVP_DigestFinal_ex(sg->work, out, &len) == 1 && len == SHA256_BYTES &&
+           EVP_MD_CTX_copy_ex(sg->work, sg->outer) == 1 &&
+           EVP_DigestUpdate(sg->work, out, SHA256_BYTES) == 1 &&
+           EVP_DigestFinal_ex(sg->work, out, &len) == 1 && len == SHA256_BYTES;
+}
+
 static size_t put_hex(char *out, uint64_t v)
 {
     char tmp[16];
@@ -102,8 +167,8 @@ static void put_be64(uint8_t *p, uint64_t v)
  * HMAC-SHA256(key, label NUL queue NUL be64(incarnation, seq, count)).
  * Returns false when there is none (a queue name longer than any valid
  * one, or OpenSSL failed): such a lease gets no receipt that verifies. */
-static bool mac_text(const struct receipt_key *key, const char *queue,
-                     const struct receipt_lease *l, char out[RECEIPT_MAC_CHARS])
+static bool mac_text(struct receipt_signer *sg, const char *queue, const struct receipt_lease *l,
+                     char out[RECEIPT_MAC_CHARS])
 {
     uint8_t msg[sizeof MAC_LABEL + MAX_QUEUE_NAME + 1 + 24];
     size_t qlen = strlen(queue);
@@ -119,10 +184,8 @@ static bool mac_text(const struct receipt_key *key, const char *queue,
     put_be64(msg + n + 8, l->seq);
     put_be64(msg + n + 16, l->delivery_count);
     n += 24;
-    uint8_t mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    if (!HMAC(EVP_sha256(), key->bytes, RECEIPT_KEY_LEN, msg, n, mac, &maclen) ||
-        maclen < MAC_BYTES)
+    uint8_t mac[SHA256_BYTES];
+    if (!hmac_sha256(sg, msg, n, mac))
         return false;
     /* 16 bytes: five 3-byte groups (20 characters) and one byte (2) */
     size_t o = 0;
@@ -149,13 +212,13 @@ size_t receipt_lease_text(const struct receipt_lease *l, char out[RECEIPT_LEASE_
     return n;
 }
 
-size_t receipt_make(const struct receipt_key *key, const char *queue, const struct receipt_lease *l,
+size_t receipt_make(struct receipt_signer *sg, const char *queue, const struct receipt_lease *l,
                     char out[RECEIPT_MAX])
 {
     size_t n = receipt_lease_text(l, out);
     out[n++] = '.';
     /* without a MAC the receipt ends in '!', which never parses */
-    if (!mac_text(key, queue, l, out + n))
+    if (!mac_text(sg, queue, l, out + n))
         memset(out + n, '!', RECEIPT_MAC_CHARS);
     n += RECEIPT_MAC_CHARS;
     out[n] = '\0';
@@ -199,7 +262,7 @@ bool receipt_parse(const char *s, size_t len, struct receipt_lease *l, const cha
     return true;
 }
 
-bool receipt_verify(const struct receipt_key *key, const char *queue, const char *s, size_t len,
+bool receipt_verify(struct receipt_signer *sg, const char *queue, const char *s, size_t len,
                     struct receipt_lease *out)
 {
     struct receipt_lease l;
@@ -207,7 +270,7 @@ bool receipt_verify(const struct receipt_key *key, const char *queue, const char
     if (!receipt_parse(s, len, &l, &mac))
         return false;
     char want[RECEIPT_MAC_CHARS];
-    if (!mac_text(key, queue, &l, want))
+    if (!mac_text(sg, queue, &l, want))
         return false;
     if (CRYPTO_memcmp(want, mac, RECEIPT_MAC_CHARS) != 0)
         return false;

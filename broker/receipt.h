@@ -29,6 +29,19 @@ struct receipt_lease {
     uint64_t incarnation, seq, delivery_count;
 };
 
+/* A receipt key keyed into HMAC-SHA256 once: the SHA-256 states after the
+ * key's inner and outer pads, copied for each MAC instead of hashing the key
+ * again (OpenSSL's one-shot HMAC() fetches the digest, allocates and hashes
+ * both pads on every call). It also holds the context each MAC is computed
+ * in, so one signer serves one thread at a time. */
+struct receipt_signer;
+
+/* A signer of key (which it copies). NULL when out of memory or OpenSSL
+ * failed. */
+struct receipt_signer *receipt_signer_new(const struct receipt_key *key);
+/* Frees the signer, its states wiped. Accepts NULL. */
+void receipt_signer_free(struct receipt_signer *sg);
+
 /* The key of a cluster: HMAC-SHA256 of a fixed label under the cluster
  * secret, so every node that shares the secret derives the same key.
  * Returns MOM_OK or MOM_ERR_INVALID (empty secret, OpenSSL failure). */
@@ -40,9 +53,9 @@ int receipt_key_derive(const char *secret, size_t len, struct receipt_key *out);
  * hex digits), MOM_ERR_IO / MOM_ERR_NOSPACE / MOM_ERR_TOO_LARGE. */
 int receipt_key_load_or_create(const char *data_dir, struct receipt_key *out, bool *created);
 
-/* Writes the receipt of lease l of queue into out (RECEIPT_MAX bytes,
+/* Writes the receipt of lease l of queue under the signer's key into out (RECEIPT_MAX bytes,
  * NUL-terminated); returns its length. */
-size_t receipt_make(const struct receipt_key *key, const char *queue, const struct receipt_lease *l,
+size_t receipt_make(struct receipt_signer *sg, const char *queue, const struct receipt_lease *l,
                     char out[RECEIPT_MAX]);
 
 /* Splits the len bytes at s into the lease numbers and the MAC text
@@ -51,9 +64,10 @@ size_t receipt_make(const struct receipt_key *key, const char *queue, const stru
  * Pure: it checks no MAC. */
 bool receipt_parse(const char *s, size_t len, struct receipt_lease *l, const char **mac);
 
-/* Whether the len bytes at s are a receipt this key issued for queue; on
- * true *out holds the lease it names. The MAC is compared in constant time. */
-bool receipt_verify(const struct receipt_key *key, const char *queue, const char *s, size_t len,
+/* Whether the len bytes at s are a receipt the signer's key issued for
+ * queue; on true *out holds the lease it names. The MAC is compared in
+ * constant time. */
+bool receipt_verify(struct receipt_signer *sg, const char *queue, const char *s, size_t len,
                     struct receipt_lease *out);
 
 /* Writes "<incarnation>.<seq>.<delivery_count>" (what a Command carries)

@@ -630,7 +630,7 @@ static void render_receipt(struct jbuf *b, const struct store *s, const struct q
 {
     struct receipt_lease l = {q->res.incarnation, m->seq, m->delivery_count};
     char text[RECEIPT_MAX];
-    size_t n = receipt_make(&s->receipt_key, q->res.name, &l, text);
+    size_t n = receipt_make(s->signer, q->res.name, &l, text);
     jbuf_raw(b, "\"", 1);
     jbuf_raw(b, text, n);
     jbuf_raw(b, "\"", 1);

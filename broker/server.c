@@ -673,12 +673,13 @@ static int on_reset(void *arg)
 {
     struct server *s = arg;
     struct store *fresh = store_new();
-    if (!fresh)
+    if (!fresh || store_set_receipt_key(fresh, &s->receipt_key) != MOM_OK) {
+        store_free(fresh);
         return MOM_ERR_NOMEM;
+    }
     store_free(s->store);
     s->store = fresh;
     store_set_observer(s->store, on_store_change, s);
-    store_set_receipt_key(s->store, &s->receipt_key);
     return MOM_OK;
 }
 
@@ -1253,7 +1254,10 @@ int server_new(struct event_base *base, const struct config *cfg, struct server 
     rc = setup_receipt_key(s, cfg);
     if (rc != MOM_OK)
         goto fail;
-    store_set_receipt_key(s->store, &s->receipt_key);
+    s->receipts = receipt_signer_new(&s->receipt_key);
+    rc = s->receipts ? store_set_receipt_key(s->store, &s->receipt_key) : MOM_ERR_NOMEM;
+    if (rc != MOM_OK)
+        goto fail;
     rc = setup_auth(s, cfg);
     if (rc != MOM_OK)
         goto fail;
@@ -1346,6 +1350,7 @@ void server_free(struct server *s)
     ratelimit_free(s->login_by_user);
     ratelimit_free(s->login_by_addr);
     store_free(s->store);
+    receipt_signer_free(s->receipts);
     auth_free(s->auth);
     metrics_free(s->metrics);
     free(s->wakes);

@@ -46,6 +46,7 @@ struct server {
     struct node *node;
     struct node_token_ops peer_tokens; /* the cluster secret's; zeroed = none */
     struct receipt_key receipt_key;    /* the cluster's (broker/receipt.h) */
+    struct receipt_signer *receipts;   /* of receipt_key: checks receipts; owned */
     evhtp_ssl_cfg_t tls_cfg;           /* client-port TLS, read by evhtp while htp lives */
     struct event *cron_ev;
     uint16_t http_port;

@@ -14,6 +14,7 @@
 #include "common/log.h"
 
 #include <inttypes.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -314,11 +315,13 @@ struct store *store_new(void)
     s->users = hashmap_new();
     s->strs = strtab_new();
     heap_init(&s->deadlines, deadline_cmp, deadline_setpos);
+    struct receipt_key key;
     if (!s->queues || !s->topics || !s->users || !s->strs ||
-        RAND_bytes(s->receipt_key.bytes, sizeof s->receipt_key.bytes) != 1) {
+        RAND_bytes(key.bytes, sizeof key.bytes) != 1 || store_set_receipt_key(s, &key) != MOM_OK) {
         store_free(s);
-        return NULL;
+        s = NULL;
     }
+    OPENSSL_cleanse(&key, sizeof key);
     return s;
 }
 
@@ -359,6 +362,7 @@ void store_free(struct store *s)
     hashmap_free(s->users);
     strtab_free(s->strs);
     heap_cleanup(&s->deadlines);
+    receipt_signer_free(s->signer);
     free(s->queue_list);
     free(s->topic_list);
     free(s);
@@ -370,9 +374,14 @@ void store_set_observer(struct store *s, store_observer_fn fn, void *arg)
     s->observer_arg = arg;
 }
 
-void store_set_receipt_key(struct store *s, const struct receipt_key *key)
+int store_set_receipt_key(struct store *s, const struct receipt_key *key)
 {
-    s->receipt_key = *key;
+    struct receipt_signer *sg = receipt_signer_new(key);
+    if (!sg)
+        return MOM_ERR_NOMEM;
+    receipt_signer_free(s->signer);
+    s->signer = sg;
+    return MOM_OK;
 }
 
 uint64_t store_applied_index(const struct store *s)

@@ -42,8 +42,10 @@ struct store *store_new(void);
 /* Frees everything, message bodies included. Accepts NULL. */
 void store_free(struct store *s);
 void store_set_observer(struct store *s, store_observer_fn fn, void *arg);
-/* The key of the receipts in receive answers (copied; broker/receipt.h). */
-void store_set_receipt_key(struct store *s, const struct receipt_key *key);
+/* The key of the receipts in receive answers (copied into the store's own
+ * signer; broker/receipt.h). Returns MOM_OK or MOM_ERR_NOMEM (the store
+ * keeps its previous key). */
+int store_set_receipt_key(struct store *s, const struct receipt_key *key);
 
 /* Applies the committed command at log index `index` (indexes strictly
  * increase). When out is non-NULL, fills the HTTP answer for the client

@@ -184,7 +184,7 @@ struct store {
     bool oom; /* an allocation failed inside this apply (state may be lossy) */
     store_observer_fn observer;
     void *observer_arg;
-    struct receipt_key receipt_key; /* signs the receipts of receive answers */
+    struct receipt_signer *signer; /* signs the receipts of receive answers; owned */
 };
 
 /* ---- store.c ----

@@ -52,8 +52,12 @@ static const struct receipt_key FX_RECEIPT_KEY = {{7,  1,  2,  3,  4,  5,  6,  7
  * its MAC and writes the lease it names (the Command's form) into out. */
 static void fx_lease_of(const char *queue, const char *receipt, char out[65])
 {
+    struct receipt_signer *sg = receipt_signer_new(&FX_RECEIPT_KEY);
+    assert_non_null(sg);
     struct receipt_lease l;
-    assert_true(receipt_verify(&FX_RECEIPT_KEY, queue, receipt, strlen(receipt), &l));
+    bool ok = receipt_verify(sg, queue, receipt, strlen(receipt), &l);
+    receipt_signer_free(sg);
+    assert_true(ok);
     receipt_lease_text(&l, out);
 }
 
@@ -63,7 +67,7 @@ static struct fx *fx_new(void)
     assert_non_null(f);
     f->s = store_new();
     assert_non_null(f->s);
-    store_set_receipt_key(f->s, &FX_RECEIPT_KEY);
+    assert_int_equal(store_set_receipt_key(f->s, &FX_RECEIPT_KEY), MOM_OK);
     f->now = T0;
     store_set_observer(f->s, fx_observer, f);
     return f;

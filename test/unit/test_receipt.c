@@ -1,7 +1,8 @@
 /* Unit tests for broker/receipt: a made receipt verifies and names its
  * lease; any changed byte, a wrong key, another queue, a truncated or
  * lengthened receipt, a non-canonical number and the old bare counter
- * triple are all refused; the MAC matches an independent HMAC-SHA256; the
+ * triple are all refused; the MAC matches an independent HMAC-SHA256 for
+ * names of every length, and pinned receipts stay byte for byte; the
  * cluster key is the same for the same secret; the data-dir key file is
  * created 0600, read back, and refused when damaged.
  * SPDX-License-Identifier: MIT */
@@ -31,10 +32,31 @@ static struct receipt_key key_of(uint8_t seed)
     return k;
 }
 
+/* receipt_make and receipt_verify under a signer of k made for the call */
+static size_t make(const struct receipt_key *k, const char *queue, const struct receipt_lease *l,
+                   char out[RECEIPT_MAX])
+{
+    struct receipt_signer *sg = receipt_signer_new(k);
+    assert_non_null(sg);
+    size_t n = receipt_make(sg, queue, l, out);
+    receipt_signer_free(sg);
+    return n;
+}
+
+static bool verify_n(const struct receipt_key *k, const char *queue, const char *s, size_t len,
+                     struct receipt_lease *l)
+{
+    struct receipt_signer *sg = receipt_signer_new(k);
+    assert_non_null(sg);
+    bool ok = receipt_verify(sg, queue, s, len, l);
+    receipt_signer_free(sg);
+    return ok;
+}
+
 static bool verify(const struct receipt_key *k, const char *queue, const char *s,
                    struct receipt_lease *l)
 {
-    return receipt_verify(k, queue, s, strlen(s), l);
+    return verify_n(k, queue, s, strlen(s), l);
 }
 
 static void test_round_trip(void **state)
@@ -45,7 +67,7 @@ static void test_round_trip(void **state)
         {1, 1, 1}, {0, 0, 0}, {0x1f, 0x2a, 3}, {UINT64_MAX, UINT64_MAX, UINT64_MAX}};
     for (size_t i = 0; i < sizeof leases / sizeof *leases; i++) {
         char r[RECEIPT_MAX];
-        size_t n = receipt_make(&k, "orders", &leases[i], r);
+        size_t n = make(&k, "orders", &leases[i], r);
         assert_int_equal(n, strlen(r));
         assert_true(n < RECEIPT_MAX);
         struct receipt_lease got;
@@ -60,10 +82,10 @@ static void test_round_trip(void **state)
         assert_int_equal(n - m - 1, RECEIPT_MAC_CHARS);
     }
     char r[RECEIPT_MAX];
-    receipt_make(&k, "q", &(struct receipt_lease){0x1f, 2, 3}, r);
+    make(&k, "q", &(struct receipt_lease){0x1f, 2, 3}, r);
     assert_memory_equal(r, "1f.2.3.", 7);
     char big[RECEIPT_MAX];
-    assert_int_equal(receipt_make(&k, "q", &leases[3], big), RECEIPT_MAX - 1);
+    assert_int_equal(make(&k, "q", &leases[3], big), RECEIPT_MAX - 1);
 }
 
 /* The MAC is base64url of the first 16 bytes of HMAC-SHA256 over
@@ -74,7 +96,7 @@ static void test_mac_matches_hmac(void **state)
     struct receipt_key k = key_of(9);
     struct receipt_lease l = {0x0102030405060708, 9, 0xa};
     char r[RECEIPT_MAX];
-    receipt_make(&k, "jobs", &l, r);
+    make(&k, "jobs", &l, r);
     uint8_t msg[64];
     size_t n = 0;
     memcpy(msg, "mom receipt v1", 15), n = 15;
@@ -94,12 +116,90 @@ static void test_mac_matches_hmac(void **state)
     assert_memory_equal(got, mac, 16);
 }
 
+/* Receipts pinned byte for byte (written by the one-shot HMAC() version
+ * before signers existed): the format and the MAC's value never change, or
+ * every receipt already handed out stops verifying. The 128-byte name takes
+ * the MAC's input past one SHA-256 block. */
+static void test_known_receipts(void **state)
+{
+    (void)state;
+    struct receipt_key k = key_of(9);
+    char longname[129];
+    for (size_t i = 0; i < 128; i++)
+        longname[i] = (char)('a' + i % 26);
+    longname[128] = '\0';
+    static const struct receipt_lease max = {UINT64_MAX, UINT64_MAX, UINT64_MAX};
+    const struct {
+        const char *queue;
+        struct receipt_lease lease;
+        const char *receipt;
+    } known[] = {
+        {"jobs", {0x0102030405060708, 9, 0xa}, "102030405060708.9.a.vKavA5-_ySz6GveYAUg48g"},
+        {"orders", {1, 1, 1}, "1.1.1.bCi2QyG7BKI_00B__9NRFA"},
+        {longname, max,
+         "ffffffffffffffff.ffffffffffffffff.ffffffffffffffff.U3GAikB-qZa_BiuF_11QSg"},
+    };
+    struct receipt_signer *sg = receipt_signer_new(&k);
+    assert_non_null(sg);
+    /* twice through one signer: each MAC starts from the keyed states */
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < sizeof known / sizeof *known; i++) {
+            char r[RECEIPT_MAX];
+            size_t n = receipt_make(sg, known[i].queue, &known[i].lease, r);
+            assert_string_equal(r, known[i].receipt);
+            struct receipt_lease l;
+            assert_true(receipt_verify(sg, known[i].queue, r, n, &l));
+            assert_memory_equal(&l, &known[i].lease, sizeof l);
+            assert_false(receipt_verify(sg, "jobs2", r, n, &l));
+        }
+    }
+    receipt_signer_free(sg);
+    receipt_signer_free(NULL);
+}
+
+/* Queue names of every length up to the longest valid one (the MAC's
+ * input spans one to three SHA-256 blocks) against an independent HMAC. */
+static void test_mac_every_name_length(void **state)
+{
+    (void)state;
+    struct receipt_key k = key_of(11);
+    struct receipt_signer *sg = receipt_signer_new(&k);
+    assert_non_null(sg);
+    char name[129];
+    for (size_t len = 0; len <= 128; len++) {
+        memset(name, 'n', len);
+        name[len] = '\0';
+        struct receipt_lease l = {len + 1, 0x77, 2};
+        char r[RECEIPT_MAX];
+        receipt_make(sg, name, &l, r);
+        uint8_t msg[15 + 128 + 1 + 24];
+        size_t n = 0;
+        memcpy(msg, "mom receipt v1", 15), n = 15;
+        memcpy(msg + n, name, len + 1), n += len + 1;
+        static const uint8_t tail[16] = {0, 0, 0, 0, 0, 0, 0, 0x77, 0, 0, 0, 0, 0, 0, 0, 2};
+        memset(msg + n, 0, 8);
+        msg[n + 7] = (uint8_t)(len + 1);
+        memcpy(msg + n + 8, tail, 16), n += 24;
+        uint8_t mac[32];
+        unsigned int maclen = 0;
+        assert_non_null(HMAC(EVP_sha256(), k.bytes, sizeof k.bytes, msg, n, mac, &maclen));
+        uint8_t got[18];
+        size_t gotlen = 0;
+        const char *dot = strrchr(r, '.');
+        assert_int_equal(
+            base64_decode(BASE64_URL, dot + 1, strlen(dot + 1), got, sizeof got, &gotlen), MOM_OK);
+        assert_int_equal(gotlen, 16);
+        assert_memory_equal(got, mac, 16);
+    }
+    receipt_signer_free(sg);
+}
+
 static void test_any_changed_byte_is_refused(void **state)
 {
     (void)state;
     struct receipt_key k = key_of(2);
     char r[RECEIPT_MAX];
-    size_t n = receipt_make(&k, "orders", &(struct receipt_lease){0x51, 0x1234, 2}, r);
+    size_t n = make(&k, "orders", &(struct receipt_lease){0x51, 0x1234, 2}, r);
     static const char alphabet[] =
         "0123456789abcdefABCDEFGHIJKLMNOPQRSTUVWXYZghijklmnopqrstuvwxyz-_.!\x80";
     size_t accepted = 0;
@@ -123,7 +223,7 @@ static void test_wrong_key_other_queue(void **state)
     (void)state;
     struct receipt_key k = key_of(3), other = key_of(4);
     char r[RECEIPT_MAX];
-    receipt_make(&k, "orders", &(struct receipt_lease){5, 6, 1}, r);
+    make(&k, "orders", &(struct receipt_lease){5, 6, 1}, r);
     struct receipt_lease l;
     assert_true(verify(&k, "orders", r, &l));
     assert_false(verify(&other, "orders", r, &l));
@@ -136,10 +236,10 @@ static void test_wrong_key_other_queue(void **state)
     assert_false(verify(&flipped, "orders", r, &l));
     /* the same lease of the same queue under another key differs */
     char r2[RECEIPT_MAX];
-    receipt_make(&other, "orders", &(struct receipt_lease){5, 6, 1}, r2);
+    make(&other, "orders", &(struct receipt_lease){5, 6, 1}, r2);
     assert_string_not_equal(r, r2);
     /* the next delivery of the same message is another receipt */
-    receipt_make(&k, "orders", &(struct receipt_lease){5, 6, 2}, r2);
+    make(&k, "orders", &(struct receipt_lease){5, 6, 2}, r2);
     assert_string_not_equal(r, r2);
 }
 
@@ -148,10 +248,10 @@ static void test_truncated_and_malformed(void **state)
     (void)state;
     struct receipt_key k = key_of(5);
     char r[RECEIPT_MAX];
-    size_t n = receipt_make(&k, "q", &(struct receipt_lease){0x10, 0x20, 1}, r);
+    size_t n = make(&k, "q", &(struct receipt_lease){0x10, 0x20, 1}, r);
     struct receipt_lease l;
     for (size_t cut = 0; cut < n; cut++)
-        assert_false(receipt_verify(&k, "q", r, cut, &l));
+        assert_false(verify_n(&k, "q", r, cut, &l));
     char longer[RECEIPT_MAX + 8];
     snprintf(longer, sizeof longer, "%sA", r);
     assert_false(verify(&k, "q", longer, &l));
@@ -180,7 +280,7 @@ static void test_truncated_and_malformed(void **state)
     char t[RECEIPT_MAX];
     memcpy(t, r, n + 1);
     t[n - 1] = '\0';
-    assert_false(receipt_verify(&k, "q", t, n, &l));
+    assert_false(verify_n(&k, "q", t, n, &l));
 }
 
 static void test_parse_is_strict(void **state)
@@ -239,7 +339,7 @@ static void test_key_file(void **state)
     assert_memory_equal(a.bytes, b.bytes, sizeof a.bytes);
     /* a receipt made before a restart verifies after it */
     char r[RECEIPT_MAX];
-    receipt_make(&a, "q", &(struct receipt_lease){1, 2, 3}, r);
+    make(&a, "q", &(struct receipt_lease){1, 2, 3}, r);
     struct receipt_lease l;
     assert_true(verify(&b, "q", r, &l));
     /* damaged files stop start-up rather than change the key */
@@ -263,6 +363,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_mac_matches_hmac),
+        cmocka_unit_test(test_known_receipts),
+        cmocka_unit_test(test_mac_every_name_length),
         cmocka_unit_test(test_any_changed_byte_is_refused),
         cmocka_unit_test(test_wrong_key_other_queue),
         cmocka_unit_test(test_truncated_and_malformed),
