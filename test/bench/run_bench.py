@@ -721,6 +721,10 @@ def parse_args(argv):
                     help="skip queue streams against receive+ack polling")
     ap.add_argument("--only-qstream", action="store_true",
                     help="run only queue streams against receive+ack polling")
+    ap.add_argument("--skip-snapshot", action="store_true",
+                    help="skip publish latency while snapshots are written (bench_snapshot.py)")
+    ap.add_argument("--only-snapshot", action="store_true",
+                    help="run only publish latency while snapshots are written")
     ap.add_argument("--rx-prefill", type=int, default=0,
                     help="messages queued before each receive+ack run "
                          "(default: half the baseline rate x duration)")
@@ -738,6 +742,9 @@ def parse_args(argv):
         args.messages = 100_000 if args.messages == 1_000_000 else args.messages
     if args.fill == "single":  # wrk publishes the same count on each thread
         args.messages = (args.messages + THREADS - 1) // THREADS * THREADS
+    if args.only_snapshot:  # the parts that run before it
+        args.skip_streams = args.skip_hostile = args.skip_qstream = args.skip_serial = True
+        args.skip_metrics = args.skip_tls = True
     if args.only_tls:
         args.skip_streams = args.skip_hostile = args.skip_serial = args.skip_metrics = True
         args.skip_qstream = True
@@ -907,6 +914,7 @@ def main(argv):
     streams_report = None
     tls_report = None
     qstream_report = None
+    snapshot_report = None
     started = datetime.datetime.now(datetime.timezone.utc)
     machine_before = machine_line()
     load_before = os.getloadavg()[0]
@@ -949,6 +957,12 @@ def main(argv):
             tls_report = bench_tls.run(args, procs, log_dir, tmp, secret, token)
         if args.only_tls:
             raise StopIteration
+        if not args.skip_snapshot:
+            import bench_snapshot
+            snapshot_report, missed = bench_snapshot.run(args, procs, log_dir, tmp, secret, token)
+            results.missed += missed
+        if args.only_snapshot:
+            raise StopIteration
         baseline = procs.add(Proc("baseline", [os.path.join(args.bench_dir, "baseline_server"),
                                                "0"], log_dir))
         m, _ = baseline.wait_line(r"READY port=(\d+)", 10)
@@ -982,7 +996,7 @@ def main(argv):
             cluster_report = run_cluster_bench(args, results, procs, tmp, log_dir, secret, token)
     except StopIteration:
         pass  # --only-metrics, --only-serial, --only-hostile, --only-streams, --only-tls,
-        # --only-qstream
+        # --only-qstream, --only-snapshot
     except (BenchError, requests.RequestException) as e:
         failed = True
         results.problems.append(str(e))
@@ -1009,7 +1023,7 @@ def main(argv):
                    "started: other work competes for the cores and the ratios are not "
                    "trustworthy. Re-run on an idle machine.**", ""]
     only = (args.only_metrics or args.only_serial or args.only_hostile or args.only_streams
-            or args.only_tls or args.only_qstream)
+            or args.only_tls or args.only_qstream or args.only_snapshot)
     if not only:
         report += ["## Throughput and latency", "", table(results), ""]
     if streams_report:
@@ -1026,6 +1040,8 @@ def main(argv):
     if tls_report:
         report += ["## Client TLS: publish over TLS against plain (same build)", "", tls_report,
                    ""]
+    if snapshot_report:
+        report += ["## Publish latency while snapshots are written", "", snapshot_report, ""]
     if not args.skip_memory and not only:
         report += ["## Memory and restart", "", memory_table(results)]
     if cluster_report:
