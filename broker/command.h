@@ -46,7 +46,8 @@ struct command {
 int command_encode(const struct command *cmd, uint8_t **out, size_t *out_len);
 
 /* The same bytes through nanopb's reflective pb_encode for every kind;
- * command_encode lays Publish out by hand and tests compare the two. */
+ * command_encode lays Publish, Receive, Ack, Nack and Extend out by hand
+ * and tests compare the two. */
 int command_encode_generic(const struct command *cmd, uint8_t **out, size_t *out_len);
 
 /* Decodes buf into out. Item bodies point into buf, which must outlive out.

@@ -47,10 +47,21 @@ int receipt_key_derive(const char *secret, size_t len, struct receipt_key *out)
     return MOM_OK;
 }
 
+/* A lowercase hex digit's value, else -1. */
 static int hexval(char c)
 {
-    const char *p = c ? strchr(hexdig, c) : NULL;
-    return p ? (int)(p - hexdig) : -1;
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Whether c is in the base64url alphabet (b64url). */
+static bool is_b64url(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
 }
 
 int receipt_key_load_or_create(const char *data_dir, struct receipt_key *out, bool *created)
@@ -255,7 +266,7 @@ bool receipt_parse(const char *s, size_t len, struct receipt_lease *l, const cha
         !parse_hex(&p, end, &v.delivery_count) || end - p != RECEIPT_MAC_CHARS)
         return false;
     for (const char *c = p; c < end; c++)
-        if (!*c || !strchr(b64url, *c))
+        if (!is_b64url(*c))
             return false;
     *l = v;
     *mac = p;
