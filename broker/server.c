@@ -161,9 +161,34 @@ static void head_u64(struct head *h, uint64_t v)
     head_add(h, t + i, sizeof t - i);
 }
 
+/* Appends the answer's bytes from offset skip on to the connection's output
+ * as one block. */
+static bool queue_answer(evhtp_request_t *req, const struct head *h, const char *body,
+                         size_t body_len, size_t skip)
+{
+    size_t len = h->len + body_len - skip;
+    struct evbuffer *out = bufferevent_get_output(req->conn->bev);
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)len, &v, 1) != 1 || v.iov_len < len)
+        return false;
+    char *p = v.iov_base;
+    if (skip < h->len) {
+        memcpy(p, h->buf + skip, h->len - skip);
+        p += h->len - skip;
+        skip = 0;
+    } else {
+        skip -= h->len;
+    }
+    if (body_len > skip)
+        memcpy(p, body + skip, body_len - skip);
+    v.iov_len = len;
+    return evbuffer_commit_space(out, &v, 1) == 0;
+}
+
 /* Writes what evhtp_send_reply would for an answer whose only headers are
- * the common ones, as one block appended to the connection's output:
- * evhtp allocates every header as a list entry (the value copied), walks
+ * the common ones, as one block: straight to the socket for a held request
+ * when it can (server_conn_write_answer), else appended to the connection's
+ * output. evhtp allocates every header as a list entry (the value copied), walks
  * the list for Content-Type and twice for Content-Length, and appends each
  * header in four pieces. The bytes are evhtp's: the status line with its
  * reason phrase, X-Mom-Node, Retry-After on 429 and 503, Content-Type with
@@ -219,17 +244,16 @@ static bool send_direct(struct request_ctx *rc, const struct reply *r, const cha
     head_add(&h, "\r\n", 2);
     if (h.overflow)
         return false;
-    struct evbuffer *out = bufferevent_get_output(req->conn->bev);
-    struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(out, (ev_ssize_t)(h.len + body_len), &v, 1) != 1 ||
-        v.iov_len < h.len + body_len)
-        return false;
-    memcpy(v.iov_base, h.buf, h.len);
-    if (body_len)
-        memcpy((char *)v.iov_base + h.len, r->body, body_len);
-    v.iov_len = h.len + body_len;
-    if (evbuffer_commit_space(out, &v, 1) != 0)
-        return false;
+    /* A held request's answer goes straight to the socket when it can
+     * (server_conn_write_answer); what the socket did not take is queued. */
+    size_t sent = server_conn_write_answer(rc, h.buf, h.len, r->body, body_len);
+    if (sent < h.len + body_len && !queue_answer(req, &h, r->body, body_len, sent)) {
+        if (sent == 0)
+            return false;
+        /* a part is on the wire and the rest cannot be queued: close the
+         * connection after it, so the client sees a short answer */
+        req->flags &= ~EVHTP_REQ_FLAG_KEEPALIVE;
+    }
     req->flags |= EVHTP_REQ_FLAG_FINISHED;
     return true;
 }

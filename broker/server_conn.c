@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 /* A refused connection is closed at the latest this long after its answer. */
 #define CLOSING_LINGER_MS 2000u
@@ -336,11 +337,55 @@ void server_conn_hold(struct request_ctx *rc)
     req->conn->flags |= EVHTP_CONN_FLAG_PAUSED;
 }
 
+/* The common case of a held request (docs/architecture.md, "Holding a
+ * request without touching epoll"): the connection's output is empty and
+ * nothing more has arrived, so the answer is written here and never waits
+ * for a write event. evhtp's own path appends it to the output, whose
+ * write event is added (epoll_ctl) and, once the next loop turn has
+ * written it, deleted again (epoll_ctl). */
+size_t server_conn_write_answer(struct request_ctx *rc, const void *head, size_t head_len,
+                                const void *body, size_t body_len)
+{
+    evhtp_connection_t *conn = rc->req->conn;
+    if (!rc->held || conn->ssl || !(conn->flags & EVHTP_CONN_FLAG_PAUSED) ||
+        (conn->flags & EVHTP_CONN_FLAG_FREE_CONN))
+        return 0;
+    struct bufferevent *bev = conn->bev;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) ||
+        evbuffer_get_length(bufferevent_get_input(bev)) ||
+        !(bufferevent_get_enabled(bev) & EV_READ))
+        return 0;
+    struct iovec iov[2] = {{(void *)(uintptr_t)head, head_len},
+                           {(void *)(uintptr_t)body, body_len}};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = body_len ? 2 : 1};
+    ssize_t n;
+    do {
+        n = sendmsg(conn->sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return 0; /* full or failed: the bufferevent writes it, and sees the error */
+    if ((size_t)n == head_len + body_len)
+        rc->sent_on_socket = true;
+    return (size_t)n;
+}
+
 void server_conn_release(struct request_ctx *rc)
 {
     evhtp_connection_t *conn = rc->req->conn;
     if (!(conn->flags & EVHTP_CONN_FLAG_PAUSED))
         return;
+    if (rc->sent_on_socket) {
+        /* What evhtp's resume and its write callback would do once the
+         * output is flushed, without the write event: clear the pause and
+         * let evhtp's write callback (deferred, so rc stays valid up the
+         * stack) free the finished request and ready the parser for the
+         * next one, or close the connection. Reading was never stopped. */
+        conn->flags &= (uint16_t)~EVHTP_CONN_FLAG_PAUSED;
+        rc->req->status = EVHTP_RES_OK;
+        bufferevent_trigger(conn->bev, EV_WRITE,
+                            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+        return;
+    }
     if (conn->flags & EVHTP_CONN_FLAG_FREE_CONN) {
         /* The client closed (or reset) while held; evhtp frees the
          * connection in the resume without flushing: write the answer now

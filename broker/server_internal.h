@@ -124,8 +124,9 @@ struct request_ctx {
     const char *body;
     size_t body_len;
     const char *query;
-    uint64_t start_us; /* monotonic arrival time, for metrics and the access log */
-    bool held;         /* waiting for its answer (server_conn_hold) */
+    uint64_t start_us;   /* monotonic arrival time, for metrics and the access log */
+    bool held;           /* waiting for its answer (server_conn_hold) */
+    bool sent_on_socket; /* its whole answer went straight to the socket */
     bool done;
     bool read_ok;                /* passed the read barrier (clusters) */
     struct hasher_job *hash_job; /* password work in flight (login, register) */
@@ -221,6 +222,13 @@ void server_conn_request_done(struct request_ctx *rc);
  * costs no epoll_ctl. Reading stops only when bytes of a pipelined request
  * arrive meanwhile. */
 void server_conn_hold(struct request_ctx *rc);
+/* Writes the answer (head, then body) of a request held by flags straight
+ * to the socket when nothing is queued before it and no further request is
+ * waiting, so that the answer needs no write event (no epoll_ctl). Returns
+ * the bytes written, 0 when it tried none; the caller queues the rest in
+ * the connection's output. */
+size_t server_conn_write_answer(struct request_ctx *rc, const void *head, size_t head_len,
+                                const void *body, size_t body_len);
 /* After the answer is queued: resumes the connection when the hold had to
  * pause it. A client that closed meanwhile gets the answer written at once,
  * as far as its socket takes it, before evhtp frees the connection. */
