@@ -4,8 +4,9 @@
  * when configured): here the client rules (30 s leeway, sub a valid name,
  * the admin role claim or admin_users), a 2-way set-associative cache of
  * verified tokens keyed by the full SHA-256 of the token bytes (a hit
- * re-checks exp/nbf only), HS256 token issuing and salted PBKDF2-HMAC-SHA256
- * password hashes. A struct auth belongs to the loop thread (the cache and
+ * re-checks exp/nbf only), a per-connection memo of the last token (the same
+ * bytes again skip even the digest), HS256 token issuing and salted
+ * PBKDF2-HMAC-SHA256 password hashes. A struct auth belongs to the loop thread (the cache and
  * the digest context are mutated without locks).
  * SPDX-License-Identifier: MIT */
 #include "broker/auth.h"
@@ -300,8 +301,9 @@ static int verify_uncached(const struct auth *a, const char *token, size_t len, 
     return MOM_OK;
 }
 
-int auth_verify(struct auth *a, const char *token, size_t token_len, uint64_t now_s,
-                struct auth_identity *id)
+/* auth_verify, also giving the token's nbf (0 when it had none). */
+static int verify_cached(struct auth *a, const char *token, size_t token_len, uint64_t now_s,
+                         struct auth_identity *id, uint64_t *nbf_out)
 {
     if (!a || !token || !id || token_len == 0 || token_len > JWS_MAX_TOKEN ||
         memchr(token, '\0', token_len))
@@ -321,6 +323,7 @@ int auth_verify(struct auth *a, const char *token, size_t token_len, uint64_t no
                 return MOM_ERR_AUTH;
             }
             *id = e->id;
+            *nbf_out = e->nbf;
             return MOM_OK;
         }
     }
@@ -336,7 +339,52 @@ int auth_verify(struct auth *a, const char *token, size_t token_len, uint64_t no
     if (have_digest)
         cache_insert(a, digest, nbf, &fresh, now_s);
     *id = fresh;
+    *nbf_out = nbf;
     return MOM_OK;
+}
+
+int auth_verify(struct auth *a, const char *token, size_t token_len, uint64_t now_s,
+                struct auth_identity *id)
+{
+    uint64_t nbf;
+    return verify_cached(a, token, token_len, now_s, id, &nbf);
+}
+
+int auth_verify_memo(struct auth *a, struct auth_memo *m, const char *token, size_t token_len,
+                     uint64_t now_s, struct auth_identity *id)
+{
+    if (m && m->token && token && token_len == m->len && memcmp(token, m->token, token_len) == 0) {
+        /* the same bytes verified before: only the time can have changed */
+        if (!time_ok(m->id.exp, m->nbf, now_s))
+            return MOM_ERR_AUTH;
+        *id = m->id;
+        return MOM_OK;
+    }
+    uint64_t nbf;
+    int rc = verify_cached(a, token, token_len, now_s, id, &nbf);
+    if (rc != MOM_OK || !m)
+        return rc;
+    char *copy = m->len >= token_len && m->token ? m->token : malloc(token_len);
+    if (!copy)
+        return MOM_OK; /* verified; only the memo is lost */
+    if (copy != m->token)
+        free(m->token);
+    memcpy(copy, token, token_len);
+    m->token = copy;
+    m->len = token_len;
+    m->nbf = nbf;
+    m->id = *id;
+    return MOM_OK;
+}
+
+void auth_memo_cleanup(struct auth_memo *m)
+{
+    if (!m)
+        return;
+    if (m->token)
+        OPENSSL_cleanse(m->token, m->len);
+    free(m->token);
+    memset(m, 0, sizeof *m);
 }
 
 /* ---- issuing ---- */

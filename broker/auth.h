@@ -2,7 +2,8 @@
  * key) with the checks libjwt 1.10 does not do (docs/architecture.md, "JWTs":
  * algorithm pinned per key, exp required, exp/nbf with 30 s leeway, iss/aud
  * when configured),
- * a cache of verified tokens keyed by SHA-256 of the token, token issuing for
+ * a cache of verified tokens keyed by SHA-256 of the token and a memo per
+ * connection of its last token, token issuing for
  * POST /v1/auth/token, and salted slow password hashes (PBKDF2-HMAC-SHA256).
  * A jwt_t never leaves auth.c.
  * SPDX-License-Identifier: MIT */
@@ -44,6 +45,23 @@ void auth_free(struct auth *a);
  * valid name). Verified tokens are cached (bounded), exp still checked. */
 int auth_verify(struct auth *a, const char *token, size_t token_len, uint64_t now_s,
                 struct auth_identity *id);
+
+/* The last token one client connection presented and what it verified
+ * to: a request repeating those bytes skips the digest and the cache (a
+ * SHA-256 of the token per request) and re-checks only exp and nbf. The
+ * connection owns it: zero-initialised, released with auth_memo_cleanup. */
+struct auth_memo {
+    char *token; /* a copy, len bytes; NULL until a token verified */
+    size_t len;
+    uint64_t nbf; /* 0 when the token had none */
+    struct auth_identity id;
+};
+
+/* auth_verify through m (which may be NULL): the same answers for the same
+ * token and time; a token that verifies replaces the memo's. */
+int auth_verify_memo(struct auth *a, struct auth_memo *m, const char *token, size_t token_len,
+                     uint64_t now_s, struct auth_identity *id);
+void auth_memo_cleanup(struct auth_memo *m);
 
 /* Issues an HS256 token for user (sub, iat, exp = now + ttl, roles ["admin"]
  * when admin or listed in admin_users, iss/aud when configured). *token is

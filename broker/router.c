@@ -148,67 +148,97 @@ static bool split_path(const char *path, size_t len, struct segments *s)
     return true;
 }
 
-static bool segment_is(const struct segments *s, size_t k, const char *lit, size_t litlen)
+/* A pattern split once into its segments: where each literal lies in the
+ * pattern text and which segments are parameters. */
+struct compiled {
+    uint8_t n;
+    uint8_t params; /* bit k: segment k is "{}" */
+    uint8_t off[MAX_SEGMENTS], len[MAX_SEGMENTS];
+};
+
+static struct compiled compile(const char *pattern)
 {
-    return s->len[k] == litlen && !memcmp(s->start[k], lit, litlen);
+    struct compiled c = {0};
+    const char *p = pattern;
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        size_t plen = slash ? (size_t)(slash - p) : strlen(p);
+        c.off[c.n] = (uint8_t)(p - pattern);
+        c.len[c.n] = (uint8_t)plen;
+        if (plen == 2 && p[0] == '{' && p[1] == '}')
+            c.params |= (uint8_t)(1u << c.n);
+        c.n++;
+        if (!slash || c.n == MAX_SEGMENTS) /* no pattern has that many */
+            return c;
+        p = slash + 1;
+    }
 }
 
-static size_t pattern_segments(const char *pattern)
+/* Each pattern compiled once, and the routes listed by segment count in
+ * table order (the loop thread and the fuzzers are single-threaded; a
+ * racing first fill would write the same values). */
+_Static_assert(sizeof routes / sizeof routes[0] < 256, "route indices fit a uint8_t");
+
+struct route_index {
+    struct compiled route[ROUTE_COUNT];
+    uint8_t count[MAX_SEGMENTS + 1];
+    uint8_t of[MAX_SEGMENTS + 1][ROUTE_COUNT];
+};
+
+static const struct route_index *route_index(void)
 {
-    size_t n = 1;
-    for (const char *p = pattern; *p; p++)
-        n += *p == '/';
-    return n;
+    static struct route_index ix;
+    static bool done;
+    if (!done) {
+        for (size_t i = 0; i < ROUTE_COUNT; i++) {
+            struct compiled c = compile(routes[i].pattern);
+            ix.route[i] = c;
+            ix.of[c.n][ix.count[c.n]++] = (uint8_t)i;
+        }
+        done = true;
+    }
+    return &ix;
 }
 
 /* Matches one pattern; params are decoded into out only when it matches. */
-static bool pattern_matches(const char *pattern, const struct segments *s)
+static bool pattern_matches(const char *pattern, const struct compiled *c, const struct segments *s)
 {
-    size_t k = 0;
-    const char *p = pattern;
-    while (*p) {
-        const char *slash = strchr(p, '/');
-        size_t plen = slash ? (size_t)(slash - p) : strlen(p);
-        if (k >= s->n)
+    if (c->n != s->n)
+        return false;
+    for (size_t k = 0; k < c->n; k++) {
+        if (c->params & (1u << k))
+            continue;
+        if (s->len[k] != c->len[k] || memcmp(s->start[k], pattern + c->off[k], c->len[k]) != 0)
             return false;
-        if (!(plen == 2 && p[0] == '{' && p[1] == '}') && !segment_is(s, k, p, plen))
-            return false;
-        k++;
-        p += plen + (slash ? 1 : 0);
     }
-    return k == s->n;
+    return true;
 }
 
-static void decode_params(const char *pattern, const struct segments *s, struct route_match *out)
+static void decode_params(const struct compiled *c, const struct segments *s,
+                          struct route_match *out)
 {
-    size_t k = 0;
-    const char *p = pattern;
     out->nparams = 0;
     out->param_too_long = false;
-    while (*p) {
-        const char *slash = strchr(p, '/');
-        size_t plen = slash ? (size_t)(slash - p) : strlen(p);
-        if (plen == 2 && p[0] == '{' && out->nparams < 3) {
-            char *dst = out->params[out->nparams++];
-            size_t o = 0;
-            for (size_t i = 0; i < s->len[k]; i++) {
-                char c = s->start[k][i];
-                if (c == '%' && i + 2 < s->len[k] && hex_digit_value(s->start[k][i + 1]) >= 0 &&
-                    hex_digit_value(s->start[k][i + 2]) >= 0) {
-                    c = (char)(hex_digit_value(s->start[k][i + 1]) * 16 +
-                               hex_digit_value(s->start[k][i + 2]));
-                    i += 2;
-                }
-                if (o == ROUTER_MAX_PARAM) {
-                    out->param_too_long = true;
-                    break;
-                }
-                dst[o++] = c == '\0' ? '?' : c;
+    for (size_t k = 0; k < c->n; k++) {
+        if (!(c->params & (1u << k)) || out->nparams >= 3)
+            continue;
+        char *dst = out->params[out->nparams++];
+        size_t o = 0;
+        for (size_t i = 0; i < s->len[k]; i++) {
+            char ch = s->start[k][i];
+            if (ch == '%' && i + 2 < s->len[k] && hex_digit_value(s->start[k][i + 1]) >= 0 &&
+                hex_digit_value(s->start[k][i + 2]) >= 0) {
+                ch = (char)(hex_digit_value(s->start[k][i + 1]) * 16 +
+                            hex_digit_value(s->start[k][i + 2]));
+                i += 2;
             }
-            dst[o] = '\0';
+            if (o == ROUTER_MAX_PARAM) {
+                out->param_too_long = true;
+                break;
+            }
+            dst[o++] = ch == '\0' ? '?' : ch;
         }
-        k++;
-        p += plen + (slash ? 1 : 0);
+        dst[o] = '\0';
     }
 }
 
@@ -219,36 +249,29 @@ enum router_result router_match(enum http_method method, const char *path, size_
     struct segments s;
     if (!split_path(path, path_len, &s))
         return ROUTER_NOT_FOUND;
-    /* The segment count of each pattern, counted once (the loop thread
-     * and the fuzzers are single-threaded; a racing first fill would
-     * write the same values anyway). */
-    static uint8_t route_segments[ROUTE_COUNT];
-    static bool counted;
-    if (!counted) {
-        for (size_t i = 0; i < ROUTE_COUNT; i++)
-            route_segments[i] = (uint8_t)pattern_segments(routes[i].pattern);
-        counted = true;
-    }
-    const struct route_def *hit = NULL;
+    const struct route_index *ix = route_index();
+    const struct compiled *table = ix->route;
+    size_t hit = ROUTE_COUNT;
     unsigned allowed = 0;
-    for (size_t i = 0; i < ROUTE_COUNT; i++) {
-        /* cheap filters first: segment count and the first segment */
-        if (route_segments[i] != s.n || s.len[0] == 0 || routes[i].pattern[0] != s.start[0][0] ||
-            !pattern_matches(routes[i].pattern, &s))
+    for (size_t j = 0; j < ix->count[s.n]; j++) {
+        size_t i = ix->of[s.n][j];
+        /* a cheap filter first: the first byte */
+        if (s.len[0] == 0 || routes[i].pattern[0] != s.start[0][0] ||
+            !pattern_matches(routes[i].pattern, &table[i], &s))
             continue;
         allowed |= routes[i].method;
-        if (!hit &&
+        if (hit == ROUTE_COUNT &&
             (routes[i].method == method || (method == HTTP_HEAD && routes[i].method == HTTP_GET)))
-            hit = &routes[i];
+            hit = i;
     }
     out->allowed = allowed;
-    if (!hit) {
+    if (hit == ROUTE_COUNT) {
         if (!allowed)
             return ROUTER_NOT_FOUND;
         return ROUTER_METHOD_NOT_ALLOWED;
     }
-    out->route = hit->route;
-    decode_params(hit->pattern, &s, out);
+    out->route = routes[hit].route;
+    decode_params(&table[hit], &s, out);
     return ROUTER_OK;
 }
 

@@ -406,7 +406,9 @@ void server_propose(struct request_ctx *rc, struct command *cmd)
     struct server *s = rc->srv;
     cmd->pb.time_ms = server_now_stamp(s);
     if (rc->id.user[0]) {
-        snprintf(cmd->pb.user, sizeof cmd->pb.user, "%s", rc->id.user);
+        size_t n = strnlen(rc->id.user, sizeof cmd->pb.user - 1);
+        memcpy(cmd->pb.user, rc->id.user, n);
+        cmd->pb.user[n] = '\0';
         cmd->pb.admin = rc->id.admin;
     }
     uint8_t *buf;
@@ -948,8 +950,8 @@ static bool authenticate(struct request_ctx *rc)
         server_fail(rc, API_ERR_UNAUTHORIZED, "a bearer token is required");
         return false;
     }
-    int rc_verify =
-        auth_verify(rc->srv->auth, token, strlen(token), clock_wall_ms() / 1000, &rc->id);
+    int rc_verify = auth_verify_memo(rc->srv->auth, server_conn_auth_memo(rc), token, strlen(token),
+                                     clock_wall_ms() / 1000, &rc->id);
     free(query_token);
     if (rc_verify != MOM_OK) {
         add_header(rc->req, "WWW-Authenticate", "Bearer realm=\"mom\", error=\"invalid_token\"");

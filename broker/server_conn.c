@@ -400,6 +400,12 @@ void server_conn_release(struct request_ctx *rc)
     evhtp_request_resume(rc->req);
 }
 
+struct auth_memo *server_conn_auth_memo(struct request_ctx *rc)
+{
+    struct client_conn *cc = conn_of(rc->req->conn);
+    return cc ? &cc->auth : NULL;
+}
+
 /* Requests that never reached on_request (no route callback) end here. */
 static evhtp_res on_plain_request_fini(evhtp_request_t *req, void *arg)
 {
@@ -427,6 +433,7 @@ static evhtp_res on_connection_fini(evhtp_connection_t *conn, void *arg)
         cc->next->prev = cc->prev;
     s->nconns--;
     event_free(cc->timer);
+    auth_memo_cleanup(&cc->auth);
     free(cc);
     return EVHTP_RES_OK;
 }

@@ -94,6 +94,7 @@ struct client_conn {
     bool in_request_line;
     bool shut_down;         /* closing: write side shut after the flush */
     uint64_t closing_since; /* monotonic ms */
+    struct auth_memo auth;  /* the last bearer token that verified here */
 };
 
 /* What a part of the server that proposed a Command of its own learns:
@@ -222,6 +223,9 @@ void server_conn_request_done(struct request_ctx *rc);
  * costs no epoll_ctl. Reading stops only when bytes of a pipelined request
  * arrive meanwhile. */
 void server_conn_hold(struct request_ctx *rc);
+/* The memo of the last token that verified on rc's connection (NULL when
+ * the connection keeps none). */
+struct auth_memo *server_conn_auth_memo(struct request_ctx *rc);
 /* Writes the answer (head, then body) of a request held by flags straight
  * to the socket when nothing is queued before it and no further request is
  * waiting, so that the answer needs no write event (no epoll_ctl). Returns

@@ -780,6 +780,67 @@ static void test_cache_rechecks_exp(void **state)
     auth_free(a);
 }
 
+/* A connection's memo answers exactly as the verifier: the same token
+ * re-checks only its time, another token (or a longer or shorter one with
+ * the same start) is verified in full and replaces the memo only if good. */
+static void test_memo(void **state)
+{
+    (void)state;
+    struct auth *a = mk_auth(SECRET, NULL, NULL, NULL, NULL, "bob");
+    struct auth_memo m = {0};
+    struct auth_identity id, plain;
+    char c[512];
+    char *alice = sign_hs(claims(c, sizeof c, "alice", NOW + 100, ",\"nbf\":1700000050"));
+    char *bob = sign_hs(claims(c, sizeof c, "bob", NOW + 600, ""));
+    size_t alen = strlen(alice);
+    /* nbf is 50 s ahead: beyond the 30 s leeway, so not yet */
+    assert_int_equal(auth_verify_memo(a, &m, alice, alen, NOW, &id), MOM_ERR_AUTH);
+    assert_null(m.token);
+    assert_int_equal(auth_verify_memo(a, &m, alice, alen, NOW + 20, &id), MOM_OK);
+    assert_non_null(m.token);
+    assert_int_equal(auth_verify(a, alice, alen, NOW + 20, &plain), MOM_OK);
+    assert_memory_equal(&id, &plain, sizeof id);
+    assert_int_equal(m.nbf, NOW + 50);
+    /* memo hits: time still checked both ways */
+    memset(&id, 0, sizeof id);
+    assert_int_equal(auth_verify_memo(a, &m, alice, alen, NOW + 130, &id), MOM_OK);
+    assert_string_equal(id.user, "alice");
+    assert_false(id.admin);
+    assert_int_equal(id.exp, NOW + 100);
+    assert_int_equal(auth_verify_memo(a, &m, alice, alen, NOW + 131, &id), MOM_ERR_AUTH);
+    assert_int_equal(auth_verify_memo(a, &m, alice, alen, NOW + 19, &id), MOM_ERR_AUTH);
+    /* a prefix or an extension of the memo's bytes is not the memo's token */
+    assert_int_equal(auth_verify_memo(a, &m, alice, alen - 1, NOW + 20, &id), MOM_ERR_AUTH);
+    char *longer = malloc(alen + 2);
+    memcpy(longer, alice, alen);
+    memcpy(longer + alen, "A", 2);
+    assert_int_equal(auth_verify_memo(a, &m, longer, alen + 1, NOW + 20, &id), MOM_ERR_AUTH);
+    assert_int_equal(m.len, alen); /* failures leave the memo as it was */
+    assert_memory_equal(m.token, alice, alen);
+    /* a flipped byte in the signature fails in full */
+    longer[alen - 2] = longer[alen - 2] == 'A' ? 'B' : 'A';
+    assert_int_equal(auth_verify_memo(a, &m, longer, alen, NOW + 20, &id), MOM_ERR_AUTH);
+    /* another good token replaces it (admin from admin_users) */
+    assert_int_equal(auth_verify_memo(a, &m, bob, strlen(bob), NOW, &id), MOM_OK);
+    assert_string_equal(id.user, "bob");
+    assert_true(id.admin);
+    assert_int_equal(m.len, strlen(bob));
+    assert_int_equal(m.nbf, 0);
+    assert_int_equal(auth_verify_memo(a, &m, alice, alen, NOW + 20, &id), MOM_OK);
+    assert_string_equal(id.user, "alice");
+    /* without a memo it is auth_verify */
+    assert_int_equal(auth_verify_memo(a, NULL, bob, strlen(bob), NOW, &id), MOM_OK);
+    assert_int_equal(auth_verify_memo(a, &m, NULL, 0, NOW, &id), MOM_ERR_AUTH);
+    auth_memo_cleanup(&m);
+    assert_null(m.token);
+    auth_memo_cleanup(&m);
+    auth_memo_cleanup(NULL);
+    free(longer);
+    free(alice);
+    free(bob);
+    auth_free(a);
+}
+
 /* ---- issuing ---- */
 
 static void test_issue_round_trip(void **state)
@@ -1039,6 +1100,7 @@ int main(void)
         cmocka_unit_test(test_roles_and_admin_users),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_cache_rechecks_exp),
+        cmocka_unit_test(test_memo),
         cmocka_unit_test(test_issue_round_trip),
         cmocka_unit_test(test_password),
         cmocka_unit_test(test_measure),
