@@ -66,12 +66,17 @@ static void *syncer_main(void *arg)
         s->result = result;
         s->micros = micros;
         s->done = true;
+        pthread_mutex_unlock(&s->mu);
+        /* Signalled after the unlock: the loop wakes and locks mu at once
+         * (syncer_collect), and with both threads on one core it would
+         * otherwise find mu held and sleep until this thread runs again. */
         uint64_t one = 1;
         /* An eventfd write fails only when the counter would overflow. */
         ssize_t n;
         do {
             n = write(s->efd, &one, sizeof one);
         } while (n < 0 && errno == EINTR);
+        pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -141,8 +146,8 @@ int syncer_submit(struct syncer *s, int fd, uint64_t cookie)
     s->cookie = cookie;
     s->has_job = true;
     s->done = false;
-    pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    pthread_cond_signal(&s->cv); /* after the unlock, like the eventfd write */
     return MOM_OK;
 }
 
