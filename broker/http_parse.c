@@ -328,8 +328,155 @@ static int parse_batch_item(const cJSON *obj, size_t i, bool allow_delay, struct
     return 0;
 }
 
+/* ---- the common batch shape without a JSON tree ----
+ * {"messages":[{"body":"..."},...]} where every item has only a body
+ * without escapes (no backslash, no NUL) and the only whitespace is space,
+ * tab, CR and LF: what cJSON reads from such a body is exactly the bytes
+ * between the quotes, and every other item field keeps its zero default.
+ * Anything else (other fields, escapes, a count out of range, invalid
+ * JSON) is left to the cJSON path, which then gives the same answer and
+ * error as before. Bodies point into the request body (no copy). */
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
+    return p;
+}
+
+/* Consumes the literal lit (after whitespace); NULL when it is not next. */
+static const char *expect_lit(const char *p, const char *end, const char *lit, size_t n)
+{
+    p = skip_ws(p, end);
+    if ((size_t)(end - p) < n || memcmp(p, lit, n) != 0)
+        return NULL;
+    return p + n;
+}
+
+/* Consumes the character c (after whitespace); NULL when it is not next. */
+static inline const char *expect_char(const char *p, const char *end, char c)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
+    return p < end && *p == c ? p + 1 : NULL;
+}
+
+/* A string without backslash or NUL after the opening quote at p: sets its
+ * span, returns the position after the closing quote (NULL if none). */
+static const char *plain_string(const char *p, const char *end, const char **s, size_t *n)
+{
+    const char *q = memchr(p, '"', (size_t)(end - p));
+    if (!q || memchr(p, '\\', (size_t)(q - p)) || memchr(p, '\0', (size_t)(q - p)))
+        return NULL;
+    *s = p;
+    *n = (size_t)(q - p);
+    return q + 1;
+}
+
+/* Item spans (offset, length) of a body of the plain shape, or 0 items. */
+struct plain_span {
+    uint32_t off, len;
+};
+
+static size_t plain_batch_scan(const char *body, size_t len, struct plain_span *spans)
+{
+    if (len > UINT32_MAX)
+        return 0;
+    const char *end = body + len;
+    const char *p = expect_lit(body, end, "{", 1);
+    if (p)
+        p = expect_lit(p, end, "\"messages\"", 10);
+    if (p)
+        p = expect_lit(p, end, ":", 1);
+    if (p)
+        p = expect_lit(p, end, "[", 1);
+    size_t n = 0;
+    while (p) {
+        if (n == COMMAND_MAX_BATCH)
+            return 0;
+        const char *s;
+        size_t sn;
+        if (end - p > 9 && memcmp(p, "{\"body\":\"", 9) == 0) { /* without whitespace */
+            p += 9;
+        } else {
+            p = expect_char(p, end, '{');
+            if (p)
+                p = expect_lit(p, end, "\"body\"", 6);
+            if (p)
+                p = expect_char(p, end, ':');
+            if (p)
+                p = expect_char(p, end, '"');
+        }
+        if (p)
+            p = plain_string(p, end, &s, &sn);
+        if (p)
+            p = expect_char(p, end, '}');
+        if (!p)
+            return 0;
+        spans[n].off = (uint32_t)(s - body);
+        spans[n].len = (uint32_t)sn;
+        n++;
+        p = skip_ws(p, end);
+        if (p < end && *p == ',') {
+            p++;
+            continue;
+        }
+        p = expect_lit(p, end, "]", 1);
+        if (p)
+            p = expect_lit(p, end, "}", 1);
+        if (!p || skip_ws(p, end) != end)
+            return 0;
+        return n;
+    }
+    return 0;
+}
+
+/* 0 when the body has the plain shape (items filled), 1 when it has not,
+ * -1 out of memory. */
+static int parse_batch_plain(const char *body, size_t len, struct command_item **items,
+                             size_t *count, uint8_t ***owned)
+{
+    struct plain_span spans[COMMAND_MAX_BATCH];
+    size_t n = body ? plain_batch_scan(body, len, spans) : 0;
+    if (n == 0)
+        return 1;
+    /* not calloc: zeroing each item's 256-byte content type buffer cost
+     * more than the rest of the parse; an empty C string is enough */
+    *items = malloc(n * sizeof **items);
+    *owned = calloc(n, sizeof **owned); /* all NULL: nothing is copied */
+    if (!*items || !*owned) {
+        free(*items);
+        free(*owned);
+        *items = NULL;
+        *owned = NULL;
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct command_item *it = &(*items)[i];
+        it->body = (const uint8_t *)body + spans[i].off;
+        it->body_len = spans[i].len;
+        it->content_type[0] = '\0';
+        it->delay_ms = 0;
+    }
+    *count = n;
+    return 0;
+}
+
 int http_parse_batch(const char *body, size_t len, bool allow_delay, struct command_item **items,
                      size_t *count, uint8_t ***owned, struct parse_error *err)
+{
+    *items = NULL;
+    *owned = NULL;
+    *count = 0;
+    int plain = parse_batch_plain(body, len, items, count, owned);
+    if (plain <= 0)
+        return plain ? fail(err, API_ERR_BAD_REQUEST, "out of memory") : 0;
+    return http_parse_batch_cjson(body, len, allow_delay, items, count, owned, err);
+}
+
+int http_parse_batch_cjson(const char *body, size_t len, bool allow_delay,
+                           struct command_item **items, size_t *count, uint8_t ***owned,
+                           struct parse_error *err)
 {
     *items = NULL;
     *owned = NULL;

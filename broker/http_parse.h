@@ -36,10 +36,18 @@ int http_parse_queue_settings(const char *name, const char *body, size_t len,
 int http_parse_topic_settings(const char *body, size_t len, mom_v1_TopicSettings *out,
                               struct parse_error *err);
 
-/* Batch body. Fills items (malloc'd array, *count entries) whose bodies are
- * malloc'd copies listed in *owned (free each, then the arrays). */
+/* Batch body. Fills items (malloc'd array, *count entries) whose bodies
+ * point into body or are malloc'd copies listed in *owned (NULL where the
+ * body points into the request; free each, then the arrays). The common
+ * shape (items with only a body without escapes) is read without a JSON
+ * tree; every other body takes http_parse_batch_cjson. */
 int http_parse_batch(const char *body, size_t len, bool allow_delay, struct command_item **items,
                      size_t *count, uint8_t ***owned, struct parse_error *err);
+/* The same through cJSON for every body (bodies always copied); tests and
+ * the fuzz target compare the two. */
+int http_parse_batch_cjson(const char *body, size_t len, bool allow_delay,
+                           struct command_item **items, size_t *count, uint8_t ***owned,
+                           struct parse_error *err);
 void http_free_batch(struct command_item *items, uint8_t **owned, size_t count);
 
 /* {"delay_ms": N} optional (empty body allowed). */

@@ -308,6 +308,72 @@ static void render_id(struct jbuf *b, uint64_t id)
     jbuf_raw(b, "\"", 1);
 }
 
+/* A batch's lists, written in place into room reserved once: ids are
+ * "%016x" of consecutive values and sequence numbers consecutive decimals
+ * (the text of one is the previous one's plus one, carried by hand). The
+ * same text jbuf_hex and jbuf_u64 write, at a few instructions a byte. */
+static void render_batch_lists(struct jbuf *b, bool queue, uint64_t index, size_t n, uint64_t first)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *seqs = queue ? "],\"seqs\":[" : "],\"offsets\":[";
+    size_t seqs_len = strlen(seqs);
+    /* "ids" items: 18 bytes and a comma; sequence numbers: at most 20
+     * digits and a comma */
+    if (!reserve(b, 8 + n * 19 + seqs_len + n * 21 + 2))
+        return;
+    char *p = b->p + b->len;
+    memcpy(p, "{\"ids\":[", 8);
+    p += 8;
+    /* ids of one entry are consecutive (store_message_id): the text of
+     * one is the previous one's plus one */
+    char id[16];
+    uint64_t v = store_message_id(index, 0);
+    for (int k = 15; k >= 0; k--) {
+        id[k] = hex[v & 15];
+        v >>= 4;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i) {
+            *p++ = ',';
+            int k = 15;
+            while (id[k] == 'f')
+                id[k--] = '0';
+            id[k] = id[k] == '9' ? 'a' : (char)(id[k] + 1);
+        }
+        *p++ = '"';
+        memcpy(p, id, 16);
+        p += 16;
+        *p++ = '"';
+    }
+    memcpy(p, seqs, seqs_len);
+    p += seqs_len;
+    char dig[20];
+    size_t start = sizeof dig;
+    v = first;
+    do {
+        dig[--start] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++) {
+        if (i) {
+            *p++ = ',';
+            size_t k = sizeof dig; /* + 1 (the caller saw that it does not wrap) */
+            while (k > start && dig[k - 1] == '9')
+                dig[--k] = '0';
+            if (k > start)
+                dig[k - 1]++;
+            else
+                dig[--start] = '1';
+        }
+        memcpy(p, dig + start, sizeof dig - start);
+        p += sizeof dig - start;
+    }
+    memcpy(p, "]}", 2);
+    p += 2;
+    b->len = (size_t)(p - b->p);
+    b->p[b->len] = '\0';
+}
+
 int render_publish_ack(struct reply *r, bool queue, bool batch, uint64_t index, size_t n,
                        uint64_t first)
 {
@@ -321,7 +387,9 @@ int render_publish_ack(struct reply *r, bool queue, bool batch, uint64_t index, 
         jbuf_lit(&b, queue ? ",\"seq\":" : ",\"offset\":");
         jbuf_u64(&b, first);
         jbuf_lit(&b, "}");
-    } else {
+    } else if (n && n <= 1024 && first <= UINT64_MAX - (n - 1)) {
+        render_batch_lists(&b, queue, index, n, first);
+    } else { /* n == 0, ids that are not consecutive, sequence numbers that wrap */
         jbuf_lit(&b, "{\"ids\":[");
         for (size_t i = 0; i < n; i++) {
             if (i)

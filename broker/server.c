@@ -401,6 +401,77 @@ static void send_storage_error(struct request_ctx *rc, int err)
                     mom_strerror(err));
 }
 
+/* Frees a proposal and the items it owns. */
+static void proposal_free(struct proposal *p)
+{
+    if (p && p->has_cmd) {
+        free(p->spans);
+        if (p->cmd.items != &p->item)
+            free(p->cmd.items);
+    }
+    free(p);
+}
+
+/* Whether every item body lies in the request body (or is empty), so the
+ * command stays valid as long as the request. */
+static bool items_in_request(const struct request_ctx *rc, const struct command *cmd)
+{
+    for (size_t i = 0; i < cmd->item_count; i++) {
+        const struct command_item *it = &cmd->items[i];
+        if (it->body_len && (!rc->body || (const char *)it->body < rc->body ||
+                             (const char *)it->body + it->body_len > rc->body + rc->body_len))
+            return false;
+    }
+    return true;
+}
+
+/* A batch's items for its proposal: spans when every item is only a body
+ * (no content type, no delay), else a copy. false when out of memory. */
+static bool keep_items(struct proposal *p, const struct command *cmd)
+{
+    size_t n = cmd->item_count;
+    bool plain = true;
+    for (size_t i = 0; plain && i < n; i++)
+        plain = !cmd->items[i].content_type[0] && !cmd->items[i].delay_ms;
+    if (plain) {
+        p->spans = malloc(n * sizeof *p->spans);
+        for (size_t i = 0; p->spans && i < n; i++) {
+            p->spans[i].body = cmd->items[i].body;
+            p->spans[i].len = cmd->items[i].body_len;
+        }
+        return p->spans != NULL;
+    }
+    p->cmd.items = malloc(n * sizeof *cmd->items);
+    if (p->cmd.items)
+        memcpy(p->cmd.items, cmd->items, n * sizeof *cmd->items);
+    return p->cmd.items != NULL;
+}
+
+/* The command of a proposal that kept it (p->has_cmd), its items rebuilt
+ * from spans into s->apply_items; NULL when out of memory. */
+static const struct command *kept_command(struct server *s, struct proposal *p)
+{
+    if (!p->spans)
+        return &p->cmd;
+    size_t n = p->cmd.item_count;
+    if (n > s->apply_items_cap) {
+        struct command_item *a = realloc(s->apply_items, n * sizeof *a);
+        if (!a)
+            return NULL;
+        s->apply_items = a;
+        s->apply_items_cap = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct command_item *it = &s->apply_items[i];
+        it->body = p->spans[i].body;
+        it->body_len = p->spans[i].len;
+        it->content_type[0] = '\0';
+        it->delay_ms = 0;
+    }
+    p->cmd.items = s->apply_items; /* not the proposal's: cleared after apply */
+    return &p->cmd;
+}
+
 void server_propose(struct request_ctx *rc, struct command *cmd)
 {
     struct server *s = rc->srv;
@@ -427,27 +498,25 @@ void server_propose(struct request_ctx *rc, struct command *cmd)
     }
     p->rc = rc;
     p->done = NULL;
+    p->spans = NULL;
     /* an item body must live in the request (a batch item's decoded
      * base64 is freed when its handler returns); SetAcl's lists are the
-     * handler's, so it is applied from the logged bytes */
-    p->has_cmd =
-        cmd->pb.which_kind != mom_v1_Command_set_acl_tag &&
-        (cmd->item_count == 0 ||
-         (cmd->item_count == 1 && (cmd->items[0].body_len == 0 ||
-                                   (rc->body && (const char *)cmd->items[0].body >= rc->body &&
-                                    (const char *)cmd->items[0].body + cmd->items[0].body_len <=
-                                        rc->body + rc->body_len))));
+     * handler's, so it is applied from the logged bytes. The items array
+     * is the handler's too (keep_items). */
+    p->has_cmd = cmd->pb.which_kind != mom_v1_Command_set_acl_tag && items_in_request(rc, cmd);
     if (p->has_cmd) {
         p->cmd = *cmd;
         p->cmd.items = NULL;
         if (cmd->item_count == 1) {
             p->item = cmd->items[0];
             p->cmd.items = &p->item;
+        } else if (cmd->item_count > 1 && !keep_items(p, cmd)) {
+            p->has_cmd = false; /* applied from the logged bytes */
         }
     }
     err = node_propose(s->node, buf, len, p);
     if (err != MOM_OK) {
-        free(p);
+        proposal_free(p);
         send_storage_error(rc, err);
         return;
     }
@@ -479,7 +548,7 @@ int server_propose_cb(struct server *s, struct command *cmd, server_done_fn done
     p->done_arg = arg;
     err = node_propose(s->node, buf, len, p);
     if (err != MOM_OK)
-        free(p);
+        proposal_free(p);
     return err;
 }
 
@@ -527,13 +596,14 @@ static void on_apply(void *arg, uint64_t index, const uint8_t *data, size_t len,
         s->tick_in_flight = false;
     struct request_ctx *rc = p ? p->rc : NULL;
     struct command decoded;
-    const struct command *cmd = &decoded;
-    if (rc && p->has_cmd) {
-        /* Our own proposal, at the index and term it was proposed with:
-         * data are the bytes encoded from p->cmd. */
-        cmd = &p->cmd;
+    /* Our own proposal, at the index and term it was proposed with: data
+     * are the bytes encoded from p->cmd. */
+    const struct command *cmd = rc && p->has_cmd ? kept_command(s, p) : NULL;
+    if (cmd) {
         check_local_command(cmd, data, len);
-    } else if (command_decode(data, len, &decoded) != MOM_OK) {
+    } else if (command_decode(data, len, &decoded) == MOM_OK) {
+        cmd = &decoded;
+    } else {
         /* Every replica skips the same undecodable entry. */
         log_error("log entry %llu does not decode as a Command; skipped",
                   (unsigned long long)index);
@@ -545,7 +615,7 @@ static void on_apply(void *arg, uint64_t index, const uint8_t *data, size_t len,
         }
         if (p && p->done)
             p->done(p->done_arg, index, NULL, MOM_ERR_INVALID);
-        free(p);
+        proposal_free(p);
         return;
     }
     struct reply r = {0};
@@ -555,6 +625,8 @@ static void on_apply(void *arg, uint64_t index, const uint8_t *data, size_t len,
         s->last_stamp = cmd->pb.time_ms;
     if (cmd == &decoded)
         command_cleanup(&decoded);
+    else if (p->spans)
+        p->cmd.items = NULL; /* s->apply_items, not the proposal's */
     if (remote) {
         remote->status = r.status ? r.status : 500;
         remote->body = r.body_len ? malloc(r.body_len) : NULL;
@@ -569,7 +641,7 @@ static void on_apply(void *arg, uint64_t index, const uint8_t *data, size_t len,
     }
     if (done)
         p->done(p->done_arg, index, &r, MOM_OK);
-    free(p);
+    proposal_free(p);
     reply_cleanup(&r);
     process_wakes(s);
 }
@@ -588,7 +660,7 @@ static void on_fail(void *arg, void *ctx, int err)
     }
     if (p->done)
         p->done(p->done_arg, 0, NULL, err);
-    free(p);
+    proposal_free(p);
 }
 
 /* Leader: a forwarded Command gets this leader's time stamp. */
@@ -610,7 +682,7 @@ static void on_read_ready(void *arg, void *ctx, int err)
     (void)arg;
     struct proposal *p = ctx;
     struct request_ctx *rc = p->rc;
-    free(p);
+    proposal_free(p);
     if (!rc)
         return;
     rc->proposal = NULL;
@@ -636,7 +708,7 @@ bool server_read_barrier(struct request_ctx *rc)
     p->done = NULL;
     p->has_cmd = false;
     if (node_read_barrier(s->node, p) != MOM_OK) {
-        free(p);
+        proposal_free(p);
         server_fail(rc, API_ERR_UNAVAILABLE, "no leader is known; retry");
         return true;
     }
@@ -660,7 +732,7 @@ static void on_forwarded(void *arg, void *ctx, int status, const uint8_t *body, 
         struct reply answer = {.status = status, .body = (char *)body, .body_len = len};
         p->done(p->done_arg, index, &answer, MOM_OK);
     }
-    free(p);
+    proposal_free(p);
     if (!rc)
         return;
     rc->proposal = NULL;
@@ -1380,6 +1452,7 @@ void server_free(struct server *s)
     auth_free(s->auth);
     metrics_free(s->metrics);
     free(s->wakes);
+    free(s->apply_items);
     free(s);
 }
 

@@ -62,6 +62,11 @@ struct server {
         char name[129];
     } * wakes;
     size_t nwakes, wakes_cap;
+    /* the items of a batch applied from its proposal's spans, rebuilt here
+     * for each apply (one array reused: a fresh one per batch cost a page
+     * fault every few items) */
+    struct command_item *apply_items;
+    size_t apply_items_cap;
     char dummy_hash[192];                            /* for constant-time failed logins */
     struct hasher *hasher;                           /* PBKDF2 off the loop */
     struct ratelimit *login_by_user, *login_by_addr; /* failed-login budgets */
@@ -104,16 +109,24 @@ struct client_conn {
 typedef void (*server_done_fn)(void *arg, uint64_t index, const struct reply *r, int err);
 
 /* One in-flight Command (or read barrier): outlives its request if the
- * client leaves. While the request lives, a Command with at most one item
- * is also kept decoded, so that its own leader applies it without decoding
- * the bytes it has just encoded (the item body points into the request). */
+ * client leaves. While the request lives, a Command whose item bodies all
+ * point into the request is also kept decoded, so that its own leader
+ * applies it without decoding the bytes it has just encoded. */
 struct proposal {
     struct request_ctx *rc; /* NULL once the request is gone */
     server_done_fn done;    /* or a part of the server waits (server_propose_cb) */
     void *done_arg;
-    bool has_cmd;       /* cmd is what was encoded (use only while rc) */
-    struct command cmd; /* cmd.items points at item when it has one */
+    bool has_cmd; /* cmd is what was encoded (use only while rc) */
+    /* cmd.items points at item when it has one. A batch keeps spans
+     * instead (cmd.items NULL), when each item is only a body: apply
+     * rebuilds the items from them. Other batches keep a copy of the
+     * handler's items (cmd.items, malloc'd). Both owned (proposal_free). */
+    struct command cmd;
     struct command_item item;
+    struct item_span {
+        const uint8_t *body;
+        size_t len;
+    } * spans;
 };
 
 struct request_ctx {

@@ -62,6 +62,18 @@ int store_intern_content_type(struct store *s, const char *ct, uint32_t *id)
     return strtab_intern(s->strs, ct, strnlen(ct, 255), id);
 }
 
+int store_intern_item_content_type(struct store *s, const struct command *cmd, size_t i,
+                                   uint32_t *id)
+{
+    const char *ct = cmd->items[i].content_type;
+    if (i > 0 &&
+        strncmp(ct, cmd->items[i - 1].content_type, sizeof cmd->items[i].content_type) == 0) {
+        strtab_ref(s->strs, *id);
+        return MOM_OK;
+    }
+    return store_intern_content_type(s, ct, id);
+}
+
 static char *dupstr(const char *s)
 {
     size_t n = strlen(s);

@@ -224,6 +224,11 @@ void store_clear(struct store *s);
 uint64_t store_message_id(uint64_t index, size_t item);
 /* Interns a content type ("" means application/octet-stream). */
 int store_intern_content_type(struct store *s, const char *ct, uint32_t *id);
+/* The same for item i of a publish, *id holding the id item i - 1 got: an
+ * item with the previous item's content type (a batch's usual case) takes
+ * another reference on that id without hashing the type again. */
+int store_intern_item_content_type(struct store *s, const struct command *cmd, size_t i,
+                                   uint32_t *id);
 /* Users for the snapshot: restore one. */
 int store_restore_user(struct store *s, const char *name, const char *hash, uint64_t created_at);
 

@@ -502,6 +502,7 @@ static int build_messages(struct store *s, uint64_t index, uint64_t now, const s
                       &publisher) != MOM_OK)
         return MOM_ERR_NOMEM;
     int rc = MOM_OK;
+    uint32_t ct = 0; /* the previous item's content type */
     for (size_t i = 0; i < cmd->item_count; i++) {
         const struct command_item *it = &cmd->items[i];
         if (it->body_len >= STORE_MAX_MESSAGE_BODY) {
@@ -513,11 +514,12 @@ static int build_messages(struct store *s, uint64_t index, uint64_t now, const s
             rc = MOM_ERR_NOMEM;
             break;
         }
-        if (store_intern_content_type(s, it->content_type, &m->content_type) != MOM_OK) {
+        if (store_intern_item_content_type(s, cmd, i, &ct) != MOM_OK) {
             free(m);
             rc = MOM_ERR_NOMEM;
             break;
         }
+        m->content_type = ct;
         strtab_ref(s->strs, publisher);
         m->publisher = publisher;
         m->next = NULL;

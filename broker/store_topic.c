@@ -404,15 +404,17 @@ int topic_apply_publish(struct store *s, struct topic *t, uint64_t index, uint64
         return MOM_ERR_NOMEM;
     uint64_t first = topic_next_offset(t);
     size_t done = 0;
+    uint32_t ct = 0; /* the previous item's content type */
     for (; done < n; done++) {
         const struct command_item *it = &cmd->items[done];
         struct tmsg *m = malloc(offsetof(struct tmsg, body) + it->body_len);
         if (!m)
             break;
-        if (store_intern_content_type(s, it->content_type, &m->content_type) != MOM_OK) {
+        if (store_intern_item_content_type(s, cmd, done, &ct) != MOM_OK) {
             free(m);
             break;
         }
+        m->content_type = ct;
         strtab_ref(s->strs, publisher);
         m->publisher = publisher;
         m->id = store_message_id(index, done);

@@ -4,7 +4,7 @@
  * bounds (delays, visibility timeouts, batch sizes, content types,
  * user names and password lengths; a login's impossible password comes
  * back empty; ACL lists of at most 1000 valid user names), and a parsed
- * batch or ACL must be freeable.
+ * batch or ACL must be freeable, and a batch must read as cJSON reads it.
  * SPDX-License-Identifier: MIT */
 #include "broker/http_parse.h"
 #include "broker/router.h"
@@ -22,6 +22,24 @@ static void refused(int rc, const struct parse_error *e)
     int status = api_error_status(e->kind);
     if (status != 400 || strnlen(e->message, sizeof e->message) >= sizeof e->message)
         abort();
+}
+
+/* A batch read without the JSON tree must be what cJSON reads. */
+static void same_as_cjson(const char *body, size_t size, bool allow_delay,
+                          const struct command_item *items, size_t n)
+{
+    struct command_item *c;
+    size_t cn;
+    uint8_t **owned;
+    struct parse_error e;
+    if (http_parse_batch_cjson(body, size, allow_delay, &c, &cn, &owned, &e) != 0 || cn != n)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        if (c[i].body_len != items[i].body_len ||
+            (items[i].body_len && memcmp(c[i].body, items[i].body, items[i].body_len)) ||
+            strcmp(c[i].content_type, items[i].content_type) || c[i].delay_ms != items[i].delay_ms)
+            abort();
+    http_free_batch(c, owned, cn);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -69,6 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     sum ^= items[i].body[k]; /* readable in full */
                 (void)sum;
             }
+            same_as_cjson(body, size, allow_delay, items, n);
             http_free_batch(items, owned, n);
         } else {
             refused(rc, &e);

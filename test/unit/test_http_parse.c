@@ -120,6 +120,95 @@ static void test_batch(void **state)
     assert_int_equal(http_parse_batch(bad64, strlen(bad64), true, &items, &n, &owned, &e), -1);
 }
 
+/* The plain-shape reader and cJSON agree on every body: same result, same
+ * items, same error. */
+static void same_batch(const char *b, size_t len, bool allow_delay, bool plain)
+{
+    struct parse_error e1, e2;
+    struct command_item *i1, *i2;
+    size_t n1, n2;
+    uint8_t **o1, **o2;
+    int r1 = http_parse_batch(b, len, allow_delay, &i1, &n1, &o1, &e1);
+    int r2 = http_parse_batch_cjson(b, len, allow_delay, &i2, &n2, &o2, &e2);
+    assert_int_equal(r1, r2);
+    if (r1) {
+        assert_int_equal(e1.kind, e2.kind);
+        assert_string_equal(e1.message, e2.message);
+        return;
+    }
+    assert_int_equal(n1, n2);
+    for (size_t i = 0; i < n1; i++) {
+        assert_int_equal(i1[i].body_len, i2[i].body_len);
+        if (i1[i].body_len)
+            assert_memory_equal(i1[i].body, i2[i].body, i1[i].body_len);
+        assert_string_equal(i1[i].content_type, i2[i].content_type);
+        assert_int_equal(i1[i].delay_ms, i2[i].delay_ms);
+        /* read in place exactly when the body has the plain shape */
+        assert_int_equal(o1[i] == NULL, plain);
+        if (plain)
+            assert_true((const char *)i1[i].body >= b &&
+                        (const char *)i1[i].body + i1[i].body_len <= b + len);
+    }
+    http_free_batch(i1, o1, n1);
+    http_free_batch(i2, o2, n2);
+}
+
+static void test_batch_plain(void **state)
+{
+    (void)state;
+    static const char *const plain[] = {
+        "{\"messages\":[{\"body\":\"hi\"}]}",
+        " \r\n{ \"messages\" :\t[ {\"body\" : \"a\"} , { \"body\":\"\" "
+        "},{\"body\":\"\xc3\xa9\xff\"}"
+        " ] }\n",
+        "{\"messages\":[{\"body\":\"tab\there\"},{\"body\":\"{[,:}]\"}]}",
+    };
+    for (size_t i = 0; i < sizeof plain / sizeof *plain; i++) {
+        same_batch(plain[i], strlen(plain[i]), true, true);
+        same_batch(plain[i], strlen(plain[i]), false, true);
+    }
+    static const char *const other[] = {
+        "{\"messages\":[{\"body\":\"a\\\"b\"}]}",           /* an escape */
+        "{\"messages\":[{\"body\":\"a\\u0000b\"}]}",        /* an escaped NUL cuts the body */
+        "{\"messages\":[{\"body\":\"a\",\"delay_ms\":5}]}", /* another field */
+        "{\"messages\":[{\"body\":\"AA==\",\"encoding\":\"base64\"}]}",
+        "{\"messages\":[{\"delay_ms\":1,\"body\":\"a\"}]}",
+        "{\"messages\":[{\"body\":\"a\"},]}", /* not JSON */
+        "{\"messages\":[{\"body\":\"a\"}]}x",
+        "{\"messages\":[{\"body\":\"a\"}]",
+        "{\"messages\":[{\"body\":\"a\"}],\"messages\":[{\"body\":\"b\"}]}",
+        "{\"messages\":[{\"body\":\"a\"},{\"body\":\"a\",\"body\":\"b\"}]}",
+        "{\"messages\":[{\"body\":1}]}",
+        "{\"messages\":[]}",
+        "{\"messages\":[{\"body\":\"a\"}],\"x\":1}",
+        "\x0b{\"messages\":[{\"body\":\"a\"}]}", /* whitespace only to cJSON */
+        "\xef\xbb\xbf{\"messages\":[{\"body\":\"a\"}]}",
+        "{\"messages\":[{\"body\":\"a",
+        "",
+    };
+    for (size_t i = 0; i < sizeof other / sizeof *other; i++) {
+        same_batch(other[i], strlen(other[i]), true, false);
+        same_batch(other[i], strlen(other[i]), false, false);
+    }
+    /* a NUL byte inside a body, or after the object */
+    const char nul_in[] = "{\"messages\":[{\"body\":\"a\0b\"}]}";
+    same_batch(nul_in, sizeof nul_in - 1, true, false);
+    const char nul_after[] = "{\"messages\":[{\"body\":\"a\"}]}\0";
+    same_batch(nul_after, sizeof nul_after - 1, true, false);
+    /* 1000 items read in place, 1001 refused by both */
+    size_t cap = 1001 * 16 + 32, len = 0;
+    char *big = malloc(cap);
+    assert_non_null(big);
+    for (int n = 1000; n <= 1001; n++) {
+        len = (size_t)snprintf(big, cap, "{\"messages\":[");
+        for (int i = 0; i < n; i++)
+            len += (size_t)snprintf(big + len, cap - len, "%s{\"body\":\"m%d\"}", i ? "," : "", i);
+        len += (size_t)snprintf(big + len, cap - len, "]}");
+        same_batch(big, len, true, n == 1000);
+    }
+    free(big);
+}
+
 static void test_bodies(void **state)
 {
     (void)state;
@@ -289,9 +378,13 @@ static void test_acl(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_query),          cmocka_unit_test(test_uint),
-        cmocka_unit_test(test_queue_settings), cmocka_unit_test(test_batch),
-        cmocka_unit_test(test_bodies),         cmocka_unit_test(test_acl),
+        cmocka_unit_test(test_query),
+        cmocka_unit_test(test_uint),
+        cmocka_unit_test(test_queue_settings),
+        cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_batch_plain),
+        cmocka_unit_test(test_bodies),
+        cmocka_unit_test(test_acl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
  * answer shapes that need no store: errors (every kind of the api_error
  * table), publish acks, tokens, health and the empty receive.
  * SPDX-License-Identifier: MIT */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -238,6 +239,53 @@ static void test_errors(void **state)
     render_error(NULL, API_ERR_CONFLICT, "no reply: nothing happens");
 }
 
+/* A batch's answer is what printf writes for each id and sequence number,
+ * across decimal carries, large indexes and sequence numbers that wrap. */
+static void test_batch_answer(void **state)
+{
+    (void)state;
+    static const struct {
+        uint64_t index, first;
+        size_t n;
+    } cases[] = {
+        {1, 0, 1},
+        {7, 99998, 5},
+        {0x3fffffffffffffULL, 9, 1000},
+        {12345, 899, 300},
+        {2, UINT64_MAX - 2, 3},
+        {2, UINT64_MAX - 1, 3},
+        {3, 999999999, 2},
+        {4, 0, 0},
+        {0x3fffffffffffffULL, 0, 1024},
+    };
+    size_t cap = 1024 * 44 + 64;
+    char *want = malloc(cap);
+    assert_non_null(want);
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        for (int queue = 0; queue < 2; queue++) {
+            size_t len = (size_t)snprintf(want, cap, "{\"ids\":[");
+            for (size_t i = 0; i < cases[c].n; i++)
+                len += (size_t)snprintf(want + len, cap - len, "%s\"%016" PRIx64 "\"", i ? "," : "",
+                                        (cases[c].index << 10) | (uint64_t)i);
+            len += (size_t)snprintf(want + len, cap - len, "%s",
+                                    queue ? "],\"seqs\":[" : "],\"offsets\":[");
+            for (size_t i = 0; i < cases[c].n; i++)
+                len += (size_t)snprintf(want + len, cap - len, "%s%" PRIu64, i ? "," : "",
+                                        cases[c].first + (uint64_t)i);
+            snprintf(want + len, cap - len, "]}");
+            struct reply r = {0};
+            assert_int_equal(
+                render_publish_ack(&r, queue, true, cases[c].index, cases[c].n, cases[c].first),
+                MOM_OK);
+            assert_int_equal(r.status, 201);
+            assert_string_equal(r.body, want);
+            assert_int_equal(r.body_len, strlen(want));
+            reply_cleanup(&r);
+        }
+    }
+    free(want);
+}
+
 static void test_answers(void **state)
 {
     (void)state;
@@ -277,9 +325,10 @@ static void test_answers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_utf8),   cmocka_unit_test(test_strings_and_numbers),
-        cmocka_unit_test(test_times),  cmocka_unit_test(test_bodies),
-        cmocka_unit_test(test_errors), cmocka_unit_test(test_answers),
+        cmocka_unit_test(test_utf8),         cmocka_unit_test(test_strings_and_numbers),
+        cmocka_unit_test(test_times),        cmocka_unit_test(test_bodies),
+        cmocka_unit_test(test_errors),       cmocka_unit_test(test_answers),
+        cmocka_unit_test(test_batch_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
