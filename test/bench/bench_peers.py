@@ -81,14 +81,19 @@ def wait_port(port, proc, timeout, what):
     raise rb.BenchError(f"{what}: port {port} not open within {timeout}s")
 
 
+def wrk_argv(args, script, url, conns=CONNS):
+    """wrk -t1 pinned to the client core (also `make bench`'s pinned setup)."""
+    return pinned(CLIENT_CORE, [args.wrk, "-t1", f"-c{conns}", f"-d{args.duration}s",
+                                "--latency", "--timeout", "5s", "-s",
+                                os.path.join(SCRIPT_DIR, script), url])
+
+
 def wrk(args, script, url, env_extra):
     """wrk -t1 -c64 pinned to the client core; returns the MOMBENCH fields
     plus rate (pairs/s for receive_ack.lua, else requests/s)."""
     env = dict(os.environ)
     env.update(env_extra)
-    argv = pinned(CLIENT_CORE, [args.wrk, "-t1", f"-c{CONNS}", f"-d{args.duration}s",
-                                "--latency", "--timeout", "5s", "-s",
-                                os.path.join(SCRIPT_DIR, script), url])
+    argv = wrk_argv(args, script, url)
     r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                        env=env, timeout=args.duration + 60)
     m = rb.MOMBENCH_RX.search(r.stdout)
@@ -193,11 +198,8 @@ http {{
 def run_mom(args, procs, log_dir, tmp, table, secret, token):
     for fsync in ("always", "never"):
         node = rb.Momd(args, procs, log_dir, os.path.join(tmp, f"mom-{fsync}"), secret, fsync,
-                       f"peers-{fsync}")
+                       f"peers-{fsync}", wrap=pinned(SERVER_CORE, []))
         node.start()
-        os.sched_setaffinity(node.proc.pid, {int(SERVER_CORE)})
-        for tid in os.listdir(f"/proc/{node.proc.pid}/task"):
-            os.sched_setaffinity(int(tid), {int(SERVER_CORE)})
         try:
             s = rb.session(token)
             rb.create(s, node.base, "queues", "pub")
@@ -216,12 +218,13 @@ REDIS_CSV = re.compile(r'^"(\w+)[^"]*","([\d.]+)","([\d.]+)","([\d.]+)","([\d.]+
                        r'"([\d.]+)","([\d.]+)"', re.M)
 
 
-def redis_benchmark(args, port, test, n):
-    argv = pinned(CLIENT_CORE, ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c",
-                                str(CONNS), "-P", "1", "-d", "100", "-t", test, "-n", str(n),
-                                "--csv"])
-    r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       timeout=args.duration * 6 + 120)
+def redis_benchmark(args, port, test, n, pin=True):
+    """redis-benchmark -c64 -P1 -d100, pinned to the client core unless pin
+    is False (`make bench`'s usual setup)."""
+    argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-c", str(CONNS), "-P", "1",
+            "-d", "100", "-t", test, "-n", str(n), "--csv"]
+    r = subprocess.run(pinned(CLIENT_CORE, argv) if pin else argv, stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=args.duration * 6 + 120)
     m = REDIS_CSV.search(r.stdout)
     if r.returncode != 0 or not m:
         raise rb.BenchError(f"redis-benchmark -t {test} failed (rc {r.returncode}): "
@@ -232,29 +235,49 @@ def redis_benchmark(args, port, test, n):
             "p99_us": float(m.group(7)) * 1000, "requests": n}
 
 
+def redis_installed():
+    return bool(shutil.which("redis-server") and shutil.which("redis-benchmark"))
+
+
+def start_redis(args, procs, log_dir, tmp, fsync, pin=True):
+    """redis-server with appendonly yes and this appendfsync, on core 0 unless
+    pin is False; returns (proc, port) once its port is open."""
+    d = os.path.join(tmp, f"redis-{fsync}{'' if pin else '-unpinned'}")
+    os.makedirs(d)
+    port = free_port()
+    argv = [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--dir", d,
+            "--save", "", "--appendonly", "yes", "--appendfsync", fsync, "--daemonize", "no",
+            "--protected-mode", "no", "--logfile", ""]
+    proc = procs.add(rb.Proc(f"peer-redis-{fsync}", pinned(SERVER_CORE, argv) if pin else argv,
+                             log_dir))
+    try:
+        wait_port(port, proc, 15, "redis-server")
+    except rb.BenchError:
+        proc.stop()
+        raise
+    return proc, port
+
+
+def redis_sized(args, port, test, pin=True):
+    """test run for about --duration seconds: a short probe sizes the run."""
+    probe = redis_benchmark(args, port, test, 20000, pin)
+    n = max(20000, int(probe["rate"] * args.duration))
+    return redis_benchmark(args, port, test, n, pin)
+
+
 def run_redis(args, procs, log_dir, tmp, table):
-    server = shutil.which("redis-server")
-    if not server or not shutil.which("redis-benchmark"):
+    if not redis_installed():
         table.add("Redis", "LPUSH / RPOP", "redis-benchmark",
                   note="skipped: redis-server or redis-benchmark not installed")
         return
     for fsync in ("always", "no"):
-        d = os.path.join(tmp, f"redis-{fsync}")
-        os.makedirs(d)
-        port = free_port()
-        proc = procs.add(rb.Proc(f"peer-redis-{fsync}", pinned(SERVER_CORE, [
-            server, "--port", str(port), "--bind", "127.0.0.1", "--dir", d, "--save", "",
-            "--appendonly", "yes", "--appendfsync", fsync, "--daemonize", "no",
-            "--protected-mode", "no", "--logfile", ""]), log_dir))
+        proc, port = start_redis(args, procs, log_dir, tmp, fsync)
         try:
-            wait_port(port, proc, 15, "redis-server")
             label = f"Redis, appendfsync {fsync}"
-            # a short probe sizes the runs to about --duration seconds each
-            probe = redis_benchmark(args, port, "lpush", 20000)
-            n = max(20000, int(probe["rate"] * args.duration))
-            res = redis_benchmark(args, port, "lpush", n)
+            res = redis_sized(args, port, "lpush")
             table.add(label, "LPUSH 100 B", "redis-benchmark", res, "RESP, no token")
-            res = redis_benchmark(args, port, "rpop", n)  # the list holds n + 20000
+            # the list holds what LPUSH and its probe pushed
+            res = redis_benchmark(args, port, "rpop", res["requests"])
             table.add(label, "RPOP", "redis-benchmark", res, "RESP, no token")
         finally:
             proc.stop()

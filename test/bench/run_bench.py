@@ -40,18 +40,57 @@ CONNS = (64, 256)
 THREADS = 2
 P99_TARGET_MS = 10.0
 READ_TOPIC_SIZE = 10000
+BATCH = 100                     # messages per request in the batch case
+BATCH_TARGET = 1_000_000        # messages/s, durable (issue 14)
+FOLLOWER_RATIO, FOLLOWER_P99_MS = 0.5, 20.0
+RSS_TARGET_MB = 200
 
-# case id -> (label, lua script, fsync mode of the node, ratio target or None)
+# case id -> (label, lua script, fsync mode of the node, ratio target or None,
+# p99 target in ms at 64 connections or None). Targets are issue 14's.
 CASES = {
-    "baseline": ("baseline (evhtp, no work)", "publish.lua", None, None),
-    "publish_always": ("queue publish, fsync=always", "publish.lua", "always", 0.45),
-    "receive_ack": ("receive+ack pair, fsync=always", "receive_ack.lua", "always", 0.30),
-    "topic_publish": ("topic publish, fsync=always", "topic_publish.lua", "always", None),
-    "topic_read": ("topic read (10 msgs), fsync=always", "topic_read.lua", "always", None),
-    "publish_never": ("queue publish, fsync=never", "publish.lua", "never", 0.65),
-    "receive_ack_never": ("receive+ack pair, fsync=never", "receive_ack.lua", "never", None),
+    "baseline": ("baseline (evhtp, no work)", "publish.lua", None, None, None),
+    "publish_always": ("queue publish, fsync=always", "publish.lua", "always", 0.60, 5.0),
+    "receive_ack": ("receive+ack pair, fsync=always", "receive_ack.lua", "always", 0.35,
+                    P99_TARGET_MS),
+    "batch_always": (f"queue batch publish ({BATCH} x 100 B a request), fsync=always",
+                     "batch_publish.lua", "always", None, None),
+    "topic_publish": ("topic publish, fsync=always", "topic_publish.lua", "always", None,
+                      P99_TARGET_MS),
+    "topic_read": ("topic read (10 msgs), fsync=always", "topic_read.lua", "always", None,
+                   P99_TARGET_MS),
+    "publish_never": ("queue publish, fsync=never", "publish.lua", "never", 0.80, P99_TARGET_MS),
+    "receive_ack_never": ("receive+ack pair, fsync=never", "receive_ack.lua", "never", None,
+                          P99_TARGET_MS),
 }
 CASE_ORDER = list(CASES)
+ONLY_64 = ("batch_always",)  # cases run at 64 connections only
+
+
+class Setup:
+    """How servers and wrk share the two cores. usual: nothing pinned, wrk
+    -t2 at 64 and 256 connections; pinned: every server on core 0 (taskset),
+    wrk -t1 on core 1 at 64 connections (bench_peers.py's setup)."""
+
+    def __init__(self, name, pinned, threads, conns):
+        self.name, self.pinned, self.threads, self.conns = name, pinned, threads, conns
+
+    def describe(self):
+        if self.pinned:
+            return (f"pinned: servers on core 0 (taskset), wrk -t{self.threads} on core 1, "
+                    f"{' and '.join(map(str, self.conns))} connections")
+        return (f"usual: nothing pinned, wrk -t{self.threads}, "
+                f"{' and '.join(map(str, self.conns))} connections")
+
+    def server_wrap(self):
+        """Command prefix for a server process of this setup."""
+        if not self.pinned:
+            return []
+        import bench_peers
+        return bench_peers.pinned(bench_peers.SERVER_CORE, [])
+
+
+SETUPS = {"usual": Setup("usual", False, THREADS, CONNS),
+          "pinned": Setup("pinned", True, 1, (64,))}
 
 
 class BenchError(Exception):
@@ -165,8 +204,9 @@ class Procs:
 class Momd:
     """One momd node on a data dir; restart() keeps the data dir."""
 
-    def __init__(self, args, procs, log_dir, data_dir, secret, fsync, tag):
+    def __init__(self, args, procs, log_dir, data_dir, secret, fsync, tag, wrap=()):
         self.args = args
+        self.wrap = list(wrap)  # a command prefix, e.g. taskset -c 0
         self.procs = procs
         self.log_dir = log_dir
         self.data_dir = data_dir
@@ -187,7 +227,7 @@ class Momd:
                 "--jwt-secret", self.secret, "--fsync", self.fsync,
                 "--log-level", self.args.momd_log_level]
         name = f"momd-{self.tag}-{self.starts}"
-        self.proc = self.procs.add(Proc(name, argv, self.log_dir))
+        self.proc = self.procs.add(Proc(name, self.wrap + argv, self.log_dir))
         m, secs = self.proc.wait_line(r"MOMD READY .*http=(\S+)", self.args.start_timeout)
         self.ready_seconds = secs
         self.base = f"http://{m.group(1)}"
@@ -356,11 +396,17 @@ def queue_depth(s, base, name):
 MOMBENCH_RX = re.compile(r"^MOMBENCH (.*)$", re.M)
 
 
-def run_wrk(args, script, url, conns, env_extra):
+def run_wrk(args, script, url, conns, env_extra, setup=None):
+    """wrk with script for --duration seconds; unpinned -t2 unless setup is
+    the pinned one (wrk -t1 on core 1, bench_peers.py's command line)."""
     env = dict(os.environ)
     env.update(env_extra)
-    argv = [args.wrk, f"-t{THREADS}", f"-c{conns}", f"-d{args.duration}s", "--latency",
-            "--timeout", "5s", "-s", os.path.join(SCRIPT_DIR, script), url]
+    if setup is not None and setup.pinned:
+        import bench_peers
+        argv = bench_peers.wrk_argv(args, script, url, conns)
+    else:
+        argv = [args.wrk, f"-t{THREADS}", f"-c{conns}", f"-d{args.duration}s", "--latency",
+                "--timeout", "5s", "-s", os.path.join(SCRIPT_DIR, script), url]
     r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                        env=env, timeout=args.duration + 60)
     m = MOMBENCH_RX.search(r.stdout)
@@ -374,6 +420,8 @@ def run_wrk(args, script, url, conns, env_extra):
     res["rps"] = res["requests"] / secs
     if "pairs" in res:
         res["pairs_ps"] = res["pairs"] / secs
+    if "batch" in res:  # batch_publish.lua: messages = 2xx answers x batch
+        res["msgs_ps"] = (res["requests"] - res["non2xx"]) * res["batch"] / secs
     return res
 
 
@@ -381,25 +429,43 @@ def run_wrk(args, script, url, conns, env_extra):
 
 class Results:
     def __init__(self):
-        self.rows = []        # dicts: case, conns, res (or error)
-        self.baseline = {}    # conns -> rps
+        self.rows = []        # dicts: setup, case, conns, res (or error)
+        self.baseline = {}    # (setup name, conns) -> rps
+        self.redis = {}       # setup name -> redis-benchmark LPUSH result, or a note (str)
+        self.follower = {}    # setup name -> (ratio, p99 ms) of publish through a follower
         self.memory = {}
         self.problems = []    # strings worth the reader's attention
         self.missed = 0
 
-    def add(self, case, conns, res=None, error=None):
-        self.rows.append({"case": case, "conns": conns, "res": res, "error": error})
+    def add(self, case, conns, res=None, error=None, setup="usual"):
+        self.rows.append({"setup": setup, "case": case, "conns": conns, "res": res,
+                          "error": error})
+
+    def get(self, setup, case, conns=64):
+        """The result of case at conns in setup, or None."""
+        for r in self.rows:
+            if r["setup"] == setup and r["case"] == case and r["conns"] == conns:
+                return r["res"]
+        return None
+
+    def ratio(self, setup, case, conns=64):
+        res, base = self.get(setup, case, conns), self.baseline.get((setup, conns))
+        if not res or not base:
+            return None
+        return res.get("pairs_ps", res["rps"]) / base
 
 
 def fmt_ms(us):
     return f"{us / 1000:.2f}"
 
 
-def table(results):
-    out = ["| case | conns | req/s | ratio | p50 ms | p99 ms | target | met? | errors / notes |",
+def table(results, setup="usual"):
+    out = ["| case | conns | rate | ratio | p50 ms | p99 ms | target | met? | errors / notes |",
            "|---|---:|---:|---:|---:|---:|---|---|---|"]
     for row in results.rows:
-        label, _, _, ratio_t = CASES[row["case"]]
+        if row["setup"] != setup:
+            continue
+        label, _, _, ratio_t, p99_t = CASES[row["case"]]
         conns = row["conns"]
         if row["error"]:
             out.append(f"| {label} | {conns} | — | — | — | — | — | FAILED | "
@@ -408,9 +474,12 @@ def table(results):
             continue
         res = row["res"]
         is_pair = "pairs_ps" in res
+        is_batch = "msgs_ps" in res
         rate = res["pairs_ps"] if is_pair else res["rps"]
-        rate_s = f"{rate:,.0f}" + (" pairs" if is_pair else "")
-        base = results.baseline.get(conns)
+        rate_s = f"{rate:,.0f} " + ("pairs/s" if is_pair else "req/s")
+        if is_batch:
+            rate_s = f"{res['msgs_ps']:,.0f} msg/s"
+        base = results.baseline.get((setup, conns))
         ratio = rate / base if base and row["case"] != "baseline" else None
         ratio_s = "1.00" if row["case"] == "baseline" else (f"{ratio:.2f}" if ratio else "—")
         p99_ms = res["p99_us"] / 1000
@@ -422,6 +491,9 @@ def table(results):
         if is_pair:
             notes.append(f"{res['rps']:,.0f} req/s; empty {res['empty']}, 410 {res['gone']}, "
                          f"other {res['other']}")
+        if is_batch:
+            notes.append(f"{res['rps']:,.0f} req/s of {res['batch']} messages; ratio is "
+                         f"of requests/s")
         if row["case"] == "baseline":
             target_s, met_s = "—", "—"
         else:
@@ -430,9 +502,12 @@ def table(results):
             if ratio_t is not None:
                 parts.append(f"ratio ≥ {ratio_t:.2f}")
                 checks.append(ratio is not None and ratio >= ratio_t)
-            if conns == CONNS[0]:
-                parts.append(f"p99 < {P99_TARGET_MS:.0f} ms")
-                checks.append(p99_ms < P99_TARGET_MS)
+            if is_batch:
+                parts.append(f"≥ {BATCH_TARGET:,} msg/s")
+                checks.append(res["msgs_ps"] >= BATCH_TARGET)
+            if conns == CONNS[0] and p99_t is not None:
+                parts.append(f"p99 < {p99_t:.0f} ms")
+                checks.append(p99_ms < p99_t)
             if errs:
                 checks.append(False)
             target_s = ", ".join(parts) if parts else "—"
@@ -448,7 +523,87 @@ def table(results):
                     results.missed += 1
         out.append(f"| {label} | {conns} | {rate_s} | {ratio_s} | {fmt_ms(res['p50_us'])} | "
                    f"{fmt_ms(res['p99_us'])} | {target_s} | {met_s} | {'; '.join(notes)} |")
+    red = results.redis.get(setup)
+    if isinstance(red, dict):
+        base = results.baseline.get((setup, 64))
+        ratio_s = f"{red['rate'] / base:.2f}" if base else "—"
+        out.append(f"| Redis LPUSH 100 B, appendfsync always | 64 | {red['rate']:,.0f} req/s | "
+                   f"{ratio_s} | "
+                   f"{fmt_ms(red['p50_us'])} | {fmt_ms(red['p99_us'])} | — | — | "
+                   f"redis-benchmark -c64 -P1 -d100; RESP, no token |")
+    elif red:
+        out.append(f"| Redis LPUSH 100 B, appendfsync always | 64 | — | — | — | — | — | — | "
+                   f"{red} |")
     return "\n".join(out)
+
+
+def targets_table(results, setups, snapshot_measured=False):
+    """Issue 14's targets, each with the value measured in every setup of
+    this run (the snapshot case reports in its own section)."""
+    rows = ["| target (issue 14) | " + " | ".join(setups) + " |",
+            "|---|" + "---|" * len(setups)]
+
+    def cell(value, met):
+        if value is None:
+            return "not measured"
+        return f"{value} — {'met' if met else '**missed**'}"
+
+    def row(target, cells):
+        rows.append(f"| {target} | " + " | ".join(cells) + " |")
+
+    def ratio_row(case, target, label):
+        cells = []
+        for st in setups:
+            r = results.ratio(st, case)
+            cells.append(cell(None if r is None else f"{r:.2f}", r is not None and r >= target))
+        row(f"{label} ≥ {target:.2f} of the baseline", cells)
+
+    ratio_row("publish_always", CASES["publish_always"][3], "publish fsync=always")
+    cells = []
+    for st in setups:
+        res, red = results.get(st, "publish_always"), results.redis.get(st)
+        if not res or not isinstance(red, dict):
+            cells.append(red if isinstance(red, str) else cell(None, False))
+            continue
+        cells.append(cell(f"{res['rps']:,.0f} vs {red['rate']:,.0f} req/s "
+                          f"({res['rps'] / red['rate']:.2f}x)", res["rps"] >= red["rate"]))
+    row("publish fsync=always ≥ Redis appendfsync-always LPUSH (same run, same setup)", cells)
+    cells = []
+    for st in setups:
+        res = results.get(st, "publish_always")
+        p99 = res["p99_us"] / 1000 if res else None
+        cells.append(cell(None if p99 is None else f"{p99:.2f} ms", p99 is not None and p99 < 5))
+    row("publish fsync=always p99 < 5 ms", cells)
+    row("publish p99 < 5 ms while a snapshot is written",
+        ["see \"Publish latency while snapshots are written\" (unpinned and pinned rows)"
+         if snapshot_measured else "not measured (--skip-snapshot)" for _ in setups])
+    ratio_row("publish_never", CASES["publish_never"][3], "publish fsync=never")
+    ratio_row("receive_ack", CASES["receive_ack"][3], "receive+ack pairs fsync=always")
+    cells = []
+    for st in setups:
+        res = results.get(st, "batch_always")
+        v = res["msgs_ps"] if res else None
+        cells.append(cell(None if v is None else f"{v:,.0f} msg/s (p99 "
+                          f"{res['p99_us'] / 1000:.1f} ms)", v is not None and v >= BATCH_TARGET))
+    row(f"batch publish ({BATCH} a request, 64 connections) ≥ {BATCH_TARGET:,} msg/s durable",
+        cells)
+    m = results.memory
+    if "rss_mb" in m and m.get("messages", 0) >= 1_000_000:
+        mem = cell(f"{m['rss_mb']:.1f} MB (after a restart "
+                   f"{m.get('rss_after_mb', 0):.1f} MB)", m["rss_mb"] < RSS_TARGET_MB)
+    else:
+        mem = "not measured (needs --messages 1000000)"
+    row(f"1,000,000 queued 100-byte messages < {RSS_TARGET_MB} MB RSS",
+        [mem if st == "usual" else "(one measurement: memory does not depend on pinning)"
+         for st in setups])
+    cells = []
+    for st in setups:
+        v = results.follower.get(st)
+        cells.append(cell(None if v is None else f"{v[0]:.2f}, p99 {v[1]:.1f} ms",
+                          v is not None and v[0] >= FOLLOWER_RATIO and v[1] < FOLLOWER_P99_MS))
+    row(f"3 nodes through a follower ≥ {FOLLOWER_RATIO} of the single node, "
+        f"p99 < {FOLLOWER_P99_MS:.0f} ms", cells)
+    return "\n".join(rows)
 
 
 def memory_table(results):
@@ -469,7 +624,8 @@ def memory_table(results):
     row("depth after fill", f"{m.get('depth')}", f"{n:,}", m.get("depth") == n)
     full = n >= 1_000_000
     row("VmRSS with the queue full", f"{m['rss_mb']:.1f} MB",
-        "< 300 MB" + ("" if full else " (at 1M)"), m["rss_mb"] < 300 if full else None)
+        f"< {RSS_TARGET_MB} MB" + ("" if full else " (at 1M)"),
+        m["rss_mb"] < RSS_TARGET_MB if full else None)
     row("VmHWM (peak)", f"{m['hwm_mb']:.1f} MB")
     row("data dir size", f"{m['data_mb']:.1f} MB")
     if "stop_seconds" in m:
@@ -486,7 +642,7 @@ def memory_table(results):
     if "error" in m:
         rows.append(f"\nFAILED after partial results: {m['error']}")
     if full:
-        if not m["rss_mb"] < 300 or not m.get("restart_ready_s", 99) < 3.0 or \
+        if not m["rss_mb"] < RSS_TARGET_MB or not m.get("restart_ready_s", 99) < 3.0 or \
                 m.get("depth") != n or m.get("depth_after") != n:
             results.missed += 1
     return "\n".join(rows) + "\n"
@@ -521,55 +677,63 @@ def log_findings(log_dir):
     return found
 
 
-def run_case(args, results, node, case, conns, token, extra_env=None):
+def run_case(args, results, node, case, conns, token, extra_env=None, setup=None):
     """Run one wrk case against node.base and record the row."""
-    label, script, _, _ = CASES[case]
+    setup = setup or SETUPS["usual"]
+    label = CASES[case][0]
+    script = CASES[case][1]
     env = {"MOM_TOKEN": token}
     env.update(extra_env or {})
-    log(f"{label} -c{conns} for {args.duration}s")
+    log(f"[{setup.name}] {label} -c{conns} for {args.duration}s")
     try:
-        res = run_wrk(args, script, node.base, conns, env)
+        res = run_wrk(args, script, node.base, conns, env, setup)
     except (BenchError, subprocess.TimeoutExpired) as e:
-        results.add(case, conns, error=str(e).splitlines()[0])
-        results.problems.append(f"{label} -c{conns}: {e}")
+        results.add(case, conns, error=str(e).splitlines()[0], setup=setup.name)
+        results.problems.append(f"[{setup.name}] {label} -c{conns}: {e}")
         return None
-    results.add(case, conns, res)
+    results.add(case, conns, res, setup=setup.name)
     if hasattr(node, "proc") and not node.proc.alive():
-        msg = f"momd died during {label} -c{conns} (exit {node.proc.popen.returncode})"
+        msg = (f"momd died during [{setup.name}] {label} -c{conns} "
+               f"(exit {node.proc.popen.returncode})")
         results.problems.append(msg + "\n" + node.proc.stderr_tail())
         raise BenchError(msg)
     return res
 
 
-def run_node_cases(args, results, procs, tmp, log_dir, secret, token, fsync, cases):
+def run_node_cases(args, results, procs, tmp, log_dir, secret, token, fsync, cases, setup=None):
     """Start one node with this fsync mode and run the selected cases on it."""
-    node = Momd(args, procs, log_dir, os.path.join(tmp, f"data-{fsync}"), secret, fsync,
-                fsync).start()
+    setup = setup or SETUPS["usual"]
+    tag = f"{fsync}-{setup.name}"
+    node = Momd(args, procs, log_dir, os.path.join(tmp, f"data-{tag}"), secret, fsync,
+                tag, wrap=setup.server_wrap()).start()
     s = session(token)
     try:
         for case in cases:
-            _, script, _, _ = CASES[case]
-            for conns in CONNS:
-                if script == "publish.lua":
-                    q = f"pub-{fsync}-{conns}"
+            script = CASES[case][1]
+            for conns in setup.conns:
+                if case in ONLY_64 and conns != 64:
+                    continue
+                if script in ("publish.lua", "batch_publish.lua"):
+                    q = f"pub-{case}-{conns}"
                     create(s, node.base, "queues", q)
-                    run_case(args, results, node, case, conns, token, {"MOM_QUEUE": q})
+                    run_case(args, results, node, case, conns, token,
+                             {"MOM_QUEUE": q, "MOM_BATCH": str(BATCH)}, setup)
                 elif script == "receive_ack.lua":
                     q = f"rx-{fsync}-{conns}"
                     create(s, node.base, "queues", q)
-                    base_rps = results.baseline.get(conns, 100000)
+                    base_rps = results.baseline.get((setup.name, conns), 100000)
                     n = args.rx_prefill or int(min(max(base_rps * args.duration * 0.5, 10000),
                                                    1_500_000))
                     n = (n + 999) // 1000 * 1000
                     fill(node.base, token, "queues", q, n)
-                    run_case(args, results, node, case, conns, token, {"MOM_QUEUE": q})
+                    run_case(args, results, node, case, conns, token, {"MOM_QUEUE": q}, setup)
                 elif script == "topic_publish.lua":
                     t = f"tpub-{fsync}-{conns}"
                     create(s, node.base, "topics", t)
-                    run_case(args, results, node, case, conns, token, {"MOM_TOPIC": t})
+                    run_case(args, results, node, case, conns, token, {"MOM_TOPIC": t}, setup)
                 elif script == "topic_read.lua":
                     t = f"tread-{fsync}"
-                    if conns == CONNS[0]:
+                    if conns == setup.conns[0]:
                         create(s, node.base, "topics", t)
                         fill(node.base, token, "topics", t, READ_TOPIC_SIZE)
                         r = expect(s.get(f"{node.base}/v1/topics/{t}/messages?from=100&max=10",
@@ -579,13 +743,73 @@ def run_node_cases(args, results, procs, tmp, log_dir, secret, token, fsync, cas
                             results.problems.append(f"topic read check returned {got} "
                                                     f"messages, expected 10")
                     run_case(args, results, node, case, conns, token,
-                             {"MOM_TOPIC": t, "MOM_TOPIC_SIZE": str(READ_TOPIC_SIZE)})
+                             {"MOM_TOPIC": t, "MOM_TOPIC_SIZE": str(READ_TOPIC_SIZE)}, setup)
     finally:
         code = node.stop()
         if code != 0:
-            results.problems.append(f"momd (fsync={fsync}) exit status {code} at shutdown "
-                                    f"(expected 0 after SIGTERM)\n"
+            results.problems.append(f"momd (fsync={fsync}, {setup.name}) exit status {code} at "
+                                    f"shutdown (expected 0 after SIGTERM)\n"
                                     + node.proc.stderr_tail())
+
+
+def run_baseline(args, results, procs, log_dir, token, setup):
+    """The zero-work evhtp server of this setup at each of its connection counts."""
+    baseline = procs.add(Proc(f"baseline-{setup.name}", setup.server_wrap() + [
+        os.path.join(args.bench_dir, "baseline_server"), "0"], log_dir))
+    m, _ = baseline.wait_line(r"READY port=(\d+)", 10)
+
+    class Base:
+        base = f"http://127.0.0.1:{m.group(1)}"
+        proc = baseline
+
+    try:
+        for conns in setup.conns:
+            res = run_case(args, results, Base, "baseline", conns, token, {"MOM_QUEUE": "bench"},
+                           setup)
+            if res:
+                results.baseline[(setup.name, conns)] = res["rps"]
+    finally:
+        baseline.stop()
+
+
+def run_redis(args, results, procs, log_dir, tmp, setup):
+    """Redis LPUSH with appendonly yes, appendfsync always, in this setup
+    (bench_peers.py's server and client command lines)."""
+    import bench_peers
+    if not bench_peers.redis_installed():
+        results.redis[setup.name] = ("skipped: redis-server / redis-benchmark not installed "
+                                     "(`make deps-bench` installs them)")
+        return
+    log(f"[{setup.name}] Redis LPUSH, appendfsync always, for about {args.duration}s")
+    proc, port = bench_peers.start_redis(args, procs, log_dir, tmp, "always", setup.pinned)
+    try:
+        results.redis[setup.name] = bench_peers.redis_sized(args, port, "lpush", setup.pinned)
+    except (BenchError, subprocess.TimeoutExpired) as e:
+        results.redis[setup.name] = f"FAILED: {str(e).splitlines()[0][:200]}"
+        results.problems.append(f"[{setup.name}] Redis LPUSH: {e}")
+    finally:
+        proc.stop()
+
+
+def run_throughput(args, results, procs, tmp, log_dir, secret, token, setup):
+    """Every throughput case of this setup against its own same-run baseline.
+    Returns True when a node failed."""
+    failed = False
+    run_baseline(args, results, procs, log_dir, token, setup)
+    for fsync in ("always", "never"):
+        cases = [c for c in args.cases if CASES[c][2] == fsync]
+        if not cases:
+            continue
+        try:
+            run_node_cases(args, results, procs, tmp, log_dir, secret, token, fsync, cases,
+                           setup)
+        except (BenchError, requests.RequestException) as e:
+            failed = True
+            results.problems.append(f"fsync={fsync} node ({setup.name}): {e}")
+            log(f"fsync={fsync} node ({setup.name}) failed: {str(e).splitlines()[0]}")
+    if "publish_always" in args.cases and not args.skip_redis:
+        run_redis(args, results, procs, log_dir, tmp, setup)
+    return failed
 
 
 def run_memory(args, results, procs, tmp, log_dir, secret, token):
@@ -679,7 +903,11 @@ def parse_args(argv):
     ap.add_argument("--momd", required=True, help="absolute path of the momd binary")
     ap.add_argument("--bench-dir", required=True,
                     help="directory holding baseline_server; results.md and logs/ go here")
-    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run (10)")
+    ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run (5)")
+    ap.add_argument("--conns", default="64",
+                    help="connection counts of the usual setup's throughput cases, comma list "
+                         "(64; 64,256 adds the informational 256-connection rows); the pinned "
+                         "setup runs at 64")
     ap.add_argument("--messages", type=int, default=1_000_000,
                     help="messages for the memory/restart test (1000000)")
     ap.add_argument("--quick", action="store_true",
@@ -690,6 +918,11 @@ def parse_args(argv):
     ap.add_argument("--fill", choices=("batch", "single"), default="batch",
                     help="memory test: publish in batches of 1000 (a log of count/1000 "
                          "entries) or one message per request with wrk (count entries)")
+    ap.add_argument("--setups", default="usual,pinned",
+                    help="comma list of setups for the throughput cases and the cluster: usual "
+                         "(unpinned, wrk -t2), pinned (servers on core 0, wrk -t1 on core 1)")
+    ap.add_argument("--skip-redis", action="store_true",
+                    help="skip Redis's appendfsync-always LPUSH beside the durable publish")
     ap.add_argument("--skip-memory", action="store_true", help="skip memory/restart test")
     ap.add_argument("--skip-cluster", action="store_true", help="skip the three-node cluster")
     ap.add_argument("--skip-serial", action="store_true",
@@ -738,7 +971,7 @@ def parse_args(argv):
     if args.only_qstream:  # the parts that run before it
         args.skip_streams = args.skip_hostile = True
     if args.quick:
-        args.duration = 2 if args.duration == 10 else args.duration
+        args.duration = 2 if args.duration == 5 else args.duration
         args.messages = 100_000 if args.messages == 1_000_000 else args.messages
     if args.fill == "single":  # wrk publishes the same count on each thread
         args.messages = (args.messages + THREADS - 1) // THREADS * THREADS
@@ -749,6 +982,19 @@ def parse_args(argv):
         args.skip_streams = args.skip_hostile = args.skip_serial = args.skip_metrics = True
         args.skip_qstream = True
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    args.setups = [x.strip() for x in args.setups.split(",") if x.strip()]
+    try:
+        conns = tuple(int(c) for c in args.conns.split(",") if c.strip())
+    except ValueError:
+        ap.error(f"--conns: not a comma list of integers: {args.conns!r}")
+    if not conns or conns[0] != 64:
+        ap.error("--conns must start with 64 (the connection count the targets apply at)")
+    SETUPS["usual"].conns = conns
+    for x in args.setups:
+        if x not in SETUPS:
+            ap.error(f"unknown setup {x!r}")
+    if "pinned" in args.setups and (os.cpu_count() or 1) < 2:
+        ap.error("the pinned setup needs two cores (servers on core 0, wrk on core 1)")
     for c in args.cases:
         if c not in CASES:
             ap.error(f"unknown case {c!r}")
@@ -768,10 +1014,11 @@ def free_port():
 class ClusterNode:
     """One member of a three-node cluster on loopback (fixed peer port)."""
 
-    def __init__(self, args, procs, log_dir, tmp, secret, node_id, peers, peer_port):
+    def __init__(self, args, procs, log_dir, tmp, secret, node_id, peers, peer_port, wrap=()):
         self.args, self.procs, self.log_dir = args, procs, log_dir
+        self.wrap = list(wrap)
         self.node_id, self.peers, self.peer_port = node_id, peers, peer_port
-        self.data_dir = os.path.join(tmp, f"cluster-{node_id}")
+        self.data_dir = os.path.join(tmp, f"cluster-{node_id}-{os.urandom(3).hex()}")
         self.secret = secret
         self.starts = 0
         self.proc = None
@@ -786,7 +1033,7 @@ class ClusterNode:
                 "--log-level", self.args.momd_log_level]
         if bootstrap:
             argv += ["--bootstrap", "true"]
-        self.proc = self.procs.add(Proc(f"cluster{self.node_id}-{self.starts}", argv,
+        self.proc = self.procs.add(Proc(f"cluster{self.node_id}-{self.starts}", self.wrap + argv,
                                         self.log_dir))
         m, _ = self.proc.wait_line(r"MOMD READY .*http=(\S+)", self.args.start_timeout)
         self.base = f"http://{m.group(1)}"
@@ -810,14 +1057,18 @@ def cluster_leader(nodes, token, timeout=15.0):
     raise BenchError("no leader elected within %.0f s" % timeout)
 
 
-def run_cluster_bench(args, results, procs, tmp, log_dir, secret, token):
+def run_cluster_bench(args, results, procs, tmp, log_dir, secret, token, setup=None):
     """Issue 4's bench: publish through the leader and through a follower of
     a three-node cluster (fsync=always, 64 connections) beside the
-    single-node publish of this run, and the failover time (kill -9 of the
-    leader to the first committed write) over several trials."""
+    single-node publish of this run and setup, and the failover time (kill
+    -9 of the leader to the first committed write) over several trials. In
+    the pinned setup (all three nodes on core 0, wrk on core 1) only the
+    follower path, issue 14's target."""
+    setup = setup or SETUPS["usual"]
     ports = [free_port() for _ in range(3)]
     peers = ",".join(f"{i + 1}=127.0.0.1:{p}" for i, p in enumerate(ports))
-    nodes = [ClusterNode(args, procs, log_dir, tmp, secret, i + 1, peers, ports[i])
+    nodes = [ClusterNode(args, procs, log_dir, tmp, secret, i + 1, peers, ports[i],
+                         setup.server_wrap())
              for i in range(3)]
     for n in nodes:
         n.start(bootstrap=True)
@@ -826,23 +1077,33 @@ def run_cluster_bench(args, results, procs, tmp, log_dir, secret, token):
     follower = next(n for n in nodes if n is not leader)
     for n in nodes:
         wait_readyz(n.base, n.proc, args.start_timeout)
-    single = next((r["res"]["rps"] for r in results.rows
-                   if r["case"] == "publish_always" and r["conns"] == 64 and r["res"]), None)
+    single = results.get(setup.name, "publish_always")
+    single = single["rps"] if single else None
     lines = ["| path | req/s | ratio to single node | p50 ms | p99 ms | target | met? |",
              "|---|---:|---:|---:|---:|---|---|"]
-    for label, node in (("through the leader", leader), ("through a follower", follower)):
+    paths = (("through the leader", leader), ("through a follower", follower))
+    if setup.pinned:
+        paths = paths[1:]
+    for label, node in paths:
         q = "cl-" + label.split()[-1]
         create(s, node.base, "queues", q)
-        log(f"3-node publish {label} -c64 for {args.duration}s")
-        res = run_wrk(args, "publish.lua", node.base, 64, {"MOM_TOKEN": token, "MOM_QUEUE": q})
+        log(f"[{setup.name}] 3-node publish {label} -c64 for {args.duration}s")
+        res = run_wrk(args, "publish.lua", node.base, 64, {"MOM_TOKEN": token, "MOM_QUEUE": q},
+                      setup)
         ratio = res["rps"] / single if single else 0.0
         p99 = res["p99_us"] / 1000
-        met = ratio >= 0.5 and p99 < 20
+        met = ratio >= FOLLOWER_RATIO and p99 < FOLLOWER_P99_MS
+        if node is follower:
+            results.follower[setup.name] = (ratio, p99)
         lines.append(f"| {label} | {res['rps']:,.0f} | {ratio:.2f} | {fmt_ms(res['p50_us'])} | "
-                     f"{fmt_ms(res['p99_us'])} | ratio >= 0.5, p99 < 20 ms | "
-                     f"{'yes' if met else '**no**'} |")
+                     f"{fmt_ms(res['p99_us'])} | ratio >= {FOLLOWER_RATIO}, p99 < "
+                     f"{FOLLOWER_P99_MS:.0f} ms | {'yes' if met else '**no**'} |")
         if not met:
             results.missed += 1
+    if setup.pinned:
+        for n in nodes:
+            n.proc.stop()
+        return "\n".join(lines)
     create(s, leader.base, "queues", "failover")
     times = []
     for trial in range(3 if args.quick else 5):
@@ -906,7 +1167,7 @@ def main(argv):
     token = mint_token(secret)
     failed = False
     peer_report = None
-    cluster_report = None
+    cluster_report = {}  # setup name -> markdown
     page_report = None
     metrics_report = None
     serial_report = None
@@ -963,37 +1224,18 @@ def main(argv):
             results.missed += missed
         if args.only_snapshot:
             raise StopIteration
-        baseline = procs.add(Proc("baseline", [os.path.join(args.bench_dir, "baseline_server"),
-                                               "0"], log_dir))
-        m, _ = baseline.wait_line(r"READY port=(\d+)", 10)
-
-        class Base:
-            base = f"http://127.0.0.1:{m.group(1)}"
-            proc = baseline
-
-        for conns in CONNS:
-            res = run_case(args, results, Base, "baseline", conns, token, {"MOM_QUEUE": "bench"})
-            if res:
-                results.baseline[conns] = res["rps"]
-        baseline.stop()
-
-        for fsync in ("always", "never"):
-            cases = [c for c in args.cases if CASES[c][2] == fsync]
-            if not cases:
-                continue
-            try:
-                run_node_cases(args, results, procs, tmp, log_dir, secret, token, fsync, cases)
-            except (BenchError, requests.RequestException) as e:
+        for name in args.setups:
+            if run_throughput(args, results, procs, tmp, log_dir, secret, token, SETUPS[name]):
                 failed = True
-                results.problems.append(f"fsync={fsync} node: {e}")
-                log(f"fsync={fsync} node failed: {str(e).splitlines()[0]}")
 
         if not args.skip_memory:
             run_memory(args, results, procs, tmp, log_dir, secret, token)
         page_report = run_page_weight(args, results, procs, tmp, log_dir, secret)
         peer_report = run_peer_bench(args)
         if not args.skip_cluster:
-            cluster_report = run_cluster_bench(args, results, procs, tmp, log_dir, secret, token)
+            for name in args.setups:
+                cluster_report[name] = run_cluster_bench(args, results, procs, tmp, log_dir,
+                                                         secret, token, SETUPS[name])
     except StopIteration:
         pass  # --only-metrics, --only-serial, --only-hostile, --only-streams, --only-tls,
         # --only-qstream, --only-snapshot
@@ -1010,11 +1252,13 @@ def main(argv):
               f"- machine at start: {machine_before}",
               f"- load average at end (includes this run's own load): "
               f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}",
-              f"- momd: `{args.momd}`; wrk -t{THREADS}, {args.duration} s per run, "
+              f"- momd: `{args.momd}`; {args.duration} s per wrk run, "
               f"100-byte bodies, bearer token on every request",
+              "- setups, each with its own baseline and nodes: "
+              + "; ".join(SETUPS[n].describe() for n in args.setups),
               "- baseline: test/bench/baseline_server (single-thread evhtp, 200, no work), "
-              "driven with publish.lua (same 100-byte POST); ratios are to the baseline at the "
-              "same connection count",
+              "driven with publish.lua (same 100-byte POST); ratios are to the baseline of the "
+              "same setup at the same connection count",
               "- receive+ack counts pairs/s (one receive + one ack = one pair); p50/p99 are per "
               "request (receives and acks mixed)",
               "- targets apply at 64 connections; 256-connection rows are informational", ""]
@@ -1025,7 +1269,9 @@ def main(argv):
     only = (args.only_metrics or args.only_serial or args.only_hostile or args.only_streams
             or args.only_tls or args.only_qstream or args.only_snapshot)
     if not only:
-        report += ["## Throughput and latency", "", table(results), ""]
+        for name in args.setups:
+            report += [f"## Throughput and latency, {SETUPS[name].describe()}", "",
+                       table(results, name), ""]
     if streams_report:
         report += ["## Event streams (SSE)", "", streams_report, ""]
     if hostile_report:
@@ -1044,9 +1290,12 @@ def main(argv):
         report += ["## Publish latency while snapshots are written", "", snapshot_report, ""]
     if not args.skip_memory and not only:
         report += ["## Memory and restart", "", memory_table(results)]
-    if cluster_report:
-        report += ["", "## Three-node cluster (fsync=always, 64 connections)", "",
-                   cluster_report, ""]
+    for name, text in cluster_report.items():
+        report += ["", f"## Three-node cluster (fsync=always, 64 connections), "
+                   f"{SETUPS[name].describe()}", "", text, ""]
+    if not only:
+        report += ["## Issue 14's targets in this run", "",
+                   targets_table(results, args.setups, snapshot_report is not None), ""]
     if page_report:
         report += ["", "## Dashboard page weight (uncompressed, before sign-in)", "",
                    page_report, ""]
