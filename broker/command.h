@@ -55,6 +55,11 @@ int command_encode_generic(const struct command *cmd, uint8_t **out, size_t *out
  * Pure over the bytes: safe on any input (fuzzable). */
 int command_decode(const uint8_t *buf, size_t len, struct command *out);
 
+/* The same through nanopb's reflective pb_decode for every kind;
+ * command_decode reads a Publish laid out as command_encode writes it in
+ * one pass of its own, and tests compare the two. */
+int command_decode_generic(const uint8_t *buf, size_t len, struct command *out);
+
 /* Appends a user to a SetAcl list (copied). Returns MOM_OK, MOM_ERR_NOMEM,
  * or MOM_ERR_INVALID (empty, longer than 128 bytes, or the list is full). */
 int command_users_add(struct command_users *list, const char *name, size_t len);

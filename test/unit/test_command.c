@@ -434,6 +434,120 @@ static void test_publish_layout_matches_pb_encode(void **state)
     assert_int_equal(checked, 64 * 7);
 }
 
+/* command_decode's Publish fast path and the reflective decoder agree on
+ * bytes: the same verdict and, when both decode, the same command (item
+ * bodies pointing at the same input bytes). */
+static void assert_same_decode(const uint8_t *buf, size_t len)
+{
+    struct command a, b;
+    int ra = command_decode(buf, len, &a);
+    int rb = command_decode_generic(buf, len, &b);
+    assert_int_equal(ra, rb);
+    if (ra != MOM_OK)
+        return;
+    assert_int_equal(a.pb.which_kind, b.pb.which_kind);
+    assert_int_equal(a.pb.time_ms, b.pb.time_ms);
+    assert_string_equal(a.pb.user, b.pb.user);
+    assert_int_equal(a.pb.admin, b.pb.admin);
+    assert_int_equal(a.item_count, b.item_count);
+    if (a.pb.which_kind == mom_v1_Command_publish_tag) {
+        const mom_v1_Publish *pa = &a.pb.kind.publish, *pb = &b.pb.kind.publish;
+        assert_int_equal(pa->kind, pb->kind);
+        assert_memory_equal(pa->name, pb->name, sizeof pa->name);
+        assert_memory_equal(pa->idempotency_key, pb->idempotency_key, sizeof pa->idempotency_key);
+        assert_int_equal(pa->batch, pb->batch);
+        assert_null(pa->items.funcs.decode);
+        for (size_t i = 0; i < a.item_count; i++) {
+            assert_ptr_equal(a.items[i].body, b.items[i].body);
+            assert_int_equal(a.items[i].body_len, b.items[i].body_len);
+            assert_memory_equal(a.items[i].content_type, b.items[i].content_type,
+                                sizeof a.items[i].content_type);
+            assert_int_equal(a.items[i].delay_ms, b.items[i].delay_ms);
+        }
+    }
+    command_cleanup(&a);
+    command_cleanup(&b);
+}
+
+static void test_publish_fast_decode_matches_generic(void **state)
+{
+    (void)state;
+    static uint8_t body[300];
+    memset(body, 'b', sizeof body);
+    struct command_item items[3];
+    unsigned checked = 0;
+    for (unsigned mask = 0; mask < 128; mask++) {
+        struct command c;
+        memset(&c, 0, sizeof c);
+        c.pb.which_kind = mom_v1_Command_publish_tag;
+        c.pb.time_ms = (mask & 1) ? 1700000000123u : 0;
+        if (mask & 2)
+            strcpy(c.pb.user, "alice");
+        c.pb.admin = (mask & 4) != 0;
+        mom_v1_Publish *pub = &c.pb.kind.publish;
+        pub->kind = (mask & 8) ? mom_v1_ResourceKind_TOPIC : mom_v1_ResourceKind_QUEUE;
+        if (mask & 16)
+            strcpy(pub->idempotency_key, "key-1");
+        pub->batch = (mask & 32) != 0;
+        if (mask & 64)
+            strcpy(pub->name, "orders");
+        c.item_count = mask % 4;
+        for (size_t i = 0; i < c.item_count; i++) {
+            memset(&items[i], 0, sizeof items[i]);
+            items[i].body = body;
+            items[i].body_len = (size_t[]){0, 1, 100, 300}[(mask + i) % 4];
+            if ((mask + i) & 1)
+                strcpy(items[i].content_type, "text/plain");
+            items[i].delay_ms = (uint64_t[]){0, 1, 300, UINT64_MAX}[(mask >> 1) % 4];
+        }
+        c.items = c.item_count ? items : NULL;
+        uint8_t *buf;
+        size_t len;
+        assert_int_equal(command_encode(&c, &buf, &len), MOM_OK);
+        assert_same_decode(buf, len);
+        /* every prefix, and every byte changed to a few telling values
+         * (defaults written, longer varints, other tags, lengths off by one) */
+        uint8_t *m = malloc(len);
+        assert_non_null(m);
+        for (size_t cut = 0; cut < len; cut++)
+            assert_same_decode(buf, cut);
+        static const uint8_t vals[] = {0x00, 0x01, 0x02, 0x08, 0x0a, 0x12, 0x18, 0x1a,
+                                       0x22, 0x28, 0x7a, 0x7f, 0x80, 0x81, 0xff};
+        for (size_t i = 0; i < len && i < 64; i++) {
+            for (size_t v = 0; v < sizeof vals; v++) {
+                memcpy(m, buf, len);
+                m[i] = vals[v];
+                assert_same_decode(m, len);
+                m[i] = (uint8_t)(buf[i] + 1);
+                assert_same_decode(m, len);
+                m[i] = (uint8_t)(buf[i] - 1);
+                assert_same_decode(m, len);
+            }
+        }
+        free(m);
+        free(buf);
+        checked++;
+    }
+    assert_int_equal(checked, 128);
+    /* written by hand: a default written out, a longer varint, fields out
+     * of order, a repeated field, a trailing unknown field */
+    static const uint8_t odd[][16] = {
+        {0x08, 0x00, 0x7a, 0x00},             /* time_ms 0 written */
+        {0x08, 0x81, 0x00, 0x7a, 0x00},       /* time_ms 1 in two bytes */
+        {0x18, 0x01, 0x08, 0x05, 0x7a, 0x00}, /* admin before time_ms */
+        {0x18, 0x02, 0x7a, 0x00},             /* admin 2 */
+        {0x7a, 0x02, 0x08, 0x01, 0x18, 0x01}, /* publish, then admin */
+        {0x7a, 0x00, 0x7a, 0x00},             /* publish twice */
+        {0x7a, 0x02, 0x28, 0x00},             /* batch false written */
+        {0x7a, 0x04, 0x1a, 0x02, 0x0a, 0x00}, /* an empty body written */
+        {0x7a, 0x04, 0x12, 0x01, 0x71, 0x30}, /* a trailing unknown field 6 */
+        {0x7a, 0x00},                         /* an empty publish */
+    };
+    static const size_t odd_len[] = {4, 5, 6, 4, 6, 4, 4, 6, 6, 2};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
+        assert_same_decode(odd[i], odd_len[i]);
+}
+
 /* Every other kind: the member is encoded by pb_encode and framed by
  * hand; the bytes must equal pb_encode's framing of the whole Command, with
  * fields absent and present, the longest strings and the largest numbers. */
@@ -969,6 +1083,7 @@ int main(void)
         cmocka_unit_test(test_publish_single),
         cmocka_unit_test(test_publish_empty_body),
         cmocka_unit_test(test_publish_layout_matches_pb_encode),
+        cmocka_unit_test(test_publish_fast_decode_matches_generic),
         cmocka_unit_test(test_enveloped_kinds_match_pb_encode),
         cmocka_unit_test(test_consumer_kinds_match_pb_encode),
         cmocka_unit_test(test_release_leases),
