@@ -32,7 +32,7 @@ MALLOC_LIB := $(if $(SANITIZER),,-ljemalloc)
 # clang, no wrk); `make test` adds DEPS_TEST (cmocka, pytest and its
 # clients, clang-format for fmt-check, the browser tests' chromium, the
 # /metrics and OpenAPI checks' parsers), `make fuzz` DEPS_FUZZ (clang and
-# its libFuzzer runtime), `make bench` DEPS_BENCH; `make deps` installs
+# its libFuzzer runtime), `make bench` DEPS_BENCH (and DEPS_REDIS); `make deps` installs
 # them all.
 DEPS_BUILD := make gcc libc6-dev pkg-config libevent-dev libevhtp-dev libssl-dev libonig-dev \
               nanopb libnanopb-dev protobuf-compiler libjwt-dev libcjson-dev \
@@ -43,9 +43,11 @@ DEPS_TEST  := libcmocka-dev python3-pytest python3-requests python3-grpcio pytho
               python3-selenium libfaketime
 DEPS_FUZZ  := clang libclang-rt-14-dev
 DEPS_BENCH := wrk python3-requests python3-jwt python3-cryptography procps
+# `make bench` and `make bench-peers` also (Redis's durable LPUSH beside the
+# durable publish; not in `make deps`: its package starts a server)
+DEPS_REDIS := redis-server redis-tools
 # `make bench-peers` also (rabbitmq-server on its own line: optional)
-DEPS_PEERS := redis-server redis-tools nginx-light python3-fastapi uvicorn python3-uvloop \
-              python3-httptools
+DEPS_PEERS := nginx-light python3-fastapi uvicorn python3-uvloop python3-httptools
 
 PROTO_SRC := proto/mom.proto
 PROTO_C   := $(BUILD)/proto/mom.pb.c
@@ -180,15 +182,17 @@ fuzz: deps-fuzz
 	@$(MAKE) --no-print-directory -f test/fuzz/fuzz.mk BUILD=build-fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz-run
 
 bench: deps-bench
+	$(call install_debs,$(DEPS_REDIS))
 	@$(MAKE) --no-print-directory all $(BENCH_BIN) $(BUILD)/bench/momd_nometrics
-	$(PYTHON) test/bench/run_bench.py --momd $(abspath $(BUILD)/momd) --bench-dir $(abspath $(BUILD)/bench)
+	$(PYTHON) test/bench/run_bench.py --momd $(abspath $(BUILD)/momd) --bench-dir $(abspath $(BUILD)/bench) \
+	  $(BENCH_ARGS)
 
 # momd beside Redis, nginx, FastAPI + uvicorn and RabbitMQ's HTTP API, all from
 # Debian, pinned the same way (test/bench/bench_peers.py; BENCH_PEERS_ARGS
 # passes options, e.g. --duration 5). RabbitMQ is skipped with a note when
 # it cannot be installed or started.
 bench-peers: deps-bench
-	$(call install_debs,$(DEPS_PEERS))
+	$(call install_debs,$(DEPS_REDIS) $(DEPS_PEERS))
 	-$(call install_debs,rabbitmq-server)
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	$(PYTHON) test/bench/bench_peers.py --momd $(abspath $(BUILD)/momd) \

@@ -722,7 +722,10 @@ def run_node_cases(args, results, procs, tmp, log_dir, secret, token, fsync, cas
                     q = f"rx-{fsync}-{conns}"
                     create(s, node.base, "queues", q)
                     base_rps = results.baseline.get((setup.name, conns), 100000)
-                    n = args.rx_prefill or int(min(max(base_rps * args.duration * 0.5, 10000),
+                    # a pair is two requests, so half the baseline's rate would do; a
+                    # baseline slowed by other work on the machine must not leave the
+                    # queue empty before the run ends
+                    n = args.rx_prefill or int(min(max(base_rps * args.duration, 50000),
                                                    1_500_000))
                     n = (n + 999) // 1000 * 1000
                     fill(node.base, token, "queues", q, n)
@@ -778,7 +781,7 @@ def run_redis(args, results, procs, log_dir, tmp, setup):
     import bench_peers
     if not bench_peers.redis_installed():
         results.redis[setup.name] = ("skipped: redis-server / redis-benchmark not installed "
-                                     "(`make deps-bench` installs them)")
+                                     "(`make bench` installs them)")
         return
     log(f"[{setup.name}] Redis LPUSH, appendfsync always, for about {args.duration}s")
     proc, port = bench_peers.start_redis(args, procs, log_dir, tmp, "always", setup.pinned)
@@ -960,7 +963,7 @@ def parse_args(argv):
                     help="run only publish latency while snapshots are written")
     ap.add_argument("--rx-prefill", type=int, default=0,
                     help="messages queued before each receive+ack run "
-                         "(default: half the baseline rate x duration)")
+                         "(default: the baseline rate x duration, at least 50,000)")
     ap.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
     ap.add_argument("--momd-log-level", default="warn")
     ap.add_argument("--start-timeout", type=float, default=60.0,
