@@ -346,7 +346,49 @@ static int conn_error(struct h2conn *c, uint32_t code, const char *debug)
     return MOM_ERR_PROTOCOL;
 }
 
-/* HPACK-encodes hdrs and sends HEADERS (+ CONTINUATION) on sid. */
+/* An HPACK integer with an n-bit prefix (RFC 7541 §5.1) after the first
+ * byte's high bits; returns the bytes written (at most 1 + 10). */
+static size_t hpack_int(uint8_t *p, uint8_t high, unsigned nbits, size_t v)
+{
+    size_t max = (1u << nbits) - 1, k = 0;
+    if (v < max) {
+        p[k++] = (uint8_t)(high | v);
+        return k;
+    }
+    p[k++] = (uint8_t)(high | max);
+    for (v -= max; v >= 128; v >>= 7)
+        p[k++] = (uint8_t)(v | 0x80);
+    p[k++] = (uint8_t)v;
+    return k;
+}
+
+/* Bytes a sensitive header takes as written by hpack_never_indexed. */
+static size_t never_indexed_bound(const struct h2conn_header *h)
+{
+    return 1 + 11 + h->name_len + 11 + h->value_len;
+}
+
+/* A literal never indexed with a literal name, neither Huffman-coded
+ * (RFC 7541 §6.2.3); returns the bytes written. */
+static size_t hpack_never_indexed(uint8_t *p, const struct h2conn_header *h)
+{
+    size_t k = 0;
+    p[k++] = 0x10;
+    k += hpack_int(p + k, 0, 7, h->name_len);
+    memcpy(p + k, h->name, h->name_len);
+    k += h->name_len;
+    k += hpack_int(p + k, 0, 7, h->value_len);
+    memcpy(p + k, h->value, h->value_len);
+    return k + h->value_len;
+}
+
+/* HPACK-encodes hdrs and sends HEADERS (+ CONTINUATION) on sid. Sensitive
+ * headers (the peer token) follow the others as literals never indexed
+ * written here without Huffman coding: nghttp2 Huffman-codes every literal,
+ * which for a ~250-byte token cost ~7k instructions a call to encode and
+ * ~4k to decode on the other side. They change no dynamic table, so the
+ * deflater's state stays the one the peer's inflater has (a pending table
+ * size update still leads the block: nghttp2 writes its part first). */
 static int emit_header_block(struct h2conn *c, uint32_t sid, const struct h2conn_header *hdrs,
                              size_t n, bool end_stream)
 {
@@ -354,14 +396,20 @@ static int emit_header_block(struct h2conn *c, uint32_t sid, const struct h2conn
     nghttp2_nv *nva = n <= 16 ? small : malloc(n * sizeof *nva);
     if (!nva)
         return MOM_ERR_NOMEM;
+    size_t nn = 0, extra = 0;
     for (size_t i = 0; i < n; i++) {
-        nva[i].name = (uint8_t *)(uintptr_t)hdrs[i].name;
-        nva[i].namelen = hdrs[i].name_len;
-        nva[i].value = (uint8_t *)(uintptr_t)hdrs[i].value;
-        nva[i].valuelen = hdrs[i].value_len;
-        nva[i].flags = hdrs[i].sensitive ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
+        if (hdrs[i].sensitive) {
+            extra += never_indexed_bound(&hdrs[i]);
+            continue;
+        }
+        nva[nn].name = (uint8_t *)(uintptr_t)hdrs[i].name;
+        nva[nn].namelen = hdrs[i].name_len;
+        nva[nn].value = (uint8_t *)(uintptr_t)hdrs[i].value;
+        nva[nn].valuelen = hdrs[i].value_len;
+        nva[nn].flags = NGHTTP2_NV_FLAG_NONE;
+        nn++;
     }
-    size_t bound = nghttp2_hd_deflate_bound(c->deflater, nva, n);
+    size_t bound = nghttp2_hd_deflate_bound(c->deflater, nva, nn) + extra;
     if (bound > c->enc_cap) {
         uint8_t *ne = realloc(c->enc, bound);
         if (!ne) {
@@ -372,13 +420,16 @@ static int emit_header_block(struct h2conn *c, uint32_t sid, const struct h2conn
         c->enc = ne;
         c->enc_cap = bound;
     }
-    ssize_t len = nghttp2_hd_deflate_hd(c->deflater, c->enc, c->enc_cap, nva, n);
+    ssize_t len = nghttp2_hd_deflate_hd(c->deflater, c->enc, c->enc_cap - extra, nva, nn);
     if (nva != small)
         free(nva);
     if (len < 0) { /* the deflater is unusable now: so is the connection */
         conn_error(c, H2_INTERNAL_ERROR, "hpack encode failed");
         return MOM_ERR_NOMEM;
     }
+    for (size_t i = 0; extra && i < n; i++)
+        if (hdrs[i].sensitive)
+            len += (ssize_t)hpack_never_indexed(c->enc + len, &hdrs[i]);
     size_t total = (size_t)len, off = 0;
     uint8_t type = H2FRAME_HEADERS;
     do {

@@ -30,7 +30,7 @@ struct h2conn_header {
     size_t name_len;
     const char *value;
     size_t value_len;
-    bool sensitive; /* never indexed by HPACK (authorization) */
+    bool sensitive; /* never indexed by HPACK, sent last, not Huffman-coded (authorization) */
 };
 
 /* What this side advertises; zero fields take the defaults below. */

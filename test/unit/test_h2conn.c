@@ -46,6 +46,9 @@ struct side {
     struct buf out;
     struct buf body;
     int headers, closes, settings, goaways, ping_acks;
+    int sensitive;           /* sensitive headers received */
+    size_t sensitive_len;    /* the last one's value length */
+    char sensitive_val[512]; /* and its value (NUL-terminated) */
     uint32_t close_sid, close_code, goaway_last, goaway_code;
     bool data_end, headers_end;
     char last_block[4096];
@@ -94,10 +97,17 @@ static void cb_headers(void *arg, uint32_t sid, void *user, const struct h2conn_
     s->headers_end = end;
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        o += (size_t)snprintf(s->last_block + o, sizeof s->last_block - o, "%.*s: %.*s\n",
-                              (int)h[i].name_len, h[i].name, (int)h[i].value_len, h[i].value);
+        if (o < sizeof s->last_block) /* a long header fills it: the rest is cut */
+            o += (size_t)snprintf(s->last_block + o, sizeof s->last_block - o, "%.*s: %.*s\n",
+                                  (int)h[i].name_len, h[i].name, (int)h[i].value_len, h[i].value);
         if (h[i].name_len == 5 && memcmp(h[i].name, ":path", 5) == 0)
             snprintf(s->path, sizeof s->path, "%.*s", (int)h[i].value_len, h[i].value);
+        if (h[i].sensitive) {
+            s->sensitive++;
+            s->sensitive_len = h[i].value_len;
+            snprintf(s->sensitive_val, sizeof s->sensitive_val, "%.*s", (int)h[i].value_len,
+                     h[i].value);
+        }
     }
     if (s->respond && (end || s->early_answer))
         answer(s, sid);
@@ -678,6 +688,61 @@ static void test_continuation(void **state)
     side_free(&sv);
 }
 
+/* A sensitive header (the peer token) is written as a literal never
+ * indexed with its bytes in clear (no Huffman coding), after the others;
+ * the peer decodes it as never indexed, and the dynamic table stays in step
+ * across calls, also when a table size update leads the block. */
+static void test_sensitive_never_indexed(void **state)
+{
+    (void)state;
+    struct side cl, sv;
+    side_new(&cl, H2CONN_CLIENT, NULL);
+    side_new(&sv, H2CONN_SERVER, NULL);
+    pump(&cl, &sv);
+    char token[301];
+    for (size_t i = 0; i < 300; i++)
+        token[i] = (char)('A' + i % 26);
+    token[300] = '\0';
+    struct h2conn_header h[NREQ];
+    memcpy(h, req_hdrs, sizeof req_hdrs);
+    h[NREQ - 1].value = token;
+    h[NREQ - 1].value_len = 300;
+    for (int call = 0; call < 4; call++) {
+        if (call == 2) { /* the server shrinks its table: the next block starts with an update */
+            uint8_t f[64];
+            struct h2frame_setting set[] = {{H2_SETTINGS_HEADER_TABLE_SIZE, 0}};
+            assert_int_equal(h2conn_recv(cl.c, f, h2frame_pack_settings(f, set, 1, false), NULL),
+                             MOM_OK);
+            cl.out.len = 0; /* the SETTINGS ack: not for the server here */
+        }
+        size_t mark = cl.out.len;
+        uint32_t sid;
+        assert_int_equal(h2conn_submit_request(cl.c, h, NREQ, true, NULL, &sid), MOM_OK);
+        /* HEADERS payload: ... 0x10, name (13), value length 300 = 0x7f 0xad 0x01, value */
+        const uint8_t *p = cl.out.p + mark + H2FRAME_HDLEN;
+        size_t n = cl.out.len - mark - H2FRAME_HDLEN;
+        if (call == 2)
+            assert_int_equal(p[0], 0x20); /* table size update to 0 */
+        static const uint8_t lit[] = {0x10, 13,  'a', 'u', 't', 'h', 'o',  'r',  'i',
+                                      'z',  'a', 't', 'i', 'o', 'n', 0x7f, 0xad, 0x01};
+        assert_true(n >= sizeof lit + 300);
+        assert_memory_equal(p + n - 300 - sizeof lit, lit, sizeof lit);
+        assert_memory_equal(p + n - 300, token, 300);
+        int before = sv.headers;
+        pump(&cl, &sv);
+        assert_int_equal(sv.headers, before + 1);
+        assert_int_equal(sv.sensitive, call + 1);
+        assert_int_equal(sv.sensitive_len, 300);
+        assert_string_equal(sv.sensitive_val, token);
+        assert_string_equal(sv.path, "/mom.v1.Peer/Ping");
+        assert_non_null(strstr(sv.last_block, "content-type: application/grpc\n"));
+    }
+    assert_true(h2conn_check_invariants(cl.c));
+    assert_true(h2conn_check_invariants(sv.c));
+    side_free(&cl);
+    side_free(&sv);
+}
+
 /* Many streams in flight on one connection, answered in one go. */
 static void test_many_streams(void **state)
 {
@@ -938,6 +1003,7 @@ int main(void)
         cmocka_unit_test(test_recv_flow_control_violation),
         cmocka_unit_test(test_stream_errors),
         cmocka_unit_test(test_continuation),
+        cmocka_unit_test(test_sensitive_never_indexed),
         cmocka_unit_test(test_many_streams),
         cmocka_unit_test(test_client_stream_limit),
         cmocka_unit_test(test_send_window),
