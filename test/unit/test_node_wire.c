@@ -2,7 +2,8 @@
  * entry records (empty, small and over 64 KiB) and snapshot chunks survive a
  * round trip; ForwardRequest and ForwardResponse likewise; truncated and
  * garbage inputs, and entry records that do not add up, are refused; the
- * bytes of a known message are pinned so the wire format cannot drift.
+ * bytes of a known message are pinned so the wire format cannot drift; the
+ * hand-laid Forward messages are the bytes nanopb's pb_encode writes.
  * SPDX-License-Identifier: MIT */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,7 +15,10 @@
 #include <cmocka.h>
 
 #include "common/err.h"
+#include "proto/mom.pb.h"
 #include "replication/node_wire.h"
+
+#include <pb_encode.h>
 
 /* A message with every field set to a distinct value. */
 static struct raft_msg full_msg(void)
@@ -377,13 +381,100 @@ static void test_forward_response(void **state)
     free(buf);
 }
 
+/* pb_encode's bytes of a message whose one bytes field is a callback. */
+struct cb_blob {
+    const uint8_t *d;
+    size_t n;
+};
+
+static bool enc_blob(pb_ostream_t *os, const pb_field_t *f, void *const *arg)
+{
+    const struct cb_blob *b = *arg;
+    return pb_encode_tag_for_field(os, f) && pb_encode_string(os, b->d, b->n);
+}
+
+static void assert_pb_bytes(const pb_msgdesc_t *fields, const void *pb, const uint8_t *buf,
+                            size_t len)
+{
+    uint8_t want[512];
+    pb_ostream_t os = pb_ostream_from_buffer(want, sizeof want);
+    assert_true(pb_encode(&os, fields, pb));
+    assert_int_equal(len, os.bytes_written);
+    assert_memory_equal(buf, want, len);
+}
+
+static void test_forward_bytes_match_pb_encode(void **state)
+{
+    (void)state;
+    static const uint64_t nums[] = {0, 1, 127, 128, 16383, 16384, UINT32_MAX};
+    static uint8_t data[300];
+    memset(data, 'd', sizeof data);
+    static const size_t lens[] = {0, 1, 127, 128, 300};
+    unsigned checked = 0;
+    for (size_t a = 0; a < 7; a++) {
+        for (size_t l = 0; l < 6; l++) { /* l == 5: no bytes field */
+            uint32_t x = (uint32_t)nums[a], y = (uint32_t)nums[(a + 3) % 7];
+            const uint8_t *d = l < 5 ? data : NULL;
+            size_t n = l < 5 ? lens[l] : 0;
+            struct cb_blob b = {d, n};
+            uint8_t *buf;
+            size_t len;
+
+            struct node_wire_fwd_req rq = {.group_id = x,
+                                           .from = y,
+                                           .command = (uint8_t *)d,
+                                           .command_len = n,
+                                           .read_index = (a & 1) != 0};
+            assert_int_equal(node_wire_encode_fwd_req(&rq, &buf, &len), MOM_OK);
+            mom_v1_ForwardRequest pq = mom_v1_ForwardRequest_init_zero;
+            pq.group_id = x;
+            pq.from = y;
+            pq.read_index = rq.read_index;
+            if (d) {
+                pq.command.funcs.encode = enc_blob;
+                pq.command.arg = &b;
+            }
+            assert_pb_bytes(mom_v1_ForwardRequest_fields, &pq, buf, len);
+            free(buf);
+
+            struct node_wire_fwd_resp rs = {.group_id = y,
+                                            .from = x,
+                                            .status = (uint32_t)nums[(a + 1) % 7],
+                                            .body = (uint8_t *)d,
+                                            .body_len = n,
+                                            .index = a == 6 ? UINT64_MAX : nums[(a + 2) % 7],
+                                            .leader = x};
+            assert_int_equal(node_wire_encode_fwd_resp(&rs, &buf, &len), MOM_OK);
+            mom_v1_ForwardResponse ps = mom_v1_ForwardResponse_init_zero;
+            ps.group_id = rs.group_id;
+            ps.from = rs.from;
+            ps.status = rs.status;
+            ps.index = rs.index;
+            ps.leader = rs.leader;
+            if (d) {
+                ps.body.funcs.encode = enc_blob;
+                ps.body.arg = &b;
+            }
+            assert_pb_bytes(mom_v1_ForwardResponse_fields, &ps, buf, len);
+            free(buf);
+            checked++;
+        }
+    }
+    assert_int_equal(checked, 42);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_field),        cmocka_unit_test(test_golden_bytes),
-        cmocka_unit_test(test_entries_round_trip), cmocka_unit_test(test_snapshot_chunk),
-        cmocka_unit_test(test_truncated),          cmocka_unit_test(test_garbage),
-        cmocka_unit_test(test_forward_request),    cmocka_unit_test(test_forward_response),
+        cmocka_unit_test(test_every_field),
+        cmocka_unit_test(test_golden_bytes),
+        cmocka_unit_test(test_entries_round_trip),
+        cmocka_unit_test(test_snapshot_chunk),
+        cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_forward_request),
+        cmocka_unit_test(test_forward_response),
+        cmocka_unit_test(test_forward_bytes_match_pb_encode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
