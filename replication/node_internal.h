@@ -179,8 +179,6 @@ struct node {
     uint64_t snap_child_index;
     uint64_t snap_started_us; /* when the child was forked (metrics) */
     uint64_t snap_child_term;
-    bool snap_niced;     /* the running child is at SNAPSHOT_CHILD_NICE */
-    bool snap_full_prio; /* the next child keeps the loop's priority */
     bool writable;
     struct node_stats stats;
     struct node_cluster *cluster; /* node_open_cluster's channel and health; else NULL */

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,7 +35,6 @@ struct app {
     int fails;
     uint64_t snapshot_base; /* entries covered by a loaded snapshot */
     int resets;
-    const char *hold_dir; /* set: the snapshot child waits while at nice 19 */
 };
 
 static void app_apply(void *arg, uint64_t index, const uint8_t *data, size_t len, void *ctx,
@@ -76,31 +74,10 @@ static void app_forwarded(void *arg, void *ctx, int status, const uint8_t *body,
     fail_msg("a cluster of one forwards nothing");
 }
 
-/* In the snapshot child: notes in hold_dir/niced that it started at nice
- * 19, then waits (at most 30 s, else it fails) until the parent raises it. */
-static int hold_while_niced(const char *dir)
-{
-    if (getpriority(PRIO_PROCESS, 0) != 19)
-        return MOM_OK;
-    char path[128];
-    snprintf(path, sizeof path, "%s/niced", dir);
-    FILE *m = fopen(path, "w");
-    if (m)
-        fclose(m);
-    for (int i = 0; i < 3000; i++) {
-        if (getpriority(PRIO_PROCESS, 0) != 19)
-            return MOM_OK;
-        usleep(10000);
-    }
-    return MOM_ERR_IO;
-}
-
 /* The state is the list of applied values. */
 static int app_snapshot_write(void *arg, FILE *f)
 {
     struct app *a = arg;
-    if (a->hold_dir && hold_while_niced(a->hold_dir) != MOM_OK)
-        return MOM_ERR_IO;
     uint64_t n = a->n;
     if (fwrite(&n, sizeof n, 1, f) != 1 ||
         fwrite(a->applied, sizeof a->applied[0], a->n, f) != a->n)
@@ -329,37 +306,6 @@ static void test_snapshot_by_bytes(void **state)
     remove_dir(dir);
 }
 
-/* The snapshot child starts at nice 19 (it runs on the CPU the loop leaves
- * idle); once a further snapshot interval has been applied while it ran, it
- * is raised (or, where that is not permitted, replaced by a child at the
- * loop's priority), so a starved child cannot hold the log back for ever.
- * This child waits while it is at nice 19: the snapshot finishes only
- * because the node hurries it. */
-static void test_late_snapshot_child_is_hurried(void **state)
-{
-    (void)state;
-    char dir[64];
-    make_dir(dir, sizeof dir);
-    struct event_base *base = event_base_new();
-    assert_non_null(base);
-    event_base_priority_init(base, 3);
-    struct node_config cfg = {.data_dir = dir, .sync = NODE_SYNC_NEVER, .snapshot_entries = 10};
-    struct app a = {.hold_dir = dir};
-    struct node *n = NULL;
-    assert_int_equal(node_open(base, &cfg, &callbacks, &a, &n), MOM_OK);
-    for (uint64_t i = 0; i < 20; i++) { /* a child starts at 10; late at 20 */
-        assert_int_equal(node_propose(n, value(i), sizeof(uint64_t), NULL), MOM_OK);
-        run_until(base, &a, (size_t)i + 1);
-    }
-    wait_for_snapshots(base, n, 1);
-    char path[128];
-    snprintf(path, sizeof path, "%s/niced", dir);
-    assert_int_equal(access(path, F_OK), 0); /* the first child did start at nice 19 */
-    node_close(n);                           /* kills a next child still waiting */
-    event_base_free(base);
-    remove_dir(dir);
-}
-
 static void test_bad_membership_refused(void **state)
 {
     (void)state;
@@ -521,7 +467,6 @@ int main(void)
         cmocka_unit_test(test_single_member_commits_and_recovers),
         cmocka_unit_test(test_snapshot_compacts_and_recovers),
         cmocka_unit_test(test_snapshot_by_bytes),
-        cmocka_unit_test(test_late_snapshot_child_is_hurried),
         cmocka_unit_test(test_bad_membership_refused),
         cmocka_unit_test(test_damaged_storage_moved_aside_in_a_cluster_of_three),
         cmocka_unit_test(test_damaged_storage_refused_below_three),
