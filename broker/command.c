@@ -12,6 +12,7 @@
 #include "broker/command.h"
 
 #include "common/err.h"
+#include "common/pbwire.h"
 
 #include <pb_common.h>
 #include <pb_decode.h>
@@ -132,25 +133,15 @@ int command_encode_generic(const struct command *cmd, uint8_t **out, size_t *out
  * skipping that pb_encode uses, so the bytes are the same; test_command
  * compares the two encoders on every field combination. */
 
-static size_t varint_size(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
 /* tag (field numbers 1..15: one byte) + length + bytes */
 static size_t string_field_size(size_t len)
 {
-    return len ? 1 + varint_size(len) + len : 0;
+    return len ? 1 + pbwire_varint_size(len) + len : 0;
 }
 
 static size_t varint_field_size(uint64_t v)
 {
-    return v ? 1 + varint_size(v) : 0;
+    return v ? 1 + pbwire_varint_size(v) : 0;
 }
 
 static size_t item_size(const struct command_item *it)
@@ -200,7 +191,6 @@ static int finish_layout(uint8_t *buf, bool ok, const pb_ostream_t *os, size_t t
 /* The items, written straight into buf (exactly their planned size) with
  * the raw writers below: a batch item went through five stream calls, ~60
  * instructions a field. */
-static uint8_t *raw_varint(uint8_t *p, uint64_t v);
 static uint8_t *raw_string(uint8_t *p, uint32_t field, const void *data, size_t len);
 
 static uint8_t *raw_items(uint8_t *p, const struct command *cmd)
@@ -211,12 +201,12 @@ static uint8_t *raw_items(uint8_t *p, const struct command *cmd)
         size_t n = string_field_size(it->body_len) + string_field_size(ct_len) +
                    varint_field_size(it->delay_ms);
         *p++ = (uint8_t)(mom_v1_Publish_items_tag << 3 | PB_WT_STRING);
-        p = raw_varint(p, n);
+        p = pbwire_put_varint(p, n);
         p = raw_string(p, mom_v1_PublishItem_body_tag, it->body, it->body_len);
         p = raw_string(p, mom_v1_PublishItem_content_type_tag, it->content_type, ct_len);
         if (it->delay_ms) {
             *p++ = (uint8_t)(mom_v1_PublishItem_delay_ms_tag << 3 | PB_WT_VARINT);
-            p = raw_varint(p, it->delay_ms);
+            p = pbwire_put_varint(p, it->delay_ms);
         }
     }
     return p;
@@ -232,9 +222,9 @@ static int encode_publish(const struct command *cmd, uint8_t **out, size_t *out_
                      string_field_size(key_len) + (pub->batch ? 2 : 0);
     for (size_t i = 0; i < cmd->item_count; i++) {
         size_t n = item_size(&cmd->items[i]);
-        pub_len += 1 + varint_size(n) + n;
+        pub_len += 1 + pbwire_varint_size(n) + n;
     }
-    size_t total = envelope_size(cmd, user_len) + 1 + varint_size(pub_len) + pub_len;
+    size_t total = envelope_size(cmd, user_len) + 1 + pbwire_varint_size(pub_len) + pub_len;
     uint8_t *buf = malloc(total);
     if (!buf)
         return MOM_ERR_NOMEM;
@@ -277,8 +267,9 @@ static int encode_enveloped(const struct command *cmd, uint8_t **out, size_t *ou
         return command_encode_generic(cmd, out, out_len); /* larger than INNER_MAX */
     size_t inner_len = is.bytes_written;
     size_t user_len = strnlen(cmd->pb.user, sizeof cmd->pb.user - 1);
-    size_t total = envelope_size(cmd, user_len) + varint_size((uint64_t)cmd->pb.which_kind << 3) +
-                   varint_size(inner_len) + inner_len;
+    size_t total = envelope_size(cmd, user_len) +
+                   pbwire_varint_size((uint64_t)cmd->pb.which_kind << 3) +
+                   pbwire_varint_size(inner_len) + inner_len;
     uint8_t *buf = malloc(total);
     if (!buf)
         return MOM_ERR_NOMEM;
@@ -313,29 +304,19 @@ static void flat_str(struct flat_member *m, const char *s, size_t size)
 /* Raw writers for encode_flat and raw_items, whose buffers are sized
  * exactly: the bytes pb_encode_tag, pb_encode_varint and pb_encode_string
  * write, without going through a stream per field. */
-static uint8_t *raw_varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 static uint8_t *raw_string(uint8_t *p, uint32_t field, const void *data, size_t len)
 {
     if (!len)
         return p;
-    p = raw_varint(p, (uint64_t)field << 3 | PB_WT_STRING);
-    p = raw_varint(p, len);
+    p = pbwire_put_varint(p, (uint64_t)field << 3 | PB_WT_STRING);
+    p = pbwire_put_varint(p, len);
     memcpy(p, data, len);
     return p + len;
 }
 
 static uint8_t *raw_number(uint8_t *p, uint32_t field, uint64_t v)
 {
-    return v ? raw_varint(raw_varint(p, (uint64_t)field << 3 | PB_WT_VARINT), v) : p;
+    return v ? pbwire_put_varint(pbwire_put_varint(p, (uint64_t)field << 3 | PB_WT_VARINT), v) : p;
 }
 
 static int encode_flat(const struct command *cmd, const struct flat_member *m, uint8_t **out,
@@ -347,16 +328,17 @@ static int encode_flat(const struct command *cmd, const struct flat_member *m, u
     for (size_t i = 0; i < m->nnum; i++)
         inner_len += varint_field_size(m->num[i]);
     size_t user_len = strnlen(cmd->pb.user, sizeof cmd->pb.user - 1);
-    size_t total = envelope_size(cmd, user_len) + varint_size((uint64_t)cmd->pb.which_kind << 3) +
-                   varint_size(inner_len) + inner_len;
+    size_t total = envelope_size(cmd, user_len) +
+                   pbwire_varint_size((uint64_t)cmd->pb.which_kind << 3) +
+                   pbwire_varint_size(inner_len) + inner_len;
     uint8_t *buf = malloc(total);
     if (!buf)
         return MOM_ERR_NOMEM;
     uint8_t *p = raw_number(buf, mom_v1_Command_time_ms_tag, cmd->pb.time_ms);
     p = raw_string(p, mom_v1_Command_user_tag, cmd->pb.user, user_len);
     p = raw_number(p, mom_v1_Command_admin_tag, cmd->pb.admin);
-    p = raw_varint(p, (uint64_t)cmd->pb.which_kind << 3 | PB_WT_STRING);
-    p = raw_varint(p, inner_len);
+    p = pbwire_put_varint(p, (uint64_t)cmd->pb.which_kind << 3 | PB_WT_STRING);
+    p = pbwire_put_varint(p, inner_len);
     uint32_t field = 1;
     for (size_t i = 0; i < m->nstr; i++)
         p = raw_string(p, field++, m->str[i], m->str_len[i]);
@@ -617,60 +599,18 @@ int command_decode_generic(const uint8_t *buf, size_t len, struct command *out)
  * command_decode_generic decides; test_command and fuzz_command hold the
  * two to the same result. */
 
-struct rd {
-    const uint8_t *p, *end;
-};
-
-static bool rd_tag(struct rd *r, uint8_t tag)
-{
-    if (r->p < r->end && *r->p == tag) {
-        r->p++;
-        return true;
-    }
-    return false;
-}
-
-/* A varint in its shortest form that fits 64 bits. */
-static bool rd_varint(struct rd *r, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (unsigned shift = 0; shift < 64 && r->p < r->end; shift += 7) {
-        uint8_t b = *r->p++;
-        if (shift == 63 && b > 1)
-            return false;
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = x;
-            return b != 0 || shift == 0;
-        }
-    }
-    return false;
-}
-
 /* A non-default varint field's value. */
-static bool rd_nonzero(struct rd *r, uint64_t *v)
+static bool rd_nonzero(struct pbwire_reader *r, uint64_t *v)
 {
-    return rd_varint(r, v) && *v != 0;
-}
-
-/* A length-delimited field's bytes, within the input. */
-static bool rd_bytes(struct rd *r, const uint8_t **p, size_t *n)
-{
-    uint64_t len;
-    if (!rd_varint(r, &len) || len > (uint64_t)(r->end - r->p))
-        return false;
-    *p = r->p;
-    *n = (size_t)len;
-    r->p += len;
-    return true;
+    return pbwire_read_varint(r, v) && *v != 0;
 }
 
 /* A non-empty string field into dst[cap], NUL-terminated as nanopb does. */
-static bool rd_string(struct rd *r, char *dst, size_t cap)
+static bool rd_string(struct pbwire_reader *r, char *dst, size_t cap)
 {
     const uint8_t *p;
     size_t n;
-    if (!rd_bytes(r, &p, &n) || n == 0 || n >= cap)
+    if (!pbwire_read_bytes(r, &p, &n) || n == 0 || n >= cap)
         return false;
     memcpy(dst, p, n);
     dst[n] = '\0';
@@ -680,16 +620,16 @@ static bool rd_string(struct rd *r, char *dst, size_t cap)
 /* One PublishItem's bytes into it. */
 static bool rd_item(const uint8_t *p, size_t n, struct command_item *it)
 {
-    struct rd r = {p, p + n};
+    struct pbwire_reader r = {p, p + n};
     uint64_t v;
     memset(it, 0, sizeof *it);
-    if (rd_tag(&r, mom_v1_PublishItem_body_tag << 3 | PB_WT_STRING) &&
-        (!rd_bytes(&r, &it->body, &it->body_len) || it->body_len == 0))
+    if (pbwire_read_tag(&r, mom_v1_PublishItem_body_tag << 3 | PB_WT_STRING) &&
+        (!pbwire_read_bytes(&r, &it->body, &it->body_len) || it->body_len == 0))
         return false;
-    if (rd_tag(&r, mom_v1_PublishItem_content_type_tag << 3 | PB_WT_STRING) &&
+    if (pbwire_read_tag(&r, mom_v1_PublishItem_content_type_tag << 3 | PB_WT_STRING) &&
         !rd_string(&r, it->content_type, sizeof it->content_type))
         return false;
-    if (rd_tag(&r, mom_v1_PublishItem_delay_ms_tag << 3 | PB_WT_VARINT)) {
+    if (pbwire_read_tag(&r, mom_v1_PublishItem_delay_ms_tag << 3 | PB_WT_VARINT)) {
         if (!rd_nonzero(&r, &v))
             return false;
         it->delay_ms = v;
@@ -697,55 +637,53 @@ static bool rd_item(const uint8_t *p, size_t n, struct command_item *it)
     return r.p == r.end;
 }
 
-#define TAG1(field, wt) ((uint8_t)((field) << 3 | (wt)))
-
 /* out is zeroed; on false it holds no allocation. */
 static bool publish_fast(const uint8_t *buf, size_t len, struct command *out)
 {
-    struct rd r = {buf, buf + len};
+    struct pbwire_reader r = {buf, buf + len};
     mom_v1_Command *pb = &out->pb;
     uint64_t v;
-    if (rd_tag(&r, TAG1(mom_v1_Command_time_ms_tag, PB_WT_VARINT))) {
+    if (pbwire_read_tag(&r, pbwire_tag(mom_v1_Command_time_ms_tag, PB_WT_VARINT))) {
         if (!rd_nonzero(&r, &v))
             return false;
         pb->time_ms = v;
     }
-    if (rd_tag(&r, TAG1(mom_v1_Command_user_tag, PB_WT_STRING)) &&
+    if (pbwire_read_tag(&r, pbwire_tag(mom_v1_Command_user_tag, PB_WT_STRING)) &&
         !rd_string(&r, pb->user, sizeof pb->user))
         return false;
-    if (rd_tag(&r, TAG1(mom_v1_Command_admin_tag, PB_WT_VARINT))) {
-        if (!rd_varint(&r, &v) || v != 1)
+    if (pbwire_read_tag(&r, pbwire_tag(mom_v1_Command_admin_tag, PB_WT_VARINT))) {
+        if (!pbwire_read_varint(&r, &v) || v != 1)
             return false;
         pb->admin = true;
     }
     const uint8_t *m;
     size_t mlen;
-    if (!rd_tag(&r, TAG1(mom_v1_Command_publish_tag, PB_WT_STRING)) || !rd_bytes(&r, &m, &mlen) ||
-        r.p != r.end)
+    if (!pbwire_read_tag(&r, pbwire_tag(mom_v1_Command_publish_tag, PB_WT_STRING)) ||
+        !pbwire_read_bytes(&r, &m, &mlen) || r.p != r.end)
         return false;
     mom_v1_Publish *pub = &pb->kind.publish;
-    struct rd s = {m, m + mlen};
-    if (rd_tag(&s, TAG1(mom_v1_Publish_kind_tag, PB_WT_VARINT))) {
+    struct pbwire_reader s = {m, m + mlen};
+    if (pbwire_read_tag(&s, pbwire_tag(mom_v1_Publish_kind_tag, PB_WT_VARINT))) {
         if (!rd_nonzero(&s, &v) || v > 127)
             return false;
         pub->kind = (mom_v1_ResourceKind)v;
     }
-    if (rd_tag(&s, TAG1(mom_v1_Publish_name_tag, PB_WT_STRING)) &&
+    if (pbwire_read_tag(&s, pbwire_tag(mom_v1_Publish_name_tag, PB_WT_STRING)) &&
         !rd_string(&s, pub->name, sizeof pub->name))
         return false;
-    struct rd items = s;
+    struct pbwire_reader items = s;
     size_t count = 0;
-    while (rd_tag(&s, TAG1(mom_v1_Publish_items_tag, PB_WT_STRING))) {
+    while (pbwire_read_tag(&s, pbwire_tag(mom_v1_Publish_items_tag, PB_WT_STRING))) {
         const uint8_t *ip;
         size_t il;
-        if (!rd_bytes(&s, &ip, &il) || ++count > COMMAND_MAX_BATCH)
+        if (!pbwire_read_bytes(&s, &ip, &il) || ++count > COMMAND_MAX_BATCH)
             return false;
     }
-    if (rd_tag(&s, TAG1(mom_v1_Publish_idempotency_key_tag, PB_WT_STRING)) &&
+    if (pbwire_read_tag(&s, pbwire_tag(mom_v1_Publish_idempotency_key_tag, PB_WT_STRING)) &&
         !rd_string(&s, pub->idempotency_key, sizeof pub->idempotency_key))
         return false;
-    if (rd_tag(&s, TAG1(mom_v1_Publish_batch_tag, PB_WT_VARINT))) {
-        if (!rd_varint(&s, &v) || v != 1)
+    if (pbwire_read_tag(&s, pbwire_tag(mom_v1_Publish_batch_tag, PB_WT_VARINT))) {
+        if (!pbwire_read_varint(&s, &v) || v != 1)
             return false;
         pub->batch = true;
     }
@@ -758,8 +696,9 @@ static bool publish_fast(const uint8_t *buf, size_t len, struct command *out)
         for (size_t i = 0; i < count; i++) {
             const uint8_t *ip = NULL;
             size_t il = 0;
-            bool walked = rd_tag(&items, TAG1(mom_v1_Publish_items_tag, PB_WT_STRING)) &&
-                          rd_bytes(&items, &ip, &il); /* as in the count above */
+            bool walked =
+                pbwire_read_tag(&items, pbwire_tag(mom_v1_Publish_items_tag, PB_WT_STRING)) &&
+                pbwire_read_bytes(&items, &ip, &il); /* as in the count above */
             if (!walked || !rd_item(ip, il, &out->items[i])) {
                 free(out->items);
                 out->items = NULL;

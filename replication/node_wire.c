@@ -8,6 +8,7 @@
 
 #include "common/err.h"
 #include "common/le.h"
+#include "common/pbwire.h"
 #include "proto/mom.pb.h"
 
 #include <pb_decode.h>
@@ -239,47 +240,31 @@ int node_wire_decode_msg(const uint8_t *buf, size_t len, struct node_wire_msg *d
  * encode_pb's two walks over the descriptors: ~4k instructions a forwarded
  * write on each side. test_node_wire holds them to pb_encode's bytes. */
 
-static size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    for (; v >= 0x80; v >>= 7)
-        n++;
-    return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-    for (; v >= 0x80; v >>= 7)
-        *p++ = (uint8_t)(v | 0x80);
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 /* Fields 1..15 only: one tag byte. */
 static size_t vfield_len(uint64_t v)
 {
-    return v ? 1 + varint_len(v) : 0;
+    return v ? 1 + pbwire_varint_size(v) : 0;
 }
 
 static uint8_t *put_vfield(uint8_t *p, uint32_t field, uint64_t v)
 {
     if (!v)
         return p;
-    *p++ = (uint8_t)(field << 3 | PB_WT_VARINT);
-    return put_varint(p, v);
+    *p++ = pbwire_tag(field, PBWIRE_VARINT);
+    return pbwire_put_varint(p, v);
 }
 
 static size_t bfield_len(const uint8_t *d, size_t n)
 {
-    return d ? 1 + varint_len(n) + n : 0;
+    return d ? 1 + pbwire_varint_size(n) + n : 0;
 }
 
 static uint8_t *put_bfield(uint8_t *p, uint32_t field, const uint8_t *d, size_t n)
 {
     if (!d)
         return p;
-    *p++ = (uint8_t)(field << 3 | PB_WT_STRING);
-    p = put_varint(p, n);
+    *p++ = pbwire_tag(field, PBWIRE_LEN);
+    p = pbwire_put_varint(p, n);
     if (n)
         memcpy(p, d, n);
     return p + n;
@@ -333,41 +318,12 @@ int node_wire_encode_fwd_resp(const struct node_wire_fwd_resp *r, uint8_t **out,
  * write; anything else goes to pb_decode, which decides, and
  * test_node_wire holds the two to the same result. */
 
-struct rd {
-    const uint8_t *p, *end;
-};
-
-static bool rd_tag(struct rd *r, uint32_t field, uint8_t wt)
-{
-    if (r->p < r->end && *r->p == (uint8_t)(field << 3 | wt)) {
-        r->p++;
-        return true;
-    }
-    return false;
-}
-
-static bool rd_varint(struct rd *r, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (unsigned shift = 0; shift < 64 && r->p < r->end; shift += 7) {
-        uint8_t b = *r->p++;
-        if (shift == 63 && b > 1)
-            return false;
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = x;
-            return b != 0 || shift == 0;
-        }
-    }
-    return false;
-}
-
-static bool rd_u32(struct rd *r, uint32_t field, uint32_t *out)
+static bool rd_u32(struct pbwire_reader *r, uint32_t field, uint32_t *out)
 {
     uint64_t v;
-    if (!rd_tag(r, field, PB_WT_VARINT))
+    if (!pbwire_read_tag(r, pbwire_tag(field, PBWIRE_VARINT)))
         return true;
-    if (!rd_varint(r, &v) || v > UINT32_MAX)
+    if (!pbwire_read_varint(r, &v) || v > UINT32_MAX)
         return false;
     *out = (uint32_t)v;
     return true;
@@ -375,26 +331,26 @@ static bool rd_u32(struct rd *r, uint32_t field, uint32_t *out)
 
 /* A bytes field copied into a malloc'd buffer (one byte when empty), as
  * decode_blob does. */
-static bool rd_copy(struct rd *r, uint32_t field, uint8_t **out, size_t *len)
+static bool rd_copy(struct pbwire_reader *r, uint32_t field, uint8_t **out, size_t *len)
 {
-    uint64_t n;
-    if (!rd_tag(r, field, PB_WT_STRING))
+    const uint8_t *p;
+    size_t n;
+    if (!pbwire_read_tag(r, pbwire_tag(field, PBWIRE_LEN)))
         return true;
-    if (!rd_varint(r, &n) || n > (uint64_t)(r->end - r->p))
+    if (!pbwire_read_bytes(r, &p, &n))
         return false;
-    *out = malloc(n ? (size_t)n : 1);
+    *out = malloc(n ? n : 1);
     if (!*out)
         return false; /* pb_decode reports it */
     if (n)
-        memcpy(*out, r->p, (size_t)n);
-    *len = (size_t)n;
-    r->p += n;
+        memcpy(*out, p, n);
+    *len = n;
     return true;
 }
 
 static bool fwd_req_fast(const uint8_t *buf, size_t len, struct node_wire_fwd_req *r)
 {
-    struct rd d = {buf, buf + len};
+    struct pbwire_reader d = {buf, buf + len};
     uint32_t ri = 0;
     bool ok = rd_u32(&d, mom_v1_ForwardRequest_group_id_tag, &r->group_id) &&
               rd_u32(&d, mom_v1_ForwardRequest_from_tag, &r->from) &&
@@ -406,13 +362,13 @@ static bool fwd_req_fast(const uint8_t *buf, size_t len, struct node_wire_fwd_re
 
 static bool fwd_resp_fast(const uint8_t *buf, size_t len, struct node_wire_fwd_resp *r)
 {
-    struct rd d = {buf, buf + len};
+    struct pbwire_reader d = {buf, buf + len};
     bool ok = rd_u32(&d, mom_v1_ForwardResponse_group_id_tag, &r->group_id) &&
               rd_u32(&d, mom_v1_ForwardResponse_from_tag, &r->from) &&
               rd_u32(&d, mom_v1_ForwardResponse_status_tag, &r->status) &&
               rd_copy(&d, mom_v1_ForwardResponse_body_tag, &r->body, &r->body_len);
-    if (ok && rd_tag(&d, mom_v1_ForwardResponse_index_tag, PB_WT_VARINT))
-        ok = rd_varint(&d, &r->index);
+    if (ok && pbwire_read_tag(&d, pbwire_tag(mom_v1_ForwardResponse_index_tag, PBWIRE_VARINT)))
+        ok = pbwire_read_varint(&d, &r->index);
     return ok && rd_u32(&d, mom_v1_ForwardResponse_leader_tag, &r->leader) && d.p == d.end;
 }
 
