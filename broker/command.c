@@ -255,6 +255,14 @@ static int encode_publish(const struct command *cmd, uint8_t **out, size_t *out_
  * callbacks inside (SetAcl) take the reflective path. */
 #define INNER_MAX 1024
 
+/* The whole Command: envelope, the oneof member's tag and length, its
+ * inner_len bytes. */
+static size_t enveloped_size(const struct command *cmd, size_t user_len, size_t inner_len)
+{
+    return envelope_size(cmd, user_len) + pbwire_varint_size((uint64_t)cmd->pb.which_kind << 3) +
+           pbwire_varint_size(inner_len) + inner_len;
+}
+
 static int encode_enveloped(const struct command *cmd, uint8_t **out, size_t *out_len)
 {
     pb_field_iter_t it;
@@ -267,9 +275,7 @@ static int encode_enveloped(const struct command *cmd, uint8_t **out, size_t *ou
         return command_encode_generic(cmd, out, out_len); /* larger than INNER_MAX */
     size_t inner_len = is.bytes_written;
     size_t user_len = strnlen(cmd->pb.user, sizeof cmd->pb.user - 1);
-    size_t total = envelope_size(cmd, user_len) +
-                   pbwire_varint_size((uint64_t)cmd->pb.which_kind << 3) +
-                   pbwire_varint_size(inner_len) + inner_len;
+    size_t total = enveloped_size(cmd, user_len, inner_len);
     uint8_t *buf = malloc(total);
     if (!buf)
         return MOM_ERR_NOMEM;
@@ -328,9 +334,7 @@ static int encode_flat(const struct command *cmd, const struct flat_member *m, u
     for (size_t i = 0; i < m->nnum; i++)
         inner_len += varint_field_size(m->num[i]);
     size_t user_len = strnlen(cmd->pb.user, sizeof cmd->pb.user - 1);
-    size_t total = envelope_size(cmd, user_len) +
-                   pbwire_varint_size((uint64_t)cmd->pb.which_kind << 3) +
-                   pbwire_varint_size(inner_len) + inner_len;
+    size_t total = enveloped_size(cmd, user_len, inner_len);
     uint8_t *buf = malloc(total);
     if (!buf)
         return MOM_ERR_NOMEM;

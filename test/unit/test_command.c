@@ -371,6 +371,23 @@ static void test_publish_empty_body(void **state)
     free(buf);
 }
 
+/* A Publish whose optional envelope and Publish fields are set by mask's
+ * low six bits (time, user, admin, topic, idempotency key, batch). */
+static void publish_from_mask(struct command *c, unsigned mask)
+{
+    memset(c, 0, sizeof *c);
+    c->pb.which_kind = mom_v1_Command_publish_tag;
+    c->pb.time_ms = (mask & 1) ? 1700000000123u : 0;
+    if (mask & 2)
+        strcpy(c->pb.user, "alice");
+    c->pb.admin = (mask & 4) != 0;
+    mom_v1_Publish *pub = &c->pb.kind.publish;
+    pub->kind = (mask & 8) ? mom_v1_ResourceKind_TOPIC : mom_v1_ResourceKind_QUEUE;
+    if (mask & 16)
+        strcpy(pub->idempotency_key, "key-1");
+    pub->batch = (mask & 32) != 0;
+}
+
 /* command_encode lays Publish out by hand; pb_encode must agree byte for
  * byte on every combination of present and absent fields, on lengths that
  * need one, two and three varint bytes, and on batches. */
@@ -386,17 +403,8 @@ static void test_publish_layout_matches_pb_encode(void **state)
     for (unsigned mask = 0; mask < 64; mask++) {
         for (size_t b = 0; b < sizeof body_lens / sizeof body_lens[0]; b++) {
             struct command c;
-            memset(&c, 0, sizeof c);
-            c.pb.which_kind = mom_v1_Command_publish_tag;
-            c.pb.time_ms = (mask & 1) ? 1700000000123u : 0;
-            if (mask & 2)
-                strcpy(c.pb.user, "alice");
-            c.pb.admin = (mask & 4) != 0;
+            publish_from_mask(&c, mask);
             mom_v1_Publish *pub = &c.pb.kind.publish;
-            pub->kind = (mask & 8) ? mom_v1_ResourceKind_TOPIC : mom_v1_ResourceKind_QUEUE;
-            if (mask & 16)
-                strcpy(pub->idempotency_key, "key-1");
-            pub->batch = (mask & 32) != 0;
             memset(pub->name, 'n', 128); /* longest name */
             pub->name[128] = '\0';
             c.item_count = b % 4;
@@ -478,17 +486,8 @@ static void test_publish_fast_decode_matches_generic(void **state)
     unsigned checked = 0;
     for (unsigned mask = 0; mask < 128; mask++) {
         struct command c;
-        memset(&c, 0, sizeof c);
-        c.pb.which_kind = mom_v1_Command_publish_tag;
-        c.pb.time_ms = (mask & 1) ? 1700000000123u : 0;
-        if (mask & 2)
-            strcpy(c.pb.user, "alice");
-        c.pb.admin = (mask & 4) != 0;
+        publish_from_mask(&c, mask);
         mom_v1_Publish *pub = &c.pb.kind.publish;
-        pub->kind = (mask & 8) ? mom_v1_ResourceKind_TOPIC : mom_v1_ResourceKind_QUEUE;
-        if (mask & 16)
-            strcpy(pub->idempotency_key, "key-1");
-        pub->batch = (mask & 32) != 0;
         if (mask & 64)
             strcpy(pub->name, "orders");
         c.item_count = mask % 4;
